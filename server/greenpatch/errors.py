@@ -1,0 +1,64 @@
+"""One exception hierarchy. Every message says what happened and what to do; the CLI prints it as one line."""
+
+from __future__ import annotations
+
+
+class GreenpatchError(Exception):
+    """Base of all errors greenpatch reports to a user (CLI: one line + non-zero exit; LSP: error or log)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(GreenpatchError):
+    """The user asked for something that cannot work (bad path, bad option)."""
+
+
+class ConfigError(GreenpatchError):
+    """A setting has a value greenpatch cannot use."""
+
+
+class ModelError(GreenpatchError):
+    """A model is missing, unknown, corrupt or could not be downloaded."""
+
+
+class ModelNotInstalled(ModelError):
+    pass
+
+
+class ModelDownloadError(ModelError):
+    pass
+
+
+class ChecksumMismatch(ModelDownloadError):
+    pass
+
+
+class EngineUnavailable(GreenpatchError):
+    """The inference engine cannot run (llama-cpp-python missing, remote server down, ...)."""
+
+
+class Cancelled(GreenpatchError):
+    """Work was cancelled (superseded by a newer edit, or the client cancelled the request)."""
+
+    def __init__(self, message: str = "cancelled") -> None:
+        super().__init__(message)
+
+
+class VerifyError(GreenpatchError):
+    """Tests could not be run at all (no interpreter, pytest missing, sandbox failure)."""
+
+
+class UntrustedWorkspace(VerifyError):
+    def __init__(self) -> None:
+        super().__init__(
+            "this workspace is not trusted, so greenpatch runs none of its code (no tests, no repair)",
+            "trust the workspace in your editor to enable verification",
+        )

@@ -1,0 +1,44 @@
+"""Data passed between verification, repair and the protocol layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Frame:
+    path: str  # workspace-relative POSIX path (sandbox paths are mapped back)
+    line: int  # 1-based
+    function: str
+
+
+@dataclass
+class TestResult:
+    nodeid: str
+    outcome: str  # "passed" | "failed" | "error" | "skipped"
+    duration: float = 0.0
+    message: str = ""  # short failure message ("AssertionError: assert 3 == 4")
+    frames: list[Frame] = field(default_factory=list)  # innermost last
+
+
+@dataclass
+class TestRun:
+    results: list[TestResult] = field(default_factory=list)
+    level: str = "all"  # selection level: "coverage" | "test-file" | "imports" | "all" | "given"
+    selected: list[str] = field(default_factory=list)  # node ids or files asked for
+    seconds: float = 0.0
+    timed_out: bool = False
+    error: str = ""  # collection error / crash / interpreter problem, empty when the run itself worked
+    cached: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return not self.error and not self.timed_out and all(r.outcome in ("passed", "skipped") for r in self.results)
+
+    @property
+    def failed(self) -> list[TestResult]:
+        return [r for r in self.results if r.outcome in ("failed", "error")]
+
+
+# A candidate edit: workspace-relative POSIX path -> full new file content.
+Changes = dict[str, str]
