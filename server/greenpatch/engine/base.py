@@ -7,22 +7,12 @@ its own thread so nothing slow runs on the LSP event loop. Cancellation is coope
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from greenpatch.cancel import CancelToken
 
-class CancelToken:
-    """A flag set by whoever no longer wants the result; checked by engines after every token."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
+__all__ = ["CancelToken", "ChatMessage", "Engine", "FimFormat", "Generation"]
 
 
 @dataclass
