@@ -1,1 +1,1 @@
-"""bench."""
+"""Benchmarks behind `greenpatch bench`: each module has run(args) -> dict with a "summary"."""

@@ -1,0 +1,79 @@
+"""textDocument/inlineCompletion (LSP 3.18): thin handler over completion.CompletionService."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from greenpatch.cancel import CancelToken
+from greenpatch.errors import GreenpatchError
+from greenpatch.protocol.engines import drop_engines, engine_worker
+from greenpatch.workspace.documents import Document, utf16_to_str_col
+
+if TYPE_CHECKING:
+    from greenpatch.app import GreenpatchServer
+
+
+def _service(ls: GreenpatchServer) -> Any:
+    service = ls.services.get("completion")
+    if service is None:
+        from greenpatch.completion.service import CompletionService
+
+        service = CompletionService(engine_worker(ls, ls.settings.model.completion), ls.settings.completions, ls.index)
+        ls.services["completion"] = service
+    return service
+
+
+def on_changed(ls: GreenpatchServer, document: Document) -> None:
+    service = ls.services.get("completion")
+    if service is not None:
+        service.notify_change(document.uri, document.version)
+
+
+def on_settings(ls: GreenpatchServer) -> None:
+    service = ls.services.get("completion")
+    if service is not None and f"engine:{ls.settings.model.completion}" not in ls.services:
+        ls.services.pop("completion").close()  # model changed: rebuild on next request
+    elif service is not None:
+        service.update_settings(ls.settings.completions)
+    drop_engines(ls, {ls.settings.model.completion, ls.settings.model.repair})
+
+
+def register(server: GreenpatchServer) -> None:
+    server.settings_hooks.append(on_settings)
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(
+        ls: GreenpatchServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList | None:
+        document = ls.documents.get(params.text_document.uri)
+        if document is None or not ls.settings.completions.enabled:
+            return None
+        version = document.version
+        position = params.position
+        lines = document.lines
+        line_text = lines[position.line] if position.line < len(lines) else ""
+        col = utf16_to_str_col(line_text, position.character)
+        cancel = CancelToken()
+        try:
+            suggestion = await _service(ls).complete(
+                document.uri, document.path, document.text, version, position.line, col, cancel
+            )
+        except asyncio.CancelledError:
+            cancel.cancel()
+            raise
+        except GreenpatchError as exc:
+            ls.status("noModel" if "install" in str(exc) else "error", str(exc))
+            ls.say_once(f"completion:{type(exc).__name__}", f"inline completions are off: {exc}")
+            return None
+        if suggestion is None or not suggestion.shown or not suggestion.text or document.version != version:
+            return types.InlineCompletionList(items=[])
+        return types.InlineCompletionList(
+            items=[
+                types.InlineCompletionItem(
+                    insert_text=suggestion.text, range=types.Range(start=position, end=position)
+                )
+            ]
+        )

@@ -1,0 +1,39 @@
+"""One engine worker per model name, shared by completion and repair; built on first use."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+if TYPE_CHECKING:
+    from greenpatch.app import GreenpatchServer
+
+
+def engine_worker(ls: GreenpatchServer, model: str) -> Any:
+    """The EngineWorker for `model` (a manifest name, "fake", or a .gguf path). Loading happens on the worker
+    thread at the first request; failures reach the caller as GreenpatchErrors."""
+    key = f"engine:{model}"
+    worker = ls.services.get(key)
+    if worker is not None:
+        return worker
+    from greenpatch.engine import load_engine
+    from greenpatch.engine.worker import EngineWorker
+
+    settings = ls.settings
+
+    def on_status(state: str, message: str) -> None:
+        ls.notify_threadsafe(ls.status, state, message)
+        if state == "error":
+            ls.notify_threadsafe(ls.say_once, f"engine:{model}:{message}", message, types.MessageType.Error)
+
+    worker = EngineWorker(lambda: load_engine(model, settings), on_status=on_status)
+    ls.services[key] = worker
+    return worker
+
+
+def drop_engines(ls: GreenpatchServer, keep: set[str]) -> None:
+    """Close workers for models no longer configured (after a settings change)."""
+    for key in [k for k in ls.services if k.startswith("engine:") and k[len("engine:"):] not in keep]:
+        worker = ls.services.pop(key)
+        worker.close()
