@@ -35,6 +35,7 @@ class GreenpatchServer(LanguageServer):
         self.documents: dict[str, Document] = {}
         self.index: WorkspaceIndex | None = None
         self.watcher: WorkspaceWatcher | None = None
+        self.index_ready: asyncio.Future[Any] | None = None  # the first full scan
         self.diagnostics: dict[str, dict[str, list[types.Diagnostic]]] = {}  # uri -> source kind -> diagnostics
         self.debounce: dict[str, asyncio.Task[None]] = {}
         self.services: dict[str, Any] = {}  # lazily built: completion, engine workers, verifier, repairs

@@ -35,12 +35,15 @@ def register(server: GreenpatchServer) -> None:
         root = _root(params)
         if root is not None and root.is_dir():
             ls.open_workspace(root.resolve())
+            index = ls.index
+            assert index is not None
+            ls.index_ready = asyncio.ensure_future(asyncio.to_thread(index.scan))
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: GreenpatchServer, params: types.InitializedParams) -> None:
         ls.status("starting", "indexing workspace")
-        if ls.index is not None:
-            stats = await asyncio.to_thread(ls.index.scan)
+        if ls.index_ready is not None:
+            stats = await asyncio.shield(ls.index_ready)
             ls.log(f"indexed {stats.files} files, {stats.symbols} symbols in {stats.seconds:.2f} s")
         ls.status("ready", "syntax features ready")
         if not ls.settings.trusted:

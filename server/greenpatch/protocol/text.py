@@ -111,9 +111,13 @@ def register(server: GreenpatchServer) -> None:
         return lsp_document_symbols(lines, syntax.definitions(document.tree))
 
     @server.feature(types.WORKSPACE_SYMBOL)
-    def workspace_symbol(ls: GreenpatchServer, params: types.WorkspaceSymbolParams) -> list[types.WorkspaceSymbol]:
+    async def workspace_symbol(
+        ls: GreenpatchServer, params: types.WorkspaceSymbolParams
+    ) -> list[types.WorkspaceSymbol]:
         if ls.index is None:
             return []
+        if ls.index_ready is not None:
+            await asyncio.shield(ls.index_ready)  # answer from the whole workspace, not a half-built index
         found = []
         for symbol in ls.index.search(params.query):
             entry = ls.index.entry(symbol.path)
