@@ -1,0 +1,102 @@
+"""A deterministic engine for tests (e2e, the VS Code extension's tests): no model, instant, predictable.
+
+Infill continues the current line from a small table of rules keyed on the text before the cursor, so a test
+can type and see a stable suggestion; every call is recorded so tests can assert a cache hit made no call.
+Settings: `model.completion = "fake"`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+from greenpatch.engine.base import CancelToken, ChatMessage, FimFormat, Generation
+
+FAKE_FIM = FimFormat("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|repo_name|>", "<|file_sep|>")
+
+# (pattern on the current line before the cursor, completion of the rest of that line)
+_RULES: list[tuple[str, str]] = [
+    (r"def (\w+)\(self\)$", ":\n        return self._value"),
+    (r"^\s*return a \+$", " b"),
+    (r"^\s*return$", " result"),
+    (r"^\s*def add\($", "a, b):"),
+    (r"^\s*import$", " os"),
+    (r"^\s*for$", " item in items:"),
+    (r"^\s*print\($", '"hello")'),
+]
+
+
+class FakeEngine:
+    name = "fake"
+    fim: FimFormat | None = FAKE_FIM
+
+    def __init__(self, *, delay: float = 0.0, per_token: float = 0.0, text: str | None = None) -> None:
+        self.delay = delay
+        self.per_token = per_token
+        self.text = text  # when set, every infill answers this
+        self.calls: list[dict[str, object]] = []
+        self._lock = threading.Lock()
+
+    def _answer(self, prefix: str) -> str:
+        if self.text is not None:
+            return self.text
+        line = prefix.rsplit("\n", 1)[-1]
+        for pattern, completion in _RULES:
+            if re.search(pattern, line):
+                return completion
+        return ""
+
+    def infill(
+        self,
+        prefix: str,
+        suffix: str,
+        *,
+        context: str = "",
+        max_tokens: int = 64,
+        stop: list[str] | None = None,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Generation:
+        with self._lock:
+            self.calls.append({"prefix": prefix, "suffix": suffix, "context": context, "stop": stop,
+                               "max_tokens": max_tokens})
+        started = time.perf_counter()
+        if self.delay and cancel is not None and cancel.wait(self.delay):
+            return Generation("", [], "cancelled", seconds=time.perf_counter() - started)
+        text = self._answer(prefix)
+        tokens = re.findall(r"\s*\S+|\s+", text)[:max_tokens]
+        out = ""
+        for token in tokens:
+            if cancel is not None and cancel.is_set():
+                return Generation(out, [-0.05] * len(out.split()), "cancelled", seconds=time.perf_counter() - started)
+            if self.per_token:
+                time.sleep(self.per_token)
+            out += token
+        reason = "eos"
+        for s in stop or []:
+            if s and s in out:
+                out = out[: out.index(s)]
+                reason = "stop"
+        logprobs = [-0.05] * max(1, len(tokens)) if out else []
+        return Generation(out, logprobs, reason, len(prefix) // 4, 0, time.perf_counter() - started)
+
+    def chat(
+        self,
+        messages: list[ChatMessage],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.2,
+        seed: int | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Generation:
+        with self._lock:
+            self.calls.append({"messages": messages})
+        return Generation(self.text or "", [-0.1], "eos")
+
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text) // 4) if text else 0
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,404 @@
+"""The in-process llama.cpp engine: the only module that imports llama_cpp.
+
+The `Llama` object is used to load the model, tokenize and hold the context; decoding, KV-cache management,
+sampling and stopping are done here through the low-level API, because the engine needs what `Llama.generate`
+does not give: a cancel check after every token, per-token log-probabilities of the raw distribution, and
+llama.cpp-style chunk reuse of the KV cache (see `kvplan`). Not thread-safe: `EngineWorker` owns it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from greenpatch.engine.base import CancelToken, ChatMessage, FimFormat, Generation
+from greenpatch.engine.kvplan import MODES, ReusePlan, kv_operations, plan_reuse
+from greenpatch.errors import EngineUnavailable, ModelError
+
+try:
+    import llama_cpp
+except ImportError as exc:  # pragma: no cover - exercised when the [llm] extra is missing
+    raise EngineUnavailable(
+        f"llama-cpp-python is not installed ({exc})", "install it with `pip install 'greenpatch[llm]'`"
+    ) from None
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CTX = 4096
+
+
+class LlamaEngine:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        name: str = "",
+        fim: FimFormat | None = None,
+        threads: int = 0,
+        n_ctx: int = DEFAULT_CTX,
+        reuse: str = "chunk",
+        min_chunk: int = 12,
+    ) -> None:
+        if reuse not in MODES:
+            raise ValueError(f"reuse must be one of {MODES}")
+        self.name = name or path.stem
+        self.path = path
+        self.threads = threads or os.cpu_count() or 2
+        self.reuse = reuse
+        self.min_chunk = min_chunk
+        started = time.perf_counter()
+        try:
+            with _no_amx_repack():
+                self._llm = llama_cpp.Llama(
+                    model_path=str(path), n_ctx=n_ctx, n_batch=512, n_ubatch=512, n_threads=self.threads,
+                    n_threads_batch=self.threads, logits_all=False, verbose=False,
+                )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(f"cannot load model {path}: {exc}", "is it a valid GGUF file? reinstall it") from None
+        self.load_seconds = time.perf_counter() - started
+        self._ctx = self._llm.ctx
+        self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        self._piece_buf = ctypes.create_string_buffer(64)
+        self._mem = llama_cpp.llama_get_memory(self._ctx)
+        self.n_ctx = self._llm.n_ctx()
+        self.n_vocab = self._llm.n_vocab()
+        self._n_batch = 512
+        self._batch = self._llm._batch.batch  # allocated by Llama for n_batch tokens, one sequence
+        self._can_shift = bool(llama_cpp.llama_memory_can_shift(self._mem))
+        self._cached: list[int] = []  # tokens whose KV entries sit at positions 0..len-1
+        self.fim = fim if fim is not None else self._fim_from_vocab()
+        self._special = self._special_tokens()
+        self._stop_ids = {t for t in self._special.values() if llama_cpp.llama_vocab_is_eog(self._vocab, t)}
+        if self.fim:
+            self._stop_ids |= {self._special[s] for s in (self.fim.prefix, self.fim.suffix, self.fim.middle)}
+            self._stop_ids |= {self._special[s] for s in (self.fim.repo_name, self.fim.file_sep) if s in self._special}
+        self._add_bos = bool(self._llm._model.add_bos_token())
+        self._bos = self._llm.token_bos()
+        self._chat_formatter: object | None = None
+
+    # --- tokens ---------------------------------------------------------------------------------------------
+
+    def _fim_from_vocab(self) -> FimFormat | None:
+        ids = [llama_cpp.llama_vocab_fim_pre(self._vocab), llama_cpp.llama_vocab_fim_suf(self._vocab),
+               llama_cpp.llama_vocab_fim_mid(self._vocab)]
+        if any(i < 0 for i in ids):
+            return None
+        pre, suf, mid = (self._piece(i, special=True) for i in ids)
+        rep, sep = llama_cpp.llama_vocab_fim_rep(self._vocab), llama_cpp.llama_vocab_fim_sep(self._vocab)
+        return FimFormat(pre, suf, mid, self._piece(rep, special=True) if rep >= 0 else None,
+                         self._piece(sep, special=True) if sep >= 0 else None)
+
+    def _special_tokens(self) -> dict[str, int]:
+        """Special token strings this engine places into prompts, each mapped to its single id."""
+        names = ["<|endoftext|>", "<|im_end|>", "<|fim_pad|>"]
+        if self.fim:
+            names += [s for s in (self.fim.prefix, self.fim.suffix, self.fim.middle, self.fim.repo_name,
+                                  self.fim.file_sep) if s]
+        found: dict[str, int] = {}
+        for text in names:
+            ids = self._llm.tokenize(text.encode(), add_bos=False, special=True)
+            if len(ids) == 1 and self._piece(ids[0], special=False) == "":
+                found[text] = ids[0]
+        eos = self._llm.token_eos()
+        if eos >= 0:
+            found.setdefault(self._piece(eos, special=True), eos)
+        if self.fim:
+            missing = [s for s in (self.fim.prefix, self.fim.suffix, self.fim.middle) if s not in found]
+            if missing:
+                raise ModelError(f"model {self.name} lacks its FIM tokens {missing}", "check the manifest entry")
+        return found
+
+    def _piece_bytes(self, token: int, special: bool = False) -> bytes:
+        size = len(self._piece_buf)
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, self._piece_buf, size, 0, special)
+        if n < 0:  # longer than the buffer: grow it once and retry
+            self._piece_buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, self._piece_buf, -n, 0, special)
+        return self._piece_buf.raw[: max(n, 0)]
+
+    def _piece(self, token: int, special: bool = False) -> str:
+        return self._piece_bytes(token, special).decode("utf-8", errors="replace")
+
+    def tokenize(self, text: str) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False) if text else []
+
+    def _tokenize_marked(self, text: str) -> list[int]:
+        """Tokenize text in which only this engine's own special-token strings count as special."""
+        tokens: list[int] = []
+        rest = text
+        while rest:
+            hits = [(rest.find(s), s) for s in self._special if s in rest]
+            if not hits:
+                tokens += self.tokenize(rest)
+                break
+            at, special = min(hits)
+            tokens += self.tokenize(rest[:at])
+            tokens.append(self._special[special])
+            rest = rest[at + len(special) :]
+        return tokens
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def _bos_tokens(self) -> list[int]:
+        return [self._bos] if self._add_bos and self._bos >= 0 else []
+
+    # --- prompts --------------------------------------------------------------------------------------------
+
+    def infill_tokens(self, prefix: str, suffix: str, context: str = "", max_tokens: int = 64) -> list[int]:
+        budget = self.n_ctx - max_tokens - 8
+        pre = self.tokenize(prefix)
+        ctx = self._tokenize_marked(context)
+        if self.fim is None:
+            # No FIM tokens (the tiny test model): complete the prefix and ignore the suffix.
+            if len(ctx) + len(pre) > budget:
+                ctx = []
+            pre = pre[-budget:]
+            return self._bos_tokens() + ctx + pre
+        suf = self.tokenize(suffix)
+        s = self._special
+        fixed = 3 + len(self._bos_tokens())
+        if fixed + len(ctx) + len(pre) + len(suf) > budget:
+            ctx = []
+        room = budget - fixed
+        if len(pre) + len(suf) > room:
+            suf = suf[: max(room // 4, room - len(pre))]
+            pre = pre[-(room - len(suf)) :]
+        return (self._bos_tokens() + ctx + [s[self.fim.prefix]] + pre + [s[self.fim.suffix]] + suf
+                + [s[self.fim.middle]])
+
+    def chat_tokens(self, messages: list[ChatMessage], max_tokens: int = 512) -> tuple[list[int], list[str]]:
+        if self._chat_formatter is None:
+            template = self._llm.metadata.get("tokenizer.chat_template")
+            if not template:
+                raise ModelError(f"model {self.name} has no chat template", "use a chat model for repair")
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            eos, bos = self._llm.token_eos(), self._llm.token_bos()
+            self._chat_formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=self._piece(eos, special=True) if eos >= 0 else "",
+                bos_token=self._piece(bos, special=True) if bos >= 0 else "",
+                add_generation_prompt=True,
+            )
+        formatted = self._chat_formatter(messages=[{"role": m.role, "content": m.content} for m in messages])  # type: ignore[operator]
+        tokens = self._llm.tokenize(formatted.prompt.encode("utf-8"), add_bos=False, special=True)
+        if self._add_bos and self._bos >= 0 and (not tokens or tokens[0] != self._bos):
+            tokens.insert(0, self._bos)
+        stop = formatted.stop if isinstance(formatted.stop, list) else ([formatted.stop] if formatted.stop else [])
+        budget = self.n_ctx - max_tokens - 8
+        if len(tokens) > budget:
+            tokens = tokens[:8] + tokens[-(budget - 8) :]
+        return tokens, [s for s in stop if s]
+
+    # --- decoding -------------------------------------------------------------------------------------------
+
+    def _decode(self, tokens: Sequence[int], positions: Sequence[int]) -> None:
+        """Decode tokens at explicit positions; logits are kept only for the last one."""
+        for start in range(0, len(tokens), self._n_batch):
+            part = range(start, min(start + self._n_batch, len(tokens)))
+            batch = self._batch
+            batch.n_tokens = len(part)
+            for j, i in enumerate(part):
+                batch.token[j] = tokens[i]
+                batch.pos[j] = positions[i]
+                batch.n_seq_id[j] = 1
+                batch.seq_id[j][0] = 0
+                batch.logits[j] = i == len(tokens) - 1
+            rc = llama_cpp.llama_decode(self._ctx, batch)
+            if rc != 0:
+                self._clear()
+                raise ModelError(f"llama_decode failed ({rc})", "the prompt may not fit the context window")
+
+    def _clear(self) -> None:
+        llama_cpp.llama_memory_clear(self._mem, True)
+        self._cached = []
+
+    def _logits(self) -> np.ndarray:
+        ptr = llama_cpp.llama_get_logits_ith(self._ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float32, copy=True)
+
+    def _prepare(self, prompt: list[int], mode: str) -> ReusePlan:
+        if mode == "chunk" and not self._can_shift:
+            mode = "prefix"
+        plan = plan_reuse(self._cached, prompt, mode, self.min_chunk)
+        if mode == "none" or plan.keep == 0 and not plan.chunks:
+            self._clear()
+            plan = ReusePlan(0, [], list(range(len(prompt))))
+        else:
+            for op, p0, p1, delta in kv_operations(plan, len(self._cached)):
+                if op == "rm":
+                    if not llama_cpp.llama_memory_seq_rm(self._mem, 0, p0, p1):
+                        self._clear()
+                        plan = ReusePlan(0, [], list(range(len(prompt))))
+                        break
+                else:
+                    llama_cpp.llama_memory_seq_add(self._mem, 0, p0, p1, delta)
+        try:
+            self._decode([prompt[i] for i in plan.evaluate], plan.evaluate)
+        except BaseException:
+            self._clear()
+            raise
+        self._cached = list(prompt)
+        return plan
+
+    def _generate(
+        self,
+        prompt: list[int],
+        *,
+        max_tokens: int,
+        stop: list[str] | None,
+        temperature: float,
+        seed: int | None,
+        cancel: CancelToken | None,
+        mode: str | None = None,
+    ) -> Generation:
+        started = time.perf_counter()
+        if cancel is not None and cancel.is_set():
+            return Generation("", [], "cancelled", len(prompt), 0, 0.0)
+        plan = self._prepare(prompt, mode or self.reuse)
+        rng = np.random.default_rng(seed)
+        stops = [s for s in (stop or []) if s]
+        out = bytearray()
+        token_ends: list[int] = []  # byte length of `out` after each generated token
+        logprobs: list[float] = []
+        reason = "length"
+        text = ""
+        cut: int | None = None
+        for step in range(max_tokens):
+            if cancel is not None and cancel.is_set():
+                reason = "cancelled"
+                break
+            logits = self._logits()
+            token = self._sample(logits, temperature, rng)
+            top = float(logits.max())
+            logprob = float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+            if token in self._stop_ids or llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                reason = "eos"
+                break
+            out += self._piece_bytes(token)
+            token_ends.append(len(out))
+            logprobs.append(logprob)
+            text = out.decode("utf-8", errors="ignore")
+            cut = _find_stop(text, stops)
+            if cut is not None:
+                reason = "stop"
+                break
+            if step == max_tokens - 1:
+                break
+            self._decode([token], [len(self._cached)])
+            self._cached.append(token)
+        text = out.decode("utf-8", errors="ignore")
+        if cut is not None:
+            kept_bytes = len(text[:cut].encode("utf-8"))
+            # A token counts when some of its text is kept (the one carrying the stop may carry text too).
+            n = sum(1 for i, end in enumerate(token_ends) if (token_ends[i - 1] if i else 0) < kept_bytes)
+            logprobs = logprobs[: max(n, 0)]
+            text = text[:cut]
+        return Generation(text, logprobs, reason, len(prompt), plan.reused, time.perf_counter() - started)
+
+    @staticmethod
+    def _sample(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
+        if temperature <= 0:
+            return int(logits.argmax())
+        top_k = 40
+        idx = np.argpartition(logits, -top_k)[-top_k:]
+        scaled = logits[idx] / temperature
+        probs = np.exp(scaled - scaled.max())
+        probs /= probs.sum()
+        order = np.argsort(-probs)
+        keep = order[: int(np.searchsorted(np.cumsum(probs[order]), 0.95)) + 1]
+        p = probs[keep] / probs[keep].sum()
+        return int(idx[keep][rng.choice(len(keep), p=p)])
+
+    # --- Engine protocol ------------------------------------------------------------------------------------
+
+    def infill(
+        self,
+        prefix: str,
+        suffix: str,
+        *,
+        context: str = "",
+        max_tokens: int = 64,
+        stop: list[str] | None = None,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        cancel: CancelToken | None = None,
+        reuse: str | None = None,
+    ) -> Generation:
+        prompt = self.infill_tokens(prefix, suffix, context, max_tokens)
+        return self._generate(prompt, max_tokens=max_tokens, stop=stop, temperature=temperature, seed=seed,
+                              cancel=cancel, mode=reuse)
+
+    def complete(self, prompt: str, *, max_tokens: int = 64, stop: list[str] | None = None,
+                 temperature: float = 0.0, seed: int | None = None, cancel: CancelToken | None = None) -> Generation:
+        """Plain continuation of `prompt` (in which this engine's special-token strings count as special)."""
+        tokens = self._bos_tokens() + self._tokenize_marked(prompt)
+        tokens = tokens[-(self.n_ctx - max_tokens - 8) :]
+        return self._generate(tokens, max_tokens=max_tokens, stop=stop, temperature=temperature, seed=seed,
+                              cancel=cancel)
+
+    def chat(
+        self,
+        messages: list[ChatMessage],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.2,
+        seed: int | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Generation:
+        tokens, stop = self.chat_tokens(messages, max_tokens)
+        return self._generate(tokens, max_tokens=max_tokens, stop=stop, temperature=temperature, seed=seed,
+                              cancel=cancel, mode="prefix")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._llm.close()
+        self._cached = []
+
+
+def amx_build() -> bool:
+    info = llama_cpp.llama_print_system_info()
+    return b"AMX_INT8 = 1" in (info if isinstance(info, bytes) else str(info).encode())
+
+
+@contextlib.contextmanager
+def _no_amx_repack() -> Iterator[None]:
+    """Load weights without llama.cpp's "extra buffer types" when the build uses AMX.
+
+    A llama.cpp built with GGML_NATIVE on an AMX CPU routes matmuls through AMX tiles, which segfault in VMs
+    that do not grant tile state (seen on this project's CI machines). Plain buffers avoid the AMX path (and the
+    weight repacking). GREENPATCH_EXTRA_BUFTS=1 keeps them.
+    """
+    if os.environ.get("GREENPATCH_EXTRA_BUFTS") == "1" or not amx_build():
+        yield
+        return
+    import llama_cpp.llama as llama_module
+
+    original = llama_module.llama_cpp.llama_model_default_params
+
+    def params() -> object:
+        p = original()
+        p.use_extra_bufts = False
+        return p
+
+    llama_module.llama_cpp.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        llama_module.llama_cpp.llama_model_default_params = original
+
+
+def _find_stop(text: str, stops: list[str]) -> int | None:
+    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return min(hits) if hits else None
+
+
+__all__ = ["LlamaEngine"]
