@@ -1,0 +1,108 @@
+"""`greenpatch doctor`: what works, what is missing, and for each missing piece what to do."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+def _module(name: str, package: str, required: bool = True, fix: str = "") -> Check:
+    try:
+        module = importlib.import_module(name)
+    except Exception as exc:  # broken installs raise more than ImportError
+        return Check(package, False, f"cannot import {name}: {exc}", fix or f"pip install {package}", required)
+    version = getattr(module, "__version__", "")
+    if not version:
+        try:
+            from importlib.metadata import version as dist_version
+
+            version = dist_version(package)
+        except Exception:
+            version = "installed"
+    return Check(package, True, str(version), required=required)
+
+
+def _grammar() -> Check:
+    try:
+        from greenpatch.workspace import syntax
+
+        syntax.query("tags")
+        ok = syntax.error_count("def f(x):\n    return x\n") == 0
+    except Exception as exc:
+        return Check("tree-sitter python", False, str(exc), "reinstall greenpatch (grammars/python/tags.scm)")
+    return Check("tree-sitter python", ok, "grammar and tags.scm query load")
+
+
+def _models() -> list[Check]:
+    try:
+        from greenpatch.engine import models
+    except Exception as exc:
+        return [Check("models", False, f"model manager unavailable: {exc}", required=False)]
+    checks = []
+    for name in ("default", "fast", "tiny"):
+        status = models.model_status(name)
+        installed = "not installed" not in status and "missing" not in status
+        checks.append(
+            Check(f"model {name}", installed, status, "" if installed else f"greenpatch model install {name}",
+                  required=False)
+        )
+    return checks
+
+
+def _workspace_pytest(path: Path) -> Check:
+    try:
+        from greenpatch.verify import resolve_python
+
+        python = resolve_python(path)
+    except Exception as exc:
+        return Check("workspace interpreter", False, str(exc), "set greenpatch.python to your project's interpreter")
+    try:
+        out = subprocess.run(
+            [python, "-c", "import pytest; print(pytest.__version__)"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("pytest in workspace", False, f"{python}: {exc}", "set greenpatch.python to a working interpreter")
+    if out.returncode != 0:
+        return Check("pytest in workspace", False, f"{python} has no pytest", f"{python} -m pip install pytest")
+    return Check("pytest in workspace", True, f"pytest {out.stdout.strip()} in {python}")
+
+
+def run_doctor(path: Path, *, as_json: bool) -> int:
+    checks = [
+        Check("python", sys.version_info >= (3, 10), sys.version.split()[0], "use Python 3.10 or newer"),
+        _module("pygls", "pygls"),
+        _module("lsprotocol", "lsprotocol"),
+        _module("tree_sitter", "tree-sitter"),
+        _module("tree_sitter_python", "tree-sitter-python"),
+        _module("watchdog", "watchdog"),
+        _module("coverage", "coverage"),
+        _module("llama_cpp", "llama-cpp-python", required=False,
+                fix="pip install 'greenpatch[llm]' (builds llama.cpp, ~6 min) for completions and model repairs"),
+        _grammar(),
+        *_models(),
+        _workspace_pytest(path),
+    ]
+    if as_json:
+        json.dump([asdict(c) for c in checks], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for check in checks:
+            mark = "ok  " if check.ok else ("FAIL" if check.required else "warn")
+            line = f"{mark} {check.name}: {check.detail}"
+            if not check.ok and check.fix:
+                line += f" -> {check.fix}"
+            print(line)
+    return 0 if all(c.ok or not c.required for c in checks) else 1
