@@ -58,6 +58,9 @@ class EngineSettings:
     model: str = ""
     api_key_env: str = ""
     timeout: float = 30.0
+    # Ask the server for token log-probabilities (the confidence gate and ranking use them). llama-cpp-python's
+    # server computes them in Python, slowly; turn off there to trade the gate for speed.
+    logprobs: bool = True
 
 
 @dataclass

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["EngineStatus", "FallbackEngine", "make_engine"]
 
+
 @dataclass(frozen=True)
 class EngineStatus:
     # "remote": the server answers. "fallback": it does not; the local model answers. "down": neither can.
@@ -91,8 +92,14 @@ class FallbackEngine:
     ) -> Generation:
         return self._run(
             lambda e: e.infill(
-                prefix, suffix, context=context, max_tokens=max_tokens, stop=stop, temperature=temperature,
-                seed=seed, cancel=cancel,
+                prefix,
+                suffix,
+                context=context,
+                max_tokens=max_tokens,
+                stop=stop,
+                temperature=temperature,
+                seed=seed,
+                cancel=cancel,
             ),
             cancel,
         )
@@ -107,7 +114,9 @@ class FallbackEngine:
         cancel: CancelToken | None = None,
     ) -> Generation:
         return self._run(
-            lambda e: e.chat(messages, max_tokens=max_tokens, temperature=temperature, seed=seed, cancel=cancel),
+            lambda e: e.chat(
+                messages, max_tokens=max_tokens, temperature=temperature, seed=seed, cancel=cancel
+            ),
             cancel,
         )
 
@@ -171,12 +180,16 @@ class FallbackEngine:
             self._fallback_error = ""  # a model installed since the last outage gets its chance
         local = self._local()
         if local is not None:
-            status = EngineStatus("fallback", f"{exc}; using the local model ({local.name}) until the server is back")
+            status = EngineStatus(
+                "fallback", f"{exc}; using the local model ({local.name}) until the server is back"
+            )
         else:
             why = f" ({self._fallback_error})" if self._fallback_error else ""
             status = EngineStatus("down", f"{exc}; no local model to fall back to{why}")
         self._report(status)
-        self._prober = threading.Thread(target=self._probe_until_back, name="greenpatch-remote-probe", daemon=True)
+        self._prober = threading.Thread(
+            target=self._probe_until_back, name="greenpatch-remote-probe", daemon=True
+        )
         self._prober.start()
 
     def _probe_until_back(self) -> None:

@@ -48,7 +48,10 @@ __all__ = [
 # FIM tokens of model families commonly served, matched on the lower-cased model name (all parts must occur).
 # Only prefix-suffix-middle formats: the same order the local engine uses.
 KNOWN_FIM: list[tuple[tuple[str, ...], FimFormat]] = [
-    (("qwen", "coder"), FimFormat("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|repo_name|>", "<|file_sep|>")),
+    (
+        ("qwen", "coder"),
+        FimFormat("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|repo_name|>", "<|file_sep|>"),
+    ),
     (("starcoder",), FimFormat("<fim_prefix>", "<fim_suffix>", "<fim_middle>", "<reponame>", "<file_sep>")),
     (("deepseek", "coder"), FimFormat("<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>")),
 ]
@@ -112,11 +115,11 @@ class _Target:
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
-                f"engine.url {url!r} is not an http(s) URL", "use the server's base URL, e.g. http://host:8080"
+                f"engine.url {url!r} is not an http(s) URL",
+                "use the server's base URL, e.g. http://host:8080",
             )
         path = parts.path.rstrip("/")
-        if path.endswith("/v1"):
-            path = path[: -len("/v1")]
+        path = path.removesuffix("/v1")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         return cls(parts.scheme, parts.hostname, port, path)
 
@@ -170,7 +173,10 @@ class _Http:
             conn.close()
 
     def _headers(self, streaming: bool) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if streaming else "application/json"}
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if streaming else "application/json",
+        }
         if self.api_key_env:
             key = os.environ.get(self.api_key_env, "")
             if key:
@@ -180,7 +186,13 @@ class _Http:
     # --- requests ------------------------------------------------------------------------------------------
 
     def _open(
-        self, method: str, path: str, body: dict[str, Any] | None, *, streaming: bool, deadline: float,
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        *,
+        streaming: bool,
+        deadline: float,
         cancel: CancelToken | None,
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """Send one request and return its response headers, retrying what is safe to retry."""
@@ -199,7 +211,9 @@ class _Http:
                 resp = conn.getresponse()
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
-                if reused and isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
+                if reused and isinstance(
+                    exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+                ):
                     continue  # the server dropped an idle keep-alive connection; this request never reached it
                 failure: str = _describe(exc)
                 status = None
@@ -215,9 +229,13 @@ class _Http:
                         if self.api_key_env
                         else "the server wants an API key: set engine.apiKeyEnv to the name of a variable holding it"
                     )
-                    raise RemoteAuthError(f"the server at {self.target} rejected the API key (HTTP {resp.status})", hint)
+                    raise RemoteAuthError(
+                        f"the server at {self.target} rejected the API key (HTTP {resp.status})", hint
+                    )
                 if resp.status not in RETRY_STATUS:
-                    raise RemoteError(f"the server at {self.target} answered {failure} to {path}", status=resp.status)
+                    raise RemoteError(
+                        f"the server at {self.target} answered {failure} to {path}", status=resp.status
+                    )
             attempt += 1
             backoff = 0.1 * 2 ** (attempt - 1) * (1 + random.random() / 2)
             if attempt > self.retries or time.monotonic() + backoff >= deadline:
@@ -246,12 +264,16 @@ class _Http:
             raw = resp.read()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise RemoteError(f"the server at {self.target} dropped the connection ({_describe(exc)})") from None
+            raise RemoteError(
+                f"the server at {self.target} dropped the connection ({_describe(exc)})"
+            ) from None
         self._give_back(conn)
         try:
             return json.loads(raw)
         except ValueError:
-            raise RemoteError(f"the server at {self.target} answered {path} with something that is not JSON") from None
+            raise RemoteError(
+                f"the server at {self.target} answered {path} with something that is not JSON"
+            ) from None
 
     @contextmanager
     def stream(
@@ -353,7 +375,9 @@ class _EventStream:
             except (OSError, http.client.HTTPException) as exc:
                 if self.why_stopped:
                     return
-                raise RemoteError(f"the server at {self.server} dropped the connection mid-response ({_describe(exc)})") from None
+                raise RemoteError(
+                    f"the server at {self.server} dropped the connection mid-response ({_describe(exc)})"
+                ) from None
             if self.why_stopped:
                 return
             if not raw:
@@ -375,7 +399,9 @@ class _EventStream:
             try:
                 event = json.loads(payload)
             except ValueError:
-                raise RemoteError(f"the server at {self.server} sent an event that is not JSON: {payload[:80]!r}") from None
+                raise RemoteError(
+                    f"the server at {self.server} sent an event that is not JSON: {payload[:80]!r}"
+                ) from None
             if isinstance(event, dict) and "error" in event and not event.get("choices"):
                 raise RemoteError(f"the server at {self.server} failed mid-response: {_error_text(event)}")
             if isinstance(event, dict):
@@ -448,6 +474,7 @@ class RemoteEngine:
         timeout: float = 30.0,
         fim: FimFormat | None = None,
         retries: int = 2,
+        logprobs: bool = True,
     ) -> None:
         self._http = _Http(url, timeout=timeout, api_key_env=api_key_env, retries=retries)
         self.url = str(self._http.target)
@@ -458,12 +485,19 @@ class RemoteEngine:
         self._served_model: str | None = model or None
         self._infill_endpoint: bool | None = None  # llama.cpp /infill: None until tried
         self._said_no_logprobs: set[str] = set()
-        self._send_logprobs = True
+        self._send_logprobs = logprobs
 
     @classmethod
     def from_settings(cls, settings: EngineSettings | Settings, fim: FimFormat | None = None) -> RemoteEngine:
         engine = settings.engine if isinstance(settings, Settings) else settings
-        return cls(engine.url, model=engine.model, api_key_env=engine.api_key_env, timeout=engine.timeout, fim=fim)
+        return cls(
+            engine.url,
+            model=engine.model,
+            api_key_env=engine.api_key_env,
+            timeout=engine.timeout,
+            fim=fim,
+            logprobs=engine.logprobs,
+        )
 
     # --- the Engine protocol -------------------------------------------------------------------------------
 
@@ -480,7 +514,9 @@ class RemoteEngine:
         cancel: CancelToken | None = None,
     ) -> Generation:
         if self.fim is None and self._infill_endpoint is not False:
-            generation = self._llama_infill(prefix, suffix, context, max_tokens, stop, temperature, seed, cancel)
+            generation = self._llama_infill(
+                prefix, suffix, context, max_tokens, stop, temperature, seed, cancel
+            )
             if generation is not None:
                 return generation
         if self.fim is not None:
@@ -574,16 +610,29 @@ class RemoteEngine:
             if not (self._send_logprobs and exc.status in (400, 422) and "logprob" in str(exc).lower()):
                 raise
             self._send_logprobs = False
-            log.warning("%s does not accept log-probability requests; ranking falls back to tests only", self.url)
+            log.warning(
+                "%s does not accept log-probability requests; ranking falls back to tests only", self.url
+            )
             body.pop("logprobs", None)
             generation = self._read_stream(path, body, stop, cancel, chat=chat)
         generation.seconds = time.monotonic() - start
-        if generation.text and not generation.logprobs and generation.stop_reason != "cancelled":
+        if (
+            self._send_logprobs
+            and generation.text
+            and not generation.logprobs
+            and generation.stop_reason != "cancelled"
+        ):
             self._no_logprobs(path)
         return generation
 
     def _read_stream(
-        self, path: str, body: dict[str, Any], stop: list[str] | None, cancel: CancelToken | None, *, chat: bool
+        self,
+        path: str,
+        body: dict[str, Any],
+        stop: list[str] | None,
+        cancel: CancelToken | None,
+        *,
+        chat: bool,
     ) -> Generation:
         pieces: list[str] = []
         logprobs: list[float] = []
@@ -597,7 +646,11 @@ class RemoteEngine:
                     delta = choice.get("delta") or {}
                     piece = delta.get("content") or ""
                     content = (choice.get("logprobs") or {}).get("content") or []
-                    logprobs.extend(float(t["logprob"]) for t in content if isinstance(t, dict) and t.get("logprob") is not None)
+                    logprobs.extend(
+                        float(t["logprob"])
+                        for t in content
+                        if isinstance(t, dict) and t.get("logprob") is not None
+                    )
                 else:
                     piece = choice.get("text") or ""
                     values = (choice.get("logprobs") or {}).get("token_logprobs") or []
@@ -674,21 +727,33 @@ class RemoteEngine:
                                 if top:
                                     logprobs.append(math.log(float(top)))
                     if event.get("stop"):
-                        finish = "length" if event.get("stop_type") == "limit" or event.get("stopped_limit") else "stop"
+                        finish = (
+                            "length"
+                            if event.get("stop_type") == "limit" or event.get("stopped_limit")
+                            else "stop"
+                        )
                         prompt_tokens = int(event.get("tokens_evaluated") or 0)
                         reused = int(event.get("tokens_cached") or 0)
                 if events.was_cancelled:
-                    return Generation("".join(pieces), logprobs, "cancelled", seconds=time.monotonic() - start)
+                    return Generation(
+                        "".join(pieces), logprobs, "cancelled", seconds=time.monotonic() - start
+                    )
                 if events.why_stopped == "timeout":
                     raise RemoteError(f"the server at {self.url} did not finish within {self.timeout:g} s")
         except RemoteError as exc:
             if self._infill_endpoint is None and exc.status in (400, 404, 405, 422, 500, 501):
                 self._infill_endpoint = False
-                log.info("%s has no usable /infill (%s); %s", self.url, exc.message,
-                         "completions use the prefix only" if self.fim is None else "using FIM tokens")
+                log.info(
+                    "%s has no usable /infill (%s); %s",
+                    self.url,
+                    exc.message,
+                    "completions use the prefix only" if self.fim is None else "using FIM tokens",
+                )
                 return None
             raise
-        generation = Generation("".join(pieces), logprobs, finish, prompt_tokens, reused, time.monotonic() - start)
+        generation = Generation(
+            "".join(pieces), logprobs, finish, prompt_tokens, reused, time.monotonic() - start
+        )
         if generation.text and not logprobs:
             self._no_logprobs("/infill")
         return generation
@@ -698,7 +763,8 @@ class RemoteEngine:
             self._said_no_logprobs.add(path)
             log.warning(
                 "%s returns no log-probabilities on %s; the confidence gate and ranking fall back to tests only",
-                self.url, path,
+                self.url,
+                path,
             )
 
 
@@ -733,26 +799,41 @@ def check_remote(settings: Settings) -> list[tuple[bool, str]]:
         checks.append((True, f"remote engine {engine.url} reachable ({ms:.0f} ms to list models)"))
         wanted = engine_settings.model
         if wanted and wanted not in served:
-            checks.append((False, f"model {wanted!r} is not served there (served: {', '.join(served) or 'none'})"))
+            checks.append(
+                (False, f"model {wanted!r} is not served there (served: {', '.join(served) or 'none'})")
+            )
             return checks
         model = wanted or (served[0] if served else "")
-        checks.append((True, f"model {model!r}" + ("" if wanted else " (the server's first; set engine.model to pick)")))
+        checks.append(
+            (True, f"model {model!r}" + ("" if wanted else " (the server's first; set engine.model to pick)"))
+        )
         engine.fim = engine.fim or fim_for_served_model(model)
-        checks.append((
-            True,
-            "fill-in-the-middle tokens: " + (repr(engine.fim.prefix) if engine.fim else "unknown for this model name "
-                                             "(llama.cpp's /infill is tried, else prefix-only completions)"),
-        ))
+        checks.append(
+            (
+                True,
+                "fill-in-the-middle tokens: "
+                + (
+                    repr(engine.fim.prefix)
+                    if engine.fim
+                    else "unknown for this model name "
+                    "(llama.cpp's /infill is tried, else prefix-only completions)"
+                ),
+            )
+        )
         try:
             generation = engine.infill("def add(a, b):\n    return", "\n", max_tokens=4)
         except GreenpatchError as exc:
             checks.append((False, f"a tiny completion failed: {exc}"))
             return checks
-        checks.append((
-            True,
-            f"a tiny completion took {generation.seconds * 1000:.0f} ms"
-            + ("" if generation.logprobs else " (no log-probabilities: ranking falls back to tests only)"),
-        ))
+        checks.append(
+            (
+                True,
+                f"a tiny completion took {generation.seconds * 1000:.0f} ms"
+                + (
+                    "" if generation.logprobs else " (no log-probabilities: ranking falls back to tests only)"
+                ),
+            )
+        )
         return checks
     finally:
         engine.close()
