@@ -24,12 +24,12 @@ def _is_virtualenv(path: Path) -> bool:
     return (path / "pyvenv.cfg").exists()
 
 
-def _gitignore(directory: Path) -> pathspec.PathSpec | None:
+def _gitignore(directory: Path) -> pathspec.GitIgnoreSpec | None:
     try:
         text = (directory / ".gitignore").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
-    return pathspec.PathSpec.from_lines("gitwildmatch", text.splitlines())
+    return pathspec.GitIgnoreSpec.from_lines(text.splitlines())
 
 
 def is_candidate_file(path: Path) -> bool:
@@ -38,7 +38,7 @@ def is_candidate_file(path: Path) -> bool:
 
 def iter_source_files(root: Path) -> Iterator[Path]:
     """Python files under `root` worth indexing, in a stable order."""
-    specs: list[tuple[Path, pathspec.PathSpec]] = []
+    specs: list[tuple[Path, pathspec.GitIgnoreSpec]] = []
     root_spec = _gitignore(root)
     if root_spec:
         specs.append((root, root_spec))

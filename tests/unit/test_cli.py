@@ -1,0 +1,38 @@
+import subprocess
+import sys
+
+import pytest
+
+from greenpatch.cli import build_parser, main
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("serve", "doctor", "index", "test", "model", "complete", "repair", "bench"):
+        assert command in out
+
+
+def test_a_missing_folder_is_a_one_line_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["index", "/no/such/folder"])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("/no/such/folder: no such directory")
+    assert "Traceback" not in "\n".join(err)
+
+
+def test_index_prints_symbols_and_a_summary(tmp_path):
+    (tmp_path / "m.py").write_text("def hello():\n    pass\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "greenpatch", "index", str(tmp_path)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "function hello" in out
+    assert out.strip().splitlines()[-1].startswith("1 files, 1 symbols, 0 syntax errors")
+
+
+def test_every_subcommand_has_help_text():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert all(action.help for action in sub._choices_actions)
