@@ -46,7 +46,7 @@ def test_wants_block_only_on_an_empty_body():
 
 def test_incremental_edits_give_the_same_tree_as_a_full_parse():
     document = Document("file:///t.py", None, SOURCE, 1)
-    document.apply_change((6, 27), (6, 27), " + 1")
+    document.apply_change((6, 26), (6, 26), " + 1")
     document.apply_change((0, 0), (1, 0), "")
     document.apply_change((2, 0), (2, 0), "# ünïcode 😀 comment\n")
     assert "return helper(item + 1)" in document.text
