@@ -318,6 +318,7 @@ class _EventStream:
         self.deadline = deadline
         self.server = server
         self.finished_cleanly = False
+        self.saw_done = False
         self.why_stopped = ""  # "cancel" | "timeout" once the watcher fired
         self._done = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -383,7 +384,8 @@ class _EventStream:
             if not raw:
                 if data:
                     raise RemoteError(f"the server at {self.server} ended the response mid-event")
-                # The body ended. A clean end without [DONE] (some servers) still leaves the connection reusable.
+                # The body ended without [DONE] (llama.cpp's /infill never sends one): the caller decides from
+                # the last event whether that was the end or a dropped connection.
                 self.finished_cleanly = self.resp.isclosed()
                 return
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
@@ -394,6 +396,7 @@ class _EventStream:
                 continue  # comments (": ping"), "event:" and "id:" lines, stray blank lines
             payload, data = "\n".join(data), []
             if payload.strip() == "[DONE]":
+                self.saw_done = True
                 self._drain()
                 return
             try:
@@ -673,6 +676,8 @@ class RemoteEngine:
                     f"the server at {self.url} did not finish within {self.timeout:g} s",
                     "raise engine.timeout or use a faster model",
                 )
+            if finish is None and not events.saw_done:
+                raise RemoteError(f"the server at {self.url} dropped the connection mid-response")
         text = "".join(pieces)
         cut = _cut_at_stop(text, stop) if stop else None
         if cut is not None:
@@ -709,7 +714,7 @@ class RemoteEngine:
             body["seed"] = seed
         pieces: list[str] = []
         logprobs: list[float] = []
-        finish = "stop"
+        finish = ""
         prompt_tokens = reused = 0
         try:
             with self._http.stream("/infill", body, cancel=cancel) as events:
@@ -740,6 +745,8 @@ class RemoteEngine:
                     )
                 if events.why_stopped == "timeout":
                     raise RemoteError(f"the server at {self.url} did not finish within {self.timeout:g} s")
+                if not finish and not events.saw_done:
+                    raise RemoteError(f"the server at {self.url} dropped the connection mid-response")
         except RemoteError as exc:
             if self._infill_endpoint is None and exc.status in (400, 404, 405, 422, 500, 501):
                 self._infill_endpoint = False
@@ -752,7 +759,7 @@ class RemoteEngine:
                 return None
             raise
         generation = Generation(
-            "".join(pieces), logprobs, finish, prompt_tokens, reused, time.monotonic() - start
+            "".join(pieces), logprobs, finish or "stop", prompt_tokens, reused, time.monotonic() - start
         )
         if generation.text and not logprobs:
             self._no_logprobs("/infill")
