@@ -1,0 +1,91 @@
+"""Post-filters: showing nothing beats showing noise.
+
+A raw completion is trimmed to what the cursor position wants (one line, or a block that stays inside the
+cursor's indentation), cut where it starts repeating the text after the cursor, dropped when it only repeats the
+lines around the cursor or makes the file's parse worse, and finally gated on the model's confidence.
+"""
+
+from __future__ import annotations
+
+from greenpatch.completion.prompt import CompletionRequest
+
+
+def error_count(text: str) -> int | None:
+    try:
+        from greenpatch.workspace.syntax import error_count as count
+    except ImportError:
+        return None
+    return count(text)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def trim_block(text: str, full_prefix: str) -> str:
+    """Keep the lines that belong to the block at the cursor: stop at the first line indented less than it."""
+    current = full_prefix.rsplit("\n", 1)[-1]
+    lines = text.split("\n")
+    first = current + lines[0]
+    base = _indent(first) if first.strip() else None
+    kept = [lines[0]]
+    for line in lines[1:]:
+        if line.strip():
+            if base is None:
+                base = _indent(line)
+            elif _indent(line) < base:
+                break
+        kept.append(line)
+    return "\n".join(kept).rstrip()
+
+
+def _overlap_with_rest(text: str, rest: str) -> str:
+    """Remove a tail of `text` that the rest of the line already holds (e.g. auto-closed brackets)."""
+    rest = rest.rstrip()
+    if not rest:
+        return text
+    for n in range(len(rest), 0, -1):
+        if text.endswith(rest[:n]) and rest[:n].strip():
+            return text[: -n]
+    return text
+
+
+def post_filter(completion: str, req: CompletionRequest, *, check_syntax: bool = True) -> str | None:
+    """The text to show, or None when it should not be shown at all."""
+    if req.mode == "line":
+        text = completion.split("\n", 1)[0].rstrip()
+    else:
+        text = trim_block(completion.rstrip(), req.full_prefix)
+    if not text.strip():
+        return None
+    current_before = req.full_prefix.rsplit("\n", 1)[-1]
+    rest_of_line, _, after_line = req.full_suffix.partition("\n")
+    text = _overlap_with_rest(text, rest_of_line)
+    if not text.strip():
+        return None
+    first_line = (current_before + text.split("\n", 1)[0]).strip()
+    following = [x.strip() for x in after_line.split("\n")[:3] if x.strip()]
+    previous = [x.strip() for x in req.full_prefix.split("\n")[:-1][-2:] if x.strip()]
+    if first_line and (following[:1] == [first_line] or first_line in previous):
+        return None  # it repeats the line below or above the cursor
+    if len(text.strip()) >= 4 and req.full_suffix.lstrip().startswith(text.strip()):
+        return None  # it repeats what follows the cursor
+    if check_syntax:
+        before = error_count(req.full_prefix + req.full_suffix)
+        if before is not None:
+            candidate = text
+            while candidate:
+                if error_count(req.full_prefix + candidate + req.full_suffix) <= before:  # type: ignore[operator]
+                    break
+                if req.mode != "block" or "\n" not in candidate:
+                    return None
+                candidate = candidate.rsplit("\n", 1)[0].rstrip()
+            if not candidate.strip():
+                return None
+            text = candidate
+    return text
+
+
+def passes_gate(mean_logprob: float | None, threshold: float) -> bool:
+    """Confidence gate on the mean token log-probability; an engine without logprobs cannot be judged, so it shows."""
+    return True if mean_logprob is None else mean_logprob >= threshold

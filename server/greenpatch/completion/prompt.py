@@ -1,0 +1,73 @@
+"""From a document and a cursor to an infill request: the windows, the repo context, line-or-block, stops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from greenpatch.config import CompletionSettings
+from greenpatch.context.builder import CHARS_PER_TOKEN, RecentEdits, SymbolIndex, nearby, repo_context, split_at
+from greenpatch.engine.base import FimFormat
+
+LINE_MAX_TOKENS = 32
+BLOCK_STOPS = ["\n\n\n", "\ndef ", "\nclass ", "\nif __name__"]
+
+
+@dataclass
+class CompletionRequest:
+    prefix: str  # the prefix window sent to the model
+    suffix: str  # the suffix window sent to the model
+    context: str  # rendered repo context (placed first)
+    mode: str  # "line" | "block"
+    stop: list[str]
+    max_tokens: int
+    full_prefix: str  # the whole document before the cursor (filters and the cache use these)
+    full_suffix: str
+
+
+def wants_block(text: str, line: int, col: int) -> bool:
+    try:
+        from greenpatch.workspace.syntax import wants_block as syntax_wants_block
+    except ImportError:  # the workspace package is not there: a plain-text rule of thumb
+        lines = text.split("\n")
+        if line >= len(lines) or lines[line].strip():
+            return False
+        previous = [x for x in lines[:line] if x.strip()]
+        return bool(previous) and previous[-1].split("#", 1)[0].rstrip().endswith(":")
+    return syntax_wants_block(text, line, col)
+
+
+def build_request(
+    text: str,
+    line: int,
+    col: int,
+    settings: CompletionSettings,
+    *,
+    fim: FimFormat | None,
+    path: Path | None = None,
+    root: Path | None = None,
+    index: SymbolIndex | None = None,
+    recent: RecentEdits | None = None,
+    mode: str | None = None,
+) -> CompletionRequest:
+    full_prefix, full_suffix = split_at(text, line, col)
+    budget = int(settings.context_tokens * CHARS_PER_TOKEN)
+    # Most of the budget goes to the code around the cursor; what is left over carries repo context.
+    prefix, suffix = nearby(text, line, col, prefix_chars=int(budget * 0.75), suffix_lines=settings.suffix_lines)
+    current = path.resolve() if path is not None else None
+    regions = recent.regions(exclude=(str(path), line - 40, line + 40)) if recent is not None and path else []
+    repo = repo_context(index, prefix, current=current, root=root, budget_chars=max(budget - len(prefix), 0),
+                        recent=regions)
+    rel = path.name if path is not None else "untitled.py"
+    if path is not None and root is not None:
+        try:
+            rel = path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    context = repo.render(fim, rel, root.name if root is not None else "")
+    mode = mode or ("block" if wants_block(text, line, col) else "line")
+    if mode == "block":
+        stop, max_tokens = list(BLOCK_STOPS), settings.max_tokens
+    else:
+        stop, max_tokens = ["\n"], min(settings.max_tokens, LINE_MAX_TOKENS)
+    return CompletionRequest(prefix, suffix, context, mode, stop, max_tokens, full_prefix, full_suffix)

@@ -1,0 +1,205 @@
+"""Inline completion: debounce, cache, typed-along reuse, the model call, post-filters and the confidence gate.
+
+The LSP handler calls `complete()` per request and `notify_change()` per didChange; both run on the event loop.
+The model runs on the engine worker's thread; a newer version of the document cancels older work at once.
+Show a suggestion only when `suggestion.shown` (non-empty text that passed the filters and the gate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from greenpatch.cancel import CancelToken
+from greenpatch.completion.cache import Cached, SuggestionCache, TypedAlong
+from greenpatch.completion.filters import passes_gate, post_filter
+from greenpatch.completion.prompt import CompletionRequest, build_request, wants_block
+from greenpatch.config import CompletionSettings
+from greenpatch.context.builder import RecentEdits, split_at
+from greenpatch.engine.base import Engine, Generation
+from greenpatch.engine.worker import EngineWorker
+from greenpatch.errors import Cancelled, GreenpatchError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Suggestion:
+    text: str
+    mean_logprob: float | None
+    cached: bool
+    seconds: float
+    shown: bool  # passed the filters and the gate: the only ones an editor should display
+    mode: str = "line"
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    raw: str = ""  # what the model produced before the filters (for --verbose and the benchmark)
+    model_seconds: float = 0.0
+
+
+class LinkedToken(CancelToken):
+    """Set when it is cancelled itself or when any parent is (the client's request, a newer document version)."""
+
+    def __init__(self, *parents: CancelToken | None) -> None:
+        super().__init__()
+        self._parents = [p for p in parents if p is not None]
+
+    def is_set(self) -> bool:
+        return super().is_set() or any(p.is_set() for p in self._parents)
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            super().wait(min(left, 0.01))
+        return True
+
+
+class CompletionService:
+    def __init__(
+        self,
+        worker: EngineWorker,
+        settings: CompletionSettings,
+        index: object | None = None,
+        root: Path | None = None,
+    ) -> None:
+        self.worker = worker
+        self.settings = settings
+        self.index = index
+        self.root = root or getattr(index, "root", None)
+        self.cache = SuggestionCache()
+        self.typed = TypedAlong()
+        self.recent = RecentEdits()
+        self.last_error: GreenpatchError | None = None
+        self.model_calls = 0
+        self._versions: dict[str, int] = {}
+        self._inflight: dict[str, list[tuple[int, CancelToken]]] = {}
+        self._changed: dict[str, asyncio.Event] = {}
+
+    # --- document events ------------------------------------------------------------------------------------
+
+    def notify_change(self, uri: str, version: int) -> None:
+        """A new version of `uri` exists: work for older versions is cancelled and its results dropped."""
+        if version > self._versions.get(uri, -(1 << 62)):
+            self._versions[uri] = version
+        for v, token in self._inflight.get(uri, []):
+            if v < version:
+                token.cancel()
+        event = self._changed.get(uri)
+        if event is not None:
+            event.set()
+
+    def update_settings(self, settings: CompletionSettings) -> None:
+        self.settings = settings
+
+    def forget(self, uri: str) -> None:
+        """The document closed."""
+        self._versions.pop(uri, None)
+        self.typed.forget(uri)
+
+    def _stale(self, uri: str, version: int) -> bool:
+        return version < self._versions.get(uri, version)
+
+    # --- completion -----------------------------------------------------------------------------------------
+
+    async def complete(
+        self,
+        uri: str,
+        path: Path | None,
+        text: str,
+        version: int,
+        line: int,
+        col: int,
+        cancel: CancelToken | None = None,
+        *,
+        mode: str | None = None,
+    ) -> Suggestion | None:
+        started = time.perf_counter()
+        if not self.settings.enabled or self._stale(uri, version):
+            return None
+        self.notify_change(uri, version)
+        full_prefix, full_suffix = split_at(text, line, col)
+        if path is not None:
+            self.recent.record(str(path), text)
+
+        along = self.typed.match(uri, full_prefix, full_suffix)
+        if along is not None:
+            rest, mean = along
+            return Suggestion(rest, mean, True, time.perf_counter() - started, True, mode or "line")
+        mode = mode or ("block" if wants_block(text, line, col) else "line")
+        hit = self.cache.get(full_prefix, full_suffix, mode)
+        if hit is not None:
+            shown = bool(hit.text) and passes_gate(hit.mean_logprob, self.settings.gate_threshold)
+            if shown:
+                self.typed.remember(uri, full_prefix, full_suffix, hit.text, hit.mean_logprob)
+            return Suggestion(hit.text, hit.mean_logprob, True, time.perf_counter() - started, shown, mode)
+
+        token = LinkedToken(cancel)
+        entry = (version, token)
+        self._inflight.setdefault(uri, []).append(entry)
+        try:
+            if self.settings.debounce_ms > 0 and not await self._debounce(uri, version, token):
+                return None
+            request_box: list[CompletionRequest] = []
+
+            def job(engine: Engine) -> Generation:
+                request = build_request(
+                    text, line, col, self.settings, fim=engine.fim, path=path, root=self.root,
+                    index=self.index, recent=self.recent, mode=mode,  # type: ignore[arg-type]
+                )
+                request_box.append(request)
+                return engine.infill(request.prefix, request.suffix, context=request.context,
+                                     max_tokens=request.max_tokens, stop=request.stop, cancel=token)
+
+            try:
+                self.model_calls += 1
+                generation = await self.worker.run(job, token)
+            except Cancelled:
+                return None
+            except GreenpatchError as exc:
+                self.last_error = exc
+                log.debug("completion failed: %s", exc)
+                return None
+            self.last_error = None
+            if generation.stop_reason == "cancelled" or token.is_set() or self._stale(uri, version):
+                return None
+            request = request_box[0]
+            shown_text = post_filter(generation.text, request) or ""
+            mean = generation.mean_logprob
+            self.cache.put(full_prefix, full_suffix, mode, Cached(shown_text, mean, bool(shown_text)))
+            shown = bool(shown_text) and passes_gate(mean, self.settings.gate_threshold)
+            if shown:
+                self.typed.remember(uri, full_prefix, full_suffix, shown_text, mean)
+            return Suggestion(
+                shown_text, mean, False, time.perf_counter() - started, shown, mode, generation.prompt_tokens,
+                generation.reused_tokens, generation.text, generation.seconds,
+            )
+        finally:
+            self._inflight[uri].remove(entry)
+
+    async def _debounce(self, uri: str, version: int, token: CancelToken) -> bool:
+        """Wait debounce_ms; False when a newer version or a cancel arrived meanwhile."""
+        event = self._changed.setdefault(uri, asyncio.Event())
+        event.clear()
+        try:
+            await asyncio.wait_for(event.wait(), self.settings.debounce_ms / 1000)
+        except asyncio.TimeoutError:
+            pass
+        return not (token.is_set() or self._stale(uri, version))
+
+
+def describe(s: Suggestion | None) -> dict[str, Any]:
+    """A plain dict of a suggestion (for --verbose and JSON reports)."""
+    if s is None:
+        return {"text": None}
+    return {
+        "text": s.text, "shown": s.shown, "mean_logprob": s.mean_logprob, "cached": s.cached,
+        "seconds": round(s.seconds, 4), "model_seconds": round(s.model_seconds, 4), "mode": s.mode,
+        "prompt_tokens": s.prompt_tokens, "reused_tokens": s.reused_tokens,
+    }

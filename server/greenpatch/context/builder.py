@@ -1,0 +1,193 @@
+"""Prompt context for completion and repair: the code around the cursor, definitions of the names in use, recent edits.
+
+Everything is budgeted in characters (about 3.5 per token for code) so building a prompt never calls the model.
+Order matters for speed: the engine reuses the evaluated KV cache from the front, so the stable parts (repo
+context, sorted the same way every time) come first and the window start moves in steps, not with every line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from greenpatch.engine.base import FimFormat
+
+CHARS_PER_TOKEN = 3.5
+WINDOW_STEP = 16  # the prefix window starts on a multiple of this many lines, so it moves in steps
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IMPORT = re.compile(r"^\s*(?:from\s+[\w.]+\s+)?import\s+(.+)$")
+_KEYWORDS = frozenset(
+    "False None True and as assert async await break class continue def del elif else except finally for from "
+    "global if import in is lambda nonlocal not or pass raise return try while with yield self cls print len "
+    "range str int float list dict set tuple bool isinstance super".split()
+)
+
+
+class SymbolIndex(Protocol):
+    def lookup(self, name: str) -> list[Any]: ...
+
+    def snippet(self, symbol: Any) -> str: ...
+
+
+def split_at(text: str, line: int, col: int) -> tuple[str, str]:
+    """(text before, text after) the 0-based (line, col) position; col counts characters and is clamped."""
+    lines = text.split("\n")
+    if line >= len(lines):
+        return text, ""
+    offset = sum(len(x) + 1 for x in lines[:line]) + min(col, len(lines[line]))
+    return text[:offset], text[offset:]
+
+
+def nearby(text: str, line: int, col: int, *, prefix_chars: int, suffix_lines: int) -> tuple[str, str]:
+    """The prefix window (whole lines from a step-aligned start, within prefix_chars) and the suffix window."""
+    before, after = split_at(text, line, col)
+    lines = before.split("\n")
+    start = 0
+    size = len(before)
+    while size > prefix_chars and start < len(lines) - 1:
+        step_end = min(start + WINDOW_STEP, len(lines) - 1)
+        size -= sum(len(x) + 1 for x in lines[start:step_end])
+        start = step_end
+    prefix = "\n".join(lines[start:])
+    if len(prefix) > prefix_chars:
+        prefix = prefix[-prefix_chars:]
+    rest = after.split("\n")
+    suffix = "\n".join(rest[: suffix_lines + 1])
+    return prefix, suffix
+
+
+@dataclass
+class EditRegion:
+    path: str
+    start_line: int
+    text: str
+
+
+class RecentEdits:
+    """A small ring of recently edited code regions, one per (file, area), newest last."""
+
+    def __init__(self, size: int = 4, radius: int = 6) -> None:
+        self.size = size
+        self.radius = radius
+        self._regions: deque[EditRegion] = deque(maxlen=size)
+        self._last_text: dict[str, str] = {}
+
+    def record(self, path: str, text: str) -> None:
+        """Remember the area that changed since the last text seen for `path`."""
+        old = self._last_text.get(path)
+        self._last_text[path] = text
+        if old is None or old == text:
+            return
+        old_lines, new_lines = old.split("\n"), text.split("\n")
+        first = 0
+        while first < min(len(old_lines), len(new_lines)) and old_lines[first] == new_lines[first]:
+            first += 1
+        start = max(0, first - self.radius)
+        region = "\n".join(new_lines[start : first + self.radius + 1])
+        for existing in list(self._regions):
+            if existing.path == path and abs(existing.start_line - start) <= self.radius * 2:
+                self._regions.remove(existing)
+        self._regions.append(EditRegion(path, start, region))
+
+    def regions(self, exclude: tuple[str, int, int] | None = None) -> list[EditRegion]:
+        """Regions, oldest first, leaving out the one overlapping `exclude` = (path, first_line, last_line)."""
+        out = []
+        for r in self._regions:
+            if exclude and r.path == exclude[0]:
+                end = r.start_line + r.text.count("\n")
+                if r.start_line <= exclude[2] and end >= exclude[1]:
+                    continue
+            out.append(r)
+        return out
+
+
+def names_near(prefix: str, lines: int = 40) -> list[str]:
+    """Identifiers worth looking up: imported names and names used in the last lines before the cursor."""
+    found: dict[str, None] = {}
+    for row in prefix.split("\n"):
+        match = _IMPORT.match(row)
+        if match:
+            for part in match.group(1).replace("(", " ").replace(")", " ").split(","):
+                name = part.strip().split(" as ")[0].strip().split(".")[-1]
+                if name and name != "*":
+                    found[name] = None
+    for name in _IDENT.findall("\n".join(prefix.split("\n")[-lines:])):
+        if name not in _KEYWORDS and len(name) > 2:
+            found[name] = None
+    return list(found)
+
+
+@dataclass
+class RepoContext:
+    files: list[tuple[str, str]] = field(default_factory=list)  # (relative path, content), stable order
+
+    def render(self, fim: FimFormat | None, current: str, repo: str = "") -> str:
+        """In the model's repo-level format when it has one (Qwen2.5-Coder), else as commented file headers."""
+        if fim is not None and fim.file_sep:
+            if not self.files:
+                return ""
+            head = f"{fim.repo_name}{repo or 'workspace'}\n" if fim.repo_name else ""
+            body = "".join(f"{fim.file_sep}{path}\n{content.rstrip()}\n" for path, content in self.files)
+            return f"{head}{body}{fim.file_sep}{current}\n"
+        return "".join(f"# file: {path}\n{content.rstrip()}\n\n" for path, content in self.files)
+
+
+def repo_context(
+    index: SymbolIndex | None,
+    prefix: str,
+    *,
+    current: Path | None,
+    root: Path | None,
+    budget_chars: int,
+    recent: list[EditRegion] | None = None,
+) -> RepoContext:
+    """Definitions of names near the cursor from other files, then recent edits, within budget_chars."""
+    ctx = RepoContext()
+    used = 0
+    pieces: list[tuple[str, int, str]] = []  # (path, line, text)
+    if index is not None:
+        seen: set[tuple[str, int]] = set()
+        for name in names_near(prefix):
+            try:
+                symbols = index.lookup(name)
+            except Exception:  # the index is optional help; a failing lookup must not stop completion
+                continue
+            for symbol in symbols[:2]:
+                path = Path(getattr(symbol, "path", ""))
+                if current is not None and path == current:
+                    continue
+                key = (str(path), int(getattr(symbol, "start_line", 0)))
+                if key in seen:
+                    continue
+                seen.add(key)
+                try:
+                    text = index.snippet(symbol)
+                except Exception:
+                    continue
+                if not text.strip() or used + len(text) > budget_chars:
+                    continue
+                used += len(text)
+                pieces.append((_relative(path, root), key[1], text))
+    for region in recent or []:
+        if used + len(region.text) > budget_chars:
+            break
+        used += len(region.text)
+        pieces.append((_relative(Path(region.path), root), region.start_line, region.text))
+    pieces.sort(key=lambda p: (p[0], p[1]))  # stable order across keystrokes keeps the KV cache valid
+    merged: dict[str, list[str]] = {}
+    for path, _, text in pieces:
+        merged.setdefault(path, []).append(text.rstrip())
+    ctx.files = [(path, "\n...\n".join(texts)) for path, texts in merged.items()]
+    return ctx
+
+
+def _relative(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.name if path.is_absolute() else path.as_posix()
