@@ -206,7 +206,8 @@ class _Http:
                     conn.timeout = min(CONNECT_TIMEOUT, max(0.05, deadline - time.monotonic()))
                     conn.connect()
                 assert conn.sock is not None
-                conn.sock.settimeout(max(0.05, deadline - time.monotonic()))
+                # A little past the deadline: the stream's watcher enforces the deadline itself, with a clear error.
+                conn.sock.settimeout(max(0.05, deadline - time.monotonic()) + (1.0 if streaming else 0.0))
                 conn.request(method, full_path, body=data, headers=self._headers(streaming))
                 resp = conn.getresponse()
             except (OSError, http.client.HTTPException) as exc:
