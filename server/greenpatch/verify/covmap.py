@@ -1,0 +1,95 @@
+"""The test -> executed lines map behind affected-test selection, stored on disk as JSON.
+
+Built from a coverage.py data file whose dynamic contexts are pytest node ids (the plugin switches context per
+test). Each source file's sha256 at measurement time is kept, so a file edited since then is known to be stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FORMAT = 1
+
+
+def content_hash(text: str | bytes) -> str:
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class CoverageMap:
+    hashes: dict[str, str] = field(default_factory=dict)  # workspace-relative path -> sha256 when measured
+    tests: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # node id -> {path: sorted 1-based lines}
+    built: float = 0.0
+    seconds: float = 0.0  # how long the measuring run took
+
+    def is_fresh(self, rel: str, current: str | bytes | None) -> bool:
+        return current is not None and self.hashes.get(rel) == content_hash(current)
+
+    def tests_executing(self, rel: str, ranges: list[tuple[int, int]]) -> set[str]:
+        """Node ids of tests that executed any line in any of the 1-based inclusive `ranges` of `rel`."""
+        found = set()
+        for nodeid, files in self.tests.items():
+            lines = files.get(rel)
+            if lines and any(start <= line <= end for line in lines for start, end in ranges):
+                found.add(nodeid)
+        return found
+
+    def line_coverage(self) -> dict[str, dict[str, set[int]]]:
+        return {nodeid: {rel: set(lines) for rel, lines in files.items()} for nodeid, files in self.tests.items()}
+
+    def merge(self, other: CoverageMap, replaced_tests: set[str]) -> None:
+        for nodeid in replaced_tests:
+            self.tests.pop(nodeid, None)
+        self.tests.update(other.tests)
+        self.hashes.update(other.hashes)
+        self.built = time.time()
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        data = {"format": FORMAT, "built": self.built, "seconds": self.seconds, "hashes": self.hashes,
+                "tests": self.tests}
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> CoverageMap | None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            return None
+        return cls(hashes=data["hashes"], tests=data["tests"], built=data.get("built", 0.0),
+                   seconds=data.get("seconds", 0.0))
+
+
+def from_coverage_data(data_file: Path, src: Path, hashes: dict[str, str]) -> CoverageMap:
+    """Read coverage.py's data (contexts = node ids) measured in sandbox `src`; paths become workspace-relative."""
+    from coverage import CoverageData
+
+    cmap = CoverageMap(hashes=dict(hashes), built=time.time())
+    if not data_file.exists():
+        return cmap
+    data = CoverageData(basename=str(data_file))
+    data.read()
+    src_text = str(src.resolve())
+    for measured in data.measured_files():
+        try:
+            rel = Path(os.path.realpath(measured)).relative_to(src_text).as_posix()
+        except ValueError:
+            continue
+        for line, contexts in data.contexts_by_lineno(measured).items():
+            for context in contexts:
+                if context:  # "" is collection/import time, not a test
+                    cmap.tests.setdefault(context, {}).setdefault(rel, []).append(line)
+    for files in cmap.tests.values():
+        for rel in files:
+            files[rel] = sorted(set(files[rel]))
+    return cmap

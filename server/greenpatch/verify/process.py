@@ -1,0 +1,272 @@
+"""Run one test process under limits, and make sure it and everything it started are gone afterwards.
+
+What is enforced where (checked once per interpreter process by `isolation()`; `greenpatch doctor`-style facts are
+in `Isolation.describe()`):
+
+* Process group / session: the child starts with `start_new_session=True`; every kill is `killpg(SIGKILL)`.
+* Linux namespaces via util-linux `unshare` when it works here: `--net` (no network: only a private loopback,
+  which the plugin brings up, so nothing outside is reachable) and `--pid --fork` (every process the tests start,
+  including ones that call setsid() to leave the group, dies with the namespace's first process). As root the
+  namespaces are created directly; otherwise inside a user namespace (`-r`). Without `unshare`, the network is NOT
+  blocked and only the process group / session is killed.
+* rlimits (set in the child before exec): RLIMIT_CPU (timeout + 5 s), RLIMIT_AS (memory_mb), RLIMIT_FSIZE
+  (256 MiB), RLIMIT_CORE 0, RLIMIT_NPROC for non-root users (root ignores it).
+* Process count: a pids cgroup (v1 `/sys/fs/cgroup/pids` or a writable v2 hierarchy) with `pids.max` when it can be
+  created (root); otherwise a watchdog thread counts the processes of the session every 100 ms and kills everything
+  above the limit. The cgroup also lists every process to kill at the end.
+* Wall clock: the watchdog kills the whole tree at the deadline or when the CancelToken is set (checked every 20 ms).
+* Output: stdout+stderr go to a file inside the sandbox (bounded by RLIMIT_FSIZE); only the last 16 KiB are kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import resource
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from greenpatch.cancel import CancelToken
+
+OUTPUT_TAIL = 16 * 1024
+FSIZE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Isolation:
+    prefix: tuple[str, ...]  # command prefix (unshare ...) or ()
+    network_blocked: bool
+    pid_namespace: bool
+    cgroup_root: str  # folder where per-run pids cgroups are made, "" if none
+    nproc_rlimit: bool
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "network_blocked": self.network_blocked, "pid_namespace": self.pid_namespace,
+            "pids_cgroup": bool(self.cgroup_root), "nproc_rlimit": self.nproc_rlimit,
+            "process_count_watchdog": not self.cgroup_root and not self.nproc_rlimit,
+        }
+
+
+def _works(argv: list[str]) -> bool:
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _cgroup_root() -> str:
+    for candidate in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup"):
+        base = Path(candidate)
+        if not (base / "cgroup.procs").exists():
+            continue
+        if candidate == "/sys/fs/cgroup" and "pids" not in _read(base / "cgroup.subtree_control"):
+            continue
+        probe = base / f"greenpatch-probe-{uuid.uuid4().hex[:8]}"
+        try:
+            probe.mkdir()
+            try:
+                (probe / "pids.max").write_text("64")
+                return candidate
+            finally:
+                probe.rmdir()
+        except OSError:
+            continue
+    return ""
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+@functools.lru_cache(maxsize=1)
+def isolation() -> Isolation:
+    root = os.geteuid() == 0
+    prefix: tuple[str, ...] = ()
+    for flags in (["--net", "--pid", "--fork"], ["--net"]):
+        argv = ["unshare", *([] if root else ["--map-root-user"]), *flags]
+        if _works([*argv, "true"]):
+            prefix = tuple(argv)
+            break
+    return Isolation(
+        prefix=prefix, network_blocked="--net" in prefix, pid_namespace="--pid" in prefix,
+        cgroup_root=_cgroup_root() if root else "", nproc_rlimit=not root,
+    )
+
+
+@dataclass
+class Outcome:
+    returncode: int | None = None
+    seconds: float = 0.0
+    timed_out: bool = False
+    cancelled: bool = False
+    killed: str = ""  # why the watchdog killed it ("" if it ended by itself)
+    output: str = ""  # last OUTPUT_TAIL bytes of stdout+stderr
+    leftovers: list[int] = field(default_factory=list)  # pids that could not be killed (should stay empty)
+
+
+def _session_pids(sid: int) -> list[int]:
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        stat_text = _read(Path("/proc", name, "stat"))
+        # the command name may hold spaces and parentheses: fields start after the last ')'
+        fields = stat_text.rpartition(")")[2].split()
+        if len(fields) > 4 and fields[3] == str(sid):  # fields: state ppid pgrp session ...
+            pids.append(int(name))
+    return pids
+
+
+def _user_processes() -> int:
+    uid = os.getuid()
+    count = 0
+    for name in os.listdir("/proc"):
+        try:
+            count += name.isdigit() and os.stat(f"/proc/{name}").st_uid == uid
+        except OSError:
+            pass
+    return count
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in _read(Path(f"/proc/{pid}/task/{pid}/children")).split()]
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def run(
+    argv: list[str], *, cwd: Path, env: dict[str, str], output: Path, timeout: float, memory_mb: int,
+    max_procs: int = 64, cancel: CancelToken | None = None,
+) -> Outcome:
+    iso = isolation()
+    cgroup = ""
+    if iso.cgroup_root:
+        cgroup = os.path.join(iso.cgroup_root, f"greenpatch-{os.getpid()}-{uuid.uuid4().hex[:10]}")
+        try:
+            os.mkdir(cgroup)
+            Path(cgroup, "pids.max").write_text(str(max_procs))
+        except OSError:
+            cgroup = ""
+    nproc = 0
+    if iso.nproc_rlimit:
+        # without a user namespace RLIMIT_NPROC counts all of this user's processes
+        nproc = max_procs + (0 if "--map-root-user" in iso.prefix else _user_processes() + 512)
+
+    def preexec() -> None:  # runs in the child between fork and exec: only async-signal-safe-ish calls
+        if cgroup:
+            with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+        cpu = int(timeout) + 5
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        memory = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (FSIZE_BYTES, FSIZE_BYTES))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if nproc:
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+    started = time.monotonic()
+    result = Outcome()
+    with open(output, "wb") as out:
+        proc = subprocess.Popen(
+            [*iso.prefix, *argv], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=preexec, close_fds=True,
+        )
+    sid = proc.pid
+    deadline = started + timeout
+    next_count = 0.0
+    try:
+        while proc.poll() is None:
+            now = time.monotonic()
+            if cancel is not None and cancel.is_set():
+                result.cancelled, result.killed = True, "cancelled"
+                break
+            if now >= deadline:
+                result.timed_out, result.killed = True, f"timed out after {timeout:g} s"
+                break
+            if not cgroup and not nproc and now >= next_count:
+                next_count = now + 0.1
+                if len(_session_pids(sid)) > max_procs:
+                    result.killed = f"started more than {max_procs} processes"
+                    break
+            if cancel is not None:
+                cancel.wait(0.02)
+            else:
+                time.sleep(0.02)
+    finally:
+        result.leftovers = _kill_all(proc, sid, cgroup, iso)
+        result.returncode = proc.returncode
+        result.seconds = time.monotonic() - started
+        result.output = _tail(output)
+    return result
+
+
+def _kill_all(proc: subprocess.Popen[bytes], sid: int, cgroup: str, iso: Isolation) -> list[int]:
+    """Kill the whole tree and reap what we can. Returns pids still alive (empty unless something is badly wrong)."""
+    if iso.pid_namespace and proc.poll() is None:
+        # Kill the namespace's first process before `unshare`, so `unshare` is still there to reap it and the
+        # kernel takes every other process of the namespace down with it.
+        for child in _children(proc.pid):
+            _kill(child)
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass
+    deadline = time.monotonic() + 5
+    while True:
+        pids = set(_session_pids(sid))
+        if cgroup:
+            pids.update(int(p) for p in _read(Path(cgroup, "cgroup.procs")).split())
+        if proc.poll() is None:
+            pids.add(proc.pid)
+        try:
+            os.killpg(sid, signal.SIGKILL)
+        except OSError:
+            pass
+        for pid in pids:
+            _kill(pid)
+        try:
+            proc.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            pass
+        alive = [p for p in pids if _alive(p)]
+        if not alive or time.monotonic() > deadline:
+            break
+    if cgroup:
+        for _ in range(100):
+            try:
+                os.rmdir(cgroup)
+                break
+            except OSError:
+                time.sleep(0.02)
+    return alive
+
+
+def _alive(pid: int) -> bool:
+    state = _read(Path(f"/proc/{pid}/stat")).rpartition(")")[2].split()[:1]
+    return bool(state) and state[0] not in ("Z", "X")
+
+
+def _tail(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - OUTPUT_TAIL))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""

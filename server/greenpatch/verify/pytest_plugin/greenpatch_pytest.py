@@ -1,0 +1,151 @@
+"""pytest plugin that greenpatch loads with `-p greenpatch_pytest` inside the sandbox (this folder alone is put on
+PYTHONPATH, so nothing else of greenpatch shadows the project's modules).
+
+It writes one JSON object per line to $GREENPATCH_RESULTS, flushed as it goes, so a run killed by the watchdog still
+leaves every finished test and the one that was running. With $GREENPATCH_COVERAGE set it also measures coverage with
+one coverage.py dynamic context per test node id (the test -> lines map behind affected-test selection).
+Runs under the workspace's interpreter: standard library, pytest and (optionally) coverage only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from typing import Any
+
+import pytest
+
+_out: Any = None
+_cov: Any = None
+
+
+def _emit(record: dict[str, Any]) -> None:
+    if _out is not None:
+        _out.write(json.dumps(record) + "\n")
+        _out.flush()
+
+
+def _loopback_up() -> None:
+    # A fresh network namespace has only `lo`, and it is down; bring it up so tests using localhost servers work.
+    try:
+        import fcntl
+        import socket
+        import struct
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            flags = 0x1 | 0x8 | 0x40  # IFF_UP | IFF_LOOPBACK | IFF_RUNNING
+            fcntl.ioctl(s.fileno(), 0x8914, struct.pack("16sH14x", b"lo", flags))  # SIOCSIFFLAGS
+    except Exception:
+        pass
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _out, _cov
+    path = os.environ.pop("GREENPATCH_RESULTS", "")
+    if not path or _out is not None:
+        return
+    _out = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole session
+    if os.environ.pop("GREENPATCH_NETNS", "") == "1":
+        _loopback_up()
+    data_file = os.environ.pop("GREENPATCH_COVERAGE", "")
+    extra = os.environ.pop("GREENPATCH_COVERAGE_PATH", "")
+    if data_file:
+        try:
+            import coverage
+        except ImportError:
+            if extra:
+                sys.path.append(extra)  # appended: the project's own coverage wins when it has one
+            try:
+                import coverage
+            except ImportError:
+                _emit({"event": "warning", "message": "coverage.py is not installed in the test interpreter"})
+                coverage = None  # type: ignore[assignment]
+        if coverage is not None:
+            _cov = coverage.Coverage(
+                data_file=data_file, source=[str(config.rootpath)], branch=False, config_file=False,
+                omit=["*/site-packages/*"],
+            )
+            _cov.start()
+    _emit({"event": "start", "root": str(config.rootpath), "python": sys.version.split()[0]})
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _out, _cov
+    if _cov is not None:
+        _cov.stop()
+        _cov.save()
+        _cov = None
+    if _out is not None:
+        _emit({"event": "end"})
+        _out.close()
+        _out = None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Any:
+    _emit({"event": "begin", "nodeid": item.nodeid})
+    if _cov is not None:
+        _cov.switch_context(item.nodeid)
+    yield
+    if _cov is not None:
+        _cov.switch_context("")
+
+
+def _frames(excinfo: Any) -> list[list[Any]]:
+    frames: list[list[Any]] = []
+    try:
+        tb = excinfo.value.__traceback__
+        for fs in traceback.extract_tb(tb):
+            frames.append([fs.filename, fs.lineno, fs.name])
+    except Exception:
+        pass
+    return frames[-30:]
+
+
+def _message(excinfo: Any) -> str:
+    try:
+        text = excinfo.exconly(tryshort=True)
+    except Exception:
+        text = repr(excinfo)
+    text = "\n".join(line for line in text.splitlines() if line.strip())
+    return text[:2000]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is not None and report.outcome == "failed":
+        report.greenpatch_frames = _frames(call.excinfo)
+        report.greenpatch_message = _message(call.excinfo)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call" and report.outcome == "passed":
+        return
+    if report.when == "call" or report.outcome != "passed":
+        outcome = report.outcome
+        if report.when != "call" and outcome == "failed":
+            outcome = "error"  # a fixture (setup/teardown) failed, as pytest reports it
+        if hasattr(report, "wasxfail"):
+            outcome = "skipped" if report.skipped else "passed"
+        message = getattr(report, "greenpatch_message", "")
+        if not message and report.outcome == "skipped" and isinstance(report.longrepr, tuple):
+            message = str(report.longrepr[2])[:500]
+        elif not message and report.outcome == "failed":
+            message = str(report.longreprtext).strip().splitlines()[-1][:2000] if report.longreprtext else ""
+        _emit({
+            "event": "report", "nodeid": report.nodeid, "when": report.when, "outcome": outcome,
+            "duration": report.duration, "message": message,
+            "frames": getattr(report, "greenpatch_frames", []),
+        })
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.failed:
+        _emit({
+            "event": "collect-error", "nodeid": report.nodeid,
+            "message": str(report.longreprtext).strip()[-2000:],
+        })

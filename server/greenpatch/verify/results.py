@@ -1,0 +1,74 @@
+"""Turn the plugin's JSON-lines report into TestResults, with traceback paths mapped back into the workspace."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from greenpatch.verify.types import Frame, TestResult
+
+_RANK = {"skipped": 0, "passed": 1, "failed": 2, "error": 3}
+
+
+def read_records(path: Path) -> list[dict[str, object]]:
+    records = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a kill
+                if isinstance(record, dict):
+                    records.append(record)
+    except OSError:
+        pass
+    return records
+
+
+def map_frames(raw: object, src: Path) -> list[Frame]:
+    """Frames inside the sandbox, as workspace-relative paths; frames in the interpreter/site-packages dropped."""
+    frames = []
+    base = os.path.realpath(src)
+    for item in raw if isinstance(raw, list) else []:
+        try:
+            filename, line, function = str(item[0]), int(item[1]), str(item[2])
+        except (IndexError, TypeError, ValueError):
+            continue
+        real = os.path.realpath(filename if os.path.isabs(filename) else os.path.join(base, filename))
+        if real.startswith(base + os.sep):
+            frames.append(Frame(Path(real).relative_to(base).as_posix(), line, function))
+    return frames
+
+
+def build_results(records: list[dict[str, object]], src: Path, killed: str) -> tuple[list[TestResult], bool]:
+    """Per-test results in run order, and whether pytest started at all. A test that began but never reported
+    (the run was killed while it ran) is an error carrying `killed` as its message."""
+    results: dict[str, TestResult] = {}
+    begun: list[str] = []
+    started = False
+    base = str(src)
+    for record in records:
+        event = record.get("event")
+        if event == "start":
+            started = True
+        elif event == "begin":
+            begun.append(str(record.get("nodeid")))
+        elif event in ("report", "collect-error"):
+            nodeid = str(record.get("nodeid") or "<collection>")
+            outcome = str(record.get("outcome", "error")) if event == "report" else "error"
+            message = str(record.get("message") or "").replace(base + os.sep, "")
+            new = TestResult(nodeid, outcome, float(record.get("duration") or 0.0),  # type: ignore[arg-type]
+                             message, map_frames(record.get("frames"), src))
+            old = results.get(nodeid)
+            if old is None:
+                results[nodeid] = new
+            else:
+                old.duration += new.duration
+                if _RANK.get(new.outcome, 3) > _RANK.get(old.outcome, 3):
+                    old.outcome, old.message, old.frames = new.outcome, new.message, new.frames
+    for nodeid in begun:
+        if nodeid not in results:
+            results[nodeid] = TestResult(nodeid, "error", 0.0, killed or "the test process ended during this test")
+    return list(results.values()), started

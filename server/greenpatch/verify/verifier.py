@@ -1,0 +1,403 @@
+"""Verifier: run a workspace's tests on candidate edits in sandboxed copies, choosing only the affected tests.
+
+Safety, in one place (details in sandbox.py and process.py):
+* nothing runs unless the workspace is trusted (`trusted=False`: every method that would run code raises
+  errors.UntrustedWorkspace before anything starts; `select` and `line_coverage` only read files);
+* the tests run in a copy (hardlink farm of a private pristine copy); candidate files are written there as new
+  files; HOME, TMPDIR and the working directory are inside the copy;
+* one process tree per run, in its own session, under rlimits, a pids cgroup or watchdog, a wall-clock timeout,
+  no network (namespaces) where the OS allows; everything is killed and removed after the run, on cancel and on
+  close()/interpreter exit.
+
+Cancellation returns TestRun(error="cancelled") (it does not raise); the process tree is gone when it returns.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path, PurePosixPath
+
+from greenpatch.cancel import CancelToken
+from greenpatch.errors import UntrustedWorkspace, UsageError, VerifyError
+from greenpatch.verify import process
+from greenpatch.verify.covmap import CoverageMap, content_hash, from_coverage_data
+from greenpatch.verify.python import resolve_python
+from greenpatch.verify.results import build_results, read_records
+from greenpatch.verify.sandbox import Pristine, make_sandbox, remove_tree, skip_dir, source_files
+from greenpatch.verify.select import Selection, importers, is_test_file, select
+from greenpatch.verify.types import Changes, Frame, TestResult, TestRun
+
+PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
+CACHE_LIMIT = 512
+
+
+def default_state_dir(root: Path) -> Path:
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    elif os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
+    return base / "greenpatch" / "verify" / f"{root.name}-{key}"
+
+
+class _Either:
+    """Cancelled when the caller's token or the verifier's close() says so."""
+
+    def __init__(self, *tokens: CancelToken | None) -> None:
+        self.tokens = [t for t in tokens if t is not None]
+
+    def is_set(self) -> bool:
+        return any(t.is_set() for t in self.tokens)
+
+    def wait(self, timeout: float) -> bool:
+        if self.tokens:
+            return self.tokens[0].wait(timeout) or self.is_set()
+        time.sleep(timeout)
+        return False
+
+
+class Verifier:
+    """Runs a workspace's tests in sandboxes. Thread-safe; `run_many` verifies candidates in parallel."""
+
+    def __init__(
+        self, root: Path, *, python: str = "", timeout: float = 60.0, memory_mb: int = 2048, parallel: int = 2,
+        trusted: bool = True, state_dir: Path | None = None,
+    ) -> None:
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise UsageError(f"{root}: not a folder")
+        self.python = resolve_python(self.root, python)
+        self.timeout = timeout
+        self.memory_mb = memory_mb
+        self.parallel = max(1, parallel)
+        self.trusted = trusted
+        self.state_dir = Path(state_dir) if state_dir else default_state_dir(self.root)
+        self.map_path = self.state_dir / "coverage-map.json"
+        self._map = CoverageMap.load(self.map_path)
+        self._lock = threading.Lock()
+        self._closing = CancelToken()
+        self._active = 0
+        self._idle = threading.Condition(self._lock)
+        self._work: Path | None = None
+        self._pristine: Pristine | None = None
+        self._cache: dict[str, dict[str, object]] = self._load_cache()
+        self._sources: dict[str, tuple[int, int, str]] = {}
+        atexit.register(self.close)
+
+    # --- public API ------------------------------------------------------------------------------------------
+
+    def baseline(self, *, changes: Changes | None = None, cancel: CancelToken | None = None) -> TestRun:
+        """Run the whole suite with per-test coverage contexts and rebuild the test -> lines map from it."""
+        self._require_trust()
+        run = self._execute(self._check(changes or {}), [], "all", coverage=True, stop=False, cancel=cancel)
+        return run
+
+    def refresh(self, *, cancel: CancelToken | None = None) -> TestRun:
+        """Bring the coverage map up to date incrementally: re-measure only the tests that can see the files
+        changed since it was built (the whole suite when there is no map yet)."""
+        self._require_trust()
+        if self._map is None:
+            return self.baseline(cancel=cancel)
+        sources = self._read_sources(all_files=True)
+        stale = {rel for rel in set(sources) | set(self._map.hashes)
+                 if self._map.hashes.get(rel) != (content_hash(sources[rel]) if rel in sources else None)}
+        if not stale:
+            return TestRun(level="coverage")
+        py_sources = {rel: text for rel, text in sources.items() if rel.endswith(".py")}
+        tests = self._test_files(py_sources)
+        targets: set[str] = set()
+        for rel in stale:
+            if is_test_file(rel) and rel in sources:
+                targets.add(rel)
+            elif rel.endswith(".py"):
+                targets |= {t for t, files in self._map.tests.items() if rel in files}
+                targets |= {u for u in importers(rel, py_sources) if u in tests}
+            elif rel in sources:
+                return self.baseline(cancel=cancel)
+        targets = {t for t in targets if t.split("::", 1)[0] in sources}
+        whole = {t for t in targets if "::" not in t}
+        targets = {t for t in targets if t in whole or t.split("::", 1)[0] not in whole}
+        return self._execute({}, sorted(targets), "coverage", coverage=True, stop=False, cancel=cancel,
+                             incremental=True)
+
+    def run(
+        self, changes: Changes | None = None, *, tests: list[str] | None = None, stop_at_first_failure: bool = False,
+        cancel: CancelToken | None = None,
+    ) -> TestRun:
+        """Run the tests affected by `changes` (path -> full new content, applied in the sandbox only), or the
+        given node ids / test files (level "given"). An empty selection at level "all" runs the whole suite."""
+        self._require_trust()
+        changes = self._check(changes or {})
+        if tests is not None:
+            selection = Selection(list(tests), "given")
+        elif changes:
+            selection = self.select(changes)
+        else:
+            selection = Selection([], "all")
+        return self._execute(changes, selection.tests, selection.level, coverage=False,
+                             stop=stop_at_first_failure, cancel=cancel)
+
+    def run_many(
+        self, candidates: list[Changes], *, tests: list[str] | None = None, stop_at_first_failure: bool = True,
+        cancel: CancelToken | None = None,
+    ) -> list[TestRun]:
+        """Verify candidates in parallel (up to `parallel` at once); results in the order of `candidates`."""
+        self._require_trust()
+        if not candidates:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.parallel, len(candidates))) as pool:
+            futures = [pool.submit(self.run, c, tests=tests, stop_at_first_failure=stop_at_first_failure,
+                                   cancel=cancel) for c in candidates]
+            return [f.result() for f in futures]
+
+    def select(self, changes: Changes) -> Selection:
+        """Which tests `changes` can affect, and at which level (see greenpatch.verify.select)."""
+        changes = self._check(changes)
+        sources = self._read_sources()
+        return select(changes, sources=sources, cmap=self._map, test_files=self._test_files(sources))
+
+    def line_coverage(self) -> dict[str, dict[str, set[int]]]:
+        """Test node id -> {workspace-relative path: executed 1-based lines}, from the last baseline."""
+        return self._map.line_coverage() if self._map else {}
+
+    @property
+    def coverage_map(self) -> CoverageMap | None:
+        return self._map
+
+    def close(self) -> None:
+        """Kill every running test process tree and remove every sandbox. Safe to call twice."""
+        self._closing.cancel()
+        with self._idle:
+            self._idle.wait_for(lambda: self._active == 0, timeout=30)
+            work, self._work, self._pristine = self._work, None, None
+        if work is not None:
+            remove_tree(work)
+        atexit.unregister(self.close)
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- internals -------------------------------------------------------------------------------------------
+
+    def _require_trust(self) -> None:
+        if not self.trusted:
+            raise UntrustedWorkspace()
+        if self._closing.is_set():
+            raise VerifyError("this verifier was closed")
+
+    def _check(self, changes: Changes) -> Changes:
+        clean: Changes = {}
+        for rel, content in changes.items():
+            path = PurePosixPath(rel.replace(os.sep, "/"))
+            if path.is_absolute():
+                try:
+                    path = PurePosixPath(Path(rel).resolve().relative_to(self.root).as_posix())
+                except ValueError:
+                    raise UsageError(f"{rel}: not inside the workspace {self.root}") from None
+            if not path.parts or ".." in path.parts or any(skip_dir(self.root / p) for p in path.parents
+                                                           if str(p) != "."):
+                raise UsageError(f"{rel}: not a source file of the workspace")
+            clean[path.as_posix()] = content
+        return clean
+
+    def _read_sources(self, all_files: bool = False) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for rel, st in source_files(self.root).items():
+            if not all_files and not rel.endswith(".py"):
+                continue
+            known = self._sources.get(rel)
+            if known and known[:2] == (st.st_size, st.st_mtime_ns):
+                out[rel] = known[2]
+                continue
+            try:
+                text = (self.root / rel).read_bytes().decode("utf-8", "replace")
+            except OSError:
+                continue
+            self._sources[rel] = (st.st_size, st.st_mtime_ns, text)
+            out[rel] = text
+        return out
+
+    @staticmethod
+    def _test_files(sources: dict[str, str]) -> list[str]:
+        return sorted(rel for rel in sources if is_test_file(rel))
+
+    def _prepare(self) -> Pristine:
+        if self._pristine is None:
+            self._work = Path(tempfile.mkdtemp(prefix="greenpatch-verify-"))
+            self._pristine = Pristine(self.root, self._work)
+        self._pristine.sync()
+        return self._pristine
+
+    def _cache_key(self, changes: Changes, targets: list[str], stop: bool, fingerprint: str) -> str:
+        blob = json.dumps([sorted(changes.items()), targets, stop, fingerprint, self.python], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def _execute(
+        self, changes: Changes, targets: list[str], level: str, *, coverage: bool, stop: bool,
+        cancel: CancelToken | None, incremental: bool = False,
+    ) -> TestRun:
+        token = _Either(cancel, self._closing)
+        if token.is_set():
+            return TestRun(level=level, selected=list(targets), error="cancelled")
+        with self._lock:
+            if self._closing.is_set():
+                return TestRun(level=level, selected=list(targets), error="cancelled")
+            pristine = self._prepare()
+            fingerprint = pristine.fingerprint()
+            key = self._cache_key(changes, targets, stop, fingerprint)
+            if not coverage and key in self._cache:
+                return _run_from_dict(self._cache[key])
+            assert self._work is not None
+            box = make_sandbox(pristine, self._work, changes)
+            hashes = {rel: content_hash((pristine.path / rel).read_bytes()) for rel in pristine.files()
+                      if rel not in changes} if coverage else {}
+            self._active += 1
+        try:
+            hashes.update({rel: content_hash(text) for rel, text in changes.items()} if coverage else {})
+            run = self._run_pytest(box, targets, level, coverage=coverage, stop=stop, cancel=token)
+            if coverage and run.error == "" and not run.timed_out:
+                measured = from_coverage_data(box.out / "coverage", box.src, hashes)
+                measured.seconds = run.seconds
+                with self._lock:
+                    if incremental and self._map is not None:
+                        replaced = {t for t in self._map.tests
+                                    if t in targets or t.split("::", 1)[0] in targets}
+                        self._map.merge(measured, replaced)
+                        self._map.hashes = hashes
+                    else:
+                        self._map = measured
+                    self._map.save(self.map_path)
+        finally:
+            remove_tree(box.path)
+            with self._idle:
+                if self._pristine is not None:
+                    self._pristine.repair()
+                self._active -= 1
+                self._idle.notify_all()
+        if not coverage and not run.error and not run.timed_out:
+            with self._lock:
+                self._cache[key] = asdict(run)
+                self._save_cache()
+        return run
+
+    def _run_pytest(
+        self, box: object, targets: list[str], level: str, *, coverage: bool, stop: bool, cancel: _Either,
+    ) -> TestRun:
+        from greenpatch.verify.sandbox import Sandbox
+
+        assert isinstance(box, Sandbox)
+        results_file = box.out / "results.jsonl"
+        argv = [self.python, "-m", "pytest", "-p", "greenpatch_pytest", "-p", "no:cacheprovider",
+                "--rootdir", str(box.src), "-q", "--color=no", "-o", "console_output_style=classic"]
+        if stop:
+            argv.append("-x")
+        if len(targets) > 200:
+            args_file = box.out / "targets.txt"
+            args_file.write_text("\n".join(targets) + "\n", encoding="utf-8")
+            argv.append(f"@{args_file}")
+        else:
+            argv.extend(targets)
+        env = self._environment(box, results_file, coverage)
+        outcome = process.run(argv, cwd=box.src, env=env, output=box.out / "output.log", timeout=self.timeout,
+                              memory_mb=self.memory_mb, cancel=cancel)
+        records = read_records(results_file)
+        results, started = build_results(records, box.src, outcome.killed)
+        run = TestRun(results=results, level=level, selected=list(targets), seconds=outcome.seconds,
+                      timed_out=outcome.timed_out)
+        if outcome.cancelled:
+            run.error = "cancelled"
+        elif outcome.killed and not outcome.timed_out:
+            run.error = f"killed: {outcome.killed}"
+        elif not started:
+            run.error = _startup_error(outcome.output, self.python)
+        elif outcome.returncode in (2, 3, 4) and not results:
+            run.error = _last_lines(outcome.output) or f"pytest exited with code {outcome.returncode}"
+        elif outcome.returncode not in (0, 1, 2, 5) and not outcome.timed_out:
+            # the interpreter died (SIGXCPU, SIGXFSZ, memory): pytest had no chance to report
+            run.error = f"the test process ended abnormally (exit {outcome.returncode}): " + _last_lines(
+                outcome.output, 3)
+        return run
+
+    def _environment(self, box: object, results_file: Path, coverage: bool) -> dict[str, str]:
+        from greenpatch.verify.sandbox import Sandbox
+
+        assert isinstance(box, Sandbox)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(box.home), "USERPROFILE": str(box.home),
+            "TMPDIR": str(box.tmp), "TMP": str(box.tmp), "TEMP": str(box.tmp),
+            "PWD": str(box.src), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "PYTHONHASHSEED": "0",
+            "PYTHONPATH": str(PLUGIN_DIR), "PYTHONIOENCODING": "utf-8",
+            "NO_COLOR": "1", "COLUMNS": "120", "CI": "1",
+            "GREENPATCH_RESULTS": str(results_file),
+        }
+        venv = Path(self.python).parent.parent
+        if (venv / "pyvenv.cfg").exists():
+            env["VIRTUAL_ENV"] = str(venv)
+            env["PATH"] = f"{Path(self.python).parent}{os.pathsep}{env['PATH']}"
+        if os.name == "nt":
+            env["SYSTEMROOT"] = os.environ.get("SYSTEMROOT", "")
+        if process.isolation().network_blocked:
+            env["GREENPATCH_NETNS"] = "1"
+        if coverage:
+            import coverage as coverage_module
+
+            env["GREENPATCH_COVERAGE"] = str(box.out / "coverage")
+            env["GREENPATCH_COVERAGE_PATH"] = str(Path(coverage_module.__file__).parent.parent)
+        return env
+
+    def _load_cache(self) -> dict[str, dict[str, object]]:
+        try:
+            data = json.loads((self.state_dir / "results-cache.json").read_text(encoding="utf-8"))
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _save_cache(self) -> None:
+        while len(self._cache) > CACHE_LIMIT:
+            self._cache.pop(next(iter(self._cache)))
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            path = self.state_dir / "results-cache.json"
+            tmp = path.with_name(f"results-cache.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps(self._cache), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:
+            pass  # the cache is an optimisation
+
+
+def _run_from_dict(data: dict[str, object]) -> TestRun:
+    raw = dict(data)
+    results = [
+        TestResult(r["nodeid"], r["outcome"], r["duration"], r["message"], [Frame(**f) for f in r["frames"]])
+        for r in raw.pop("results")  # type: ignore[union-attr,index]
+    ]
+    run = TestRun(results=results, **raw)  # type: ignore[arg-type]
+    run.cached = True
+    return run
+
+
+def _last_lines(text: str, count: int = 5) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return " | ".join(lines[-count:])
+
+
+def _startup_error(output: str, python: str) -> str:
+    if "No module named pytest" in output:
+        return f"pytest is not installed in {python}; install it there or set greenpatch.python"
+    return f"pytest did not start with {python}: {_last_lines(output)}"

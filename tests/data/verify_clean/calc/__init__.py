@@ -1,0 +1,1 @@
+"""A tiny calculator used by greenpatch's verification tests."""

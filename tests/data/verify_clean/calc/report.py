@@ -1,0 +1,7 @@
+"""Uses ops: a second-level importer."""
+
+from calc.ops import sub
+
+
+def balance(income, spent):
+    return sub(income, spent)
