@@ -169,6 +169,13 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: "Seconds to wait for the OpenAI-compatible server.",
   },
   {
+    key: "engine.logprobs",
+    type: "boolean",
+    default: true,
+    description:
+      "Ask the OpenAI-compatible server for token log-probabilities (the confidence gate and ranking use them). llama-cpp-python's server computes them slowly: turn off there to trade the gate for speed.",
+  },
+  {
     key: "python",
     type: "string",
     default: "",

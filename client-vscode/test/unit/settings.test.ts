@@ -37,6 +37,11 @@ describe("server settings", () => {
     assert.deepEqual(packageJson.contributes.configuration, configurationContribution());
   });
 
+  it("are all documented in the README's settings table", () => {
+    const readme = readFileSync(join(__dirname, "..", "..", "..", "README.md"), "utf8");
+    for (const spec of SETTINGS) assert.ok(readme.includes(`| \`greenpatch.${spec.key}\` |`), spec.key);
+  });
+
   it("gives every setting a description", () => {
     for (const spec of SETTINGS) assert.ok(spec.description.length > 20, spec.key);
   });
