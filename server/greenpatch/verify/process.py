@@ -105,6 +105,7 @@ def isolation() -> Isolation:
 @dataclass
 class Outcome:
     returncode: int | None = None
+    session: int = 0  # session / process group id of the run (for checks that it is gone)
     seconds: float = 0.0
     timed_out: bool = False
     cancelled: bool = False
@@ -186,7 +187,7 @@ def run(
             [*iso.prefix, *argv], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=preexec, close_fds=True,
         )
-    sid = proc.pid
+    sid = result.session = proc.pid
     deadline = started + timeout
     next_count = 0.0
     try:

@@ -93,6 +93,7 @@ class Verifier:
         self._pristine: Pristine | None = None
         self._cache: dict[str, dict[str, object]] = self._load_cache()
         self._sources: dict[str, tuple[int, int, str]] = {}
+        self.sessions: list[int] = []  # session ids of every test process tree started (all killed when runs end)
         atexit.register(self.close)
 
     # --- public API ------------------------------------------------------------------------------------------
@@ -314,6 +315,7 @@ class Verifier:
         env = self._environment(box, results_file, coverage)
         outcome = process.run(argv, cwd=box.src, env=env, output=box.out / "output.log", timeout=self.timeout,
                               memory_mb=self.memory_mb, cancel=cancel)
+        self.sessions.append(outcome.session)
         records = read_records(results_file)
         results, started = build_results(records, box.src, outcome.killed)
         run = TestRun(results=results, level=level, selected=list(targets), seconds=outcome.seconds,

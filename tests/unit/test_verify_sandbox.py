@@ -1,0 +1,111 @@
+"""Hostile tests are contained: killed within the timeout, nothing left running, the workspace untouched."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from greenpatch.verify import Verifier
+from greenpatch.verify.process import isolation
+
+from verify_helpers import checksum, copy_workspace, processes_with, session_gone
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Path:
+    return copy_workspace("verify_hostile", tmp_path)
+
+
+@pytest.fixture
+def verifier(hostile: Path, tmp_path: Path):
+    v = Verifier(hostile, timeout=20, memory_mb=1024, state_dir=tmp_path / "state")
+    yield v
+    v.close()
+
+
+def assert_all_gone(verifier: Verifier) -> None:
+    assert verifier.sessions
+    assert all(session_gone(sid) for sid in verifier.sessions)
+    assert processes_with("987.654") == []
+
+
+def test_an_infinite_loop_is_killed_at_the_timeout_with_nothing_left(hostile: Path, tmp_path: Path) -> None:
+    with Verifier(hostile, timeout=3, state_dir=tmp_path / "s") as v:
+        started = time.monotonic()
+        run = v.run(tests=["tests/test_loop.py"])
+        elapsed = time.monotonic() - started
+        assert run.timed_out and not run.passed
+        assert [(r.nodeid, r.outcome) for r in run.results] == [("tests/test_loop.py::test_spins_forever", "error")]
+        assert "timed out" in run.results[0].message
+        assert elapsed < 3 + 2
+        assert_all_gone(v)
+
+
+def test_a_fork_bomb_is_bounded_and_every_child_is_killed(verifier: Verifier) -> None:
+    started = time.monotonic()
+    run = verifier.run(tests=["tests/test_forkbomb.py"])
+    assert time.monotonic() - started < 20
+    assert not run.timed_out
+    assert_all_gone(verifier)
+
+
+def test_a_memory_hog_fails_with_memory_error_instead_of_taking_the_machine(verifier: Verifier) -> None:
+    run = verifier.run(tests=["tests/test_memory.py"])
+    assert [r.outcome for r in run.results] == ["failed"]
+    assert "MemoryError" in run.results[0].message
+
+
+def test_writes_outside_the_copy_and_deletions_leave_the_workspace_unchanged(hostile: Path, verifier: Verifier) -> None:
+    before = checksum(hostile)
+    home_file = Path.home() / "greenpatch-escaped.txt"
+    home_existed = home_file.exists()
+    run = verifier.run(tests=["tests/test_escape.py", "tests/test_vandal.py"])
+    assert [r.outcome for r in run.results] == ["passed", "passed"], run
+    assert checksum(hostile) == before
+    assert not (hostile.parent / "greenpatch-escaped.txt").exists()
+    assert home_file.exists() == home_existed
+    # the vandal wrote through the sandbox's link into the private pristine copy: it is repaired before reuse
+    after = verifier.run(tests=["tests/test_victim.py"])
+    assert after.passed and after.results
+
+
+def test_a_socket_reaches_neither_the_host_nor_the_internet(hostile: Path, verifier: Verifier) -> None:
+    if not isolation().network_blocked:
+        pytest.skip("no network namespace on this machine: the network is not blocked (documented)")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.2)
+        (hostile / "port.txt").write_text(str(listener.getsockname()[1]))
+        run = verifier.run(tests=["tests/test_socket.py"])
+        assert run.passed and run.results, run
+        with pytest.raises(socket.timeout):
+            listener.accept()
+
+
+def test_close_removes_every_sandbox_and_the_private_copy(verifier: Verifier) -> None:
+    verifier.run(tests=["tests/test_victim.py"])
+    work = verifier._work
+    assert work is not None and [p.name for p in work.iterdir()] == ["pristine"]
+    verifier.close()
+    assert not work.exists()
+
+
+def test_without_a_pids_cgroup_the_watchdog_still_bounds_a_fork_bomb(
+    hostile: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from greenpatch.verify import process
+
+    real = process.isolation()
+    weaker = process.Isolation(real.prefix, real.network_blocked, real.pid_namespace, "", False)
+    monkeypatch.setattr(process, "isolation", lambda: weaker)
+    with Verifier(hostile, timeout=20, state_dir=tmp_path / "s") as v:
+        run = v.run(tests=["tests/test_forkbomb.py"])
+        assert not run.timed_out
+        assert run.error.startswith("killed: started more than") or run.passed
+        assert_all_gone(v)

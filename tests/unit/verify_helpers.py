@@ -1,0 +1,55 @@
+"""Helpers for the verification tests: private copies of sample workspaces, checksums, leftover checks."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def copy_workspace(name: str, target: Path) -> Path:
+    dest = target / name
+    shutil.copytree(DATA / name, dest)
+    return dest
+
+
+def checksum(root: Path) -> str:
+    """Hash of every path, mode and content under `root` (detects any write, delete or new file)."""
+    digest = hashlib.sha256()
+    for folder, dirs, files in sorted(os.walk(root)):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(folder, name)
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+        digest.update(str(sorted(dirs)).encode())
+    return digest.hexdigest()
+
+
+def processes_with(marker: str) -> list[int]:
+    """Pids (not zombies) whose command line contains `marker`."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            cmdline = Path("/proc", name, "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = Path("/proc", name, "stat").read_text().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker in cmdline and state != "Z":
+            found.append(int(name))
+    return found
+
+
+def session_gone(sid: int) -> bool:
+    try:
+        os.killpg(sid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
