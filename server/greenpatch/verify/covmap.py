@@ -27,6 +27,8 @@ class CoverageMap:
     tests: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # node id -> {path: sorted 1-based lines}
     built: float = 0.0
     seconds: float = 0.0  # how long the measuring run took
+    # Python sources as measured (saved beside the map), so an edit made on disk since can be diffed against them
+    snapshot: dict[str, str] = field(default_factory=dict)
 
     def is_fresh(self, rel: str, current: str | bytes | None) -> bool:
         return current is not None and self.hashes.get(rel) == content_hash(current)
@@ -48,6 +50,7 @@ class CoverageMap:
             self.tests.pop(nodeid, None)
         self.tests.update(other.tests)
         self.hashes.update(other.hashes)
+        self.snapshot.update(other.snapshot)
         self.built = time.time()
 
     def save(self, path: Path) -> None:
@@ -57,6 +60,8 @@ class CoverageMap:
                 "tests": self.tests}
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, path)
+        tmp.write_text(json.dumps(self.snapshot), encoding="utf-8")
+        os.replace(tmp, path.with_name(path.stem + "-sources.json"))
 
     @classmethod
     def load(cls, path: Path) -> CoverageMap | None:
@@ -66,15 +71,26 @@ class CoverageMap:
             return None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             return None
+        try:
+            snapshot = json.loads(path.with_name(path.stem + "-sources.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            snapshot = {}
         return cls(hashes=data["hashes"], tests=data["tests"], built=data.get("built", 0.0),
-                   seconds=data.get("seconds", 0.0))
+                   seconds=data.get("seconds", 0.0), snapshot=snapshot if isinstance(snapshot, dict) else {})
+
+    def measured_source(self, rel: str) -> str | None:
+        """The content of `rel` when the map was built (None if not kept or not matching its hash)."""
+        text = self.snapshot.get(rel)
+        return text if text is not None and self.is_fresh(rel, text) else None
 
 
-def from_coverage_data(data_file: Path, src: Path, hashes: dict[str, str]) -> CoverageMap:
+def from_coverage_data(
+    data_file: Path, src: Path, hashes: dict[str, str], snapshot: dict[str, str] | None = None
+) -> CoverageMap:
     """Read coverage.py's data (contexts = node ids) measured in sandbox `src`; paths become workspace-relative."""
     from coverage import CoverageData
 
-    cmap = CoverageMap(hashes=dict(hashes), built=time.time())
+    cmap = CoverageMap(hashes=dict(hashes), built=time.time(), snapshot=dict(snapshot or {}))
     if not data_file.exists():
         return cmap
     data = CoverageData(basename=str(data_file))

@@ -172,16 +172,20 @@ def edited_functions(old: str, new: str) -> list[Scope] | None:
 
 def select(
     changes: dict[str, str], *, sources: dict[str, str], cmap: CoverageMap | None,
-    test_files: list[str],
+    test_files: list[str], against_map: bool = False,
 ) -> Selection:
     """Which tests can be affected by `changes` (path -> new content), given the workspace's current `sources`
-    (path -> content, Python files) and the coverage map (None if none was built)."""
+    (path -> content, Python files) and the coverage map (None if none was built).
+    against_map: diff each changed file against its version when the map was measured (kept beside the map)
+    instead of the workspace's current version: what `greenpatch test --changed` wants for edits already saved."""
     chosen: set[str] = set()
     reasons: dict[str, str] = {}
     level_rank = 0
     mapped_files = _files_by_test(cmap)
     for rel, new in sorted(changes.items()):
         old = sources.get(rel)
+        if against_map and cmap is not None:
+            old = cmap.measured_source(rel) or old
         rank, picked, reason = _select_one(rel, old, new, sources, cmap, test_files, mapped_files)
         reasons[rel] = reason
         level_rank = max(level_rank, rank)

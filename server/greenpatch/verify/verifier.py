@@ -162,11 +162,13 @@ class Verifier:
                                    cancel=cancel) for c in candidates]
             return [f.result() for f in futures]
 
-    def select(self, changes: Changes) -> Selection:
-        """Which tests `changes` can affect, and at which level (see greenpatch.verify.select)."""
+    def select(self, changes: Changes, *, against_map: bool = False) -> Selection:
+        """Which tests `changes` can affect, and at which level (see greenpatch.verify.select). against_map:
+        compare with the sources as measured for the coverage map, not the workspace (for edits already saved)."""
         changes = self._check(changes)
         sources = self._read_sources()
-        return select(changes, sources=sources, cmap=self._map, test_files=self._test_files(sources))
+        return select(changes, sources=sources, cmap=self._map, test_files=self._test_files(sources),
+                      against_map=against_map)
 
     def line_coverage(self) -> dict[str, dict[str, set[int]]]:
         """Test node id -> {workspace-relative path: executed 1-based lines}, from the last baseline."""
@@ -271,7 +273,9 @@ class Verifier:
             hashes.update({rel: content_hash(text) for rel, text in changes.items()} if coverage else {})
             run = self._run_pytest(box, targets, level, coverage=coverage, stop=stop, cancel=token)
             if coverage and run.error == "" and not run.timed_out:
-                measured = from_coverage_data(box.out / "coverage", box.src, hashes)
+                snapshot = {rel: (box.src / rel).read_text(encoding="utf-8", errors="replace")
+                            for rel in hashes if rel.endswith(".py") and (box.src / rel).exists()}
+                measured = from_coverage_data(box.out / "coverage", box.src, hashes, snapshot)
                 measured.seconds = run.seconds
                 with self._lock:
                     if incremental and self._map is not None:
@@ -279,6 +283,7 @@ class Verifier:
                                     if t in targets or t.split("::", 1)[0] in targets}
                         self._map.merge(measured, replaced)
                         self._map.hashes = hashes
+                        self._map.snapshot = snapshot
                     else:
                         self._map = measured
                     self._map.save(self.map_path)
