@@ -1,0 +1,116 @@
+"""Candidate fixes and the checks every candidate passes before it costs a test run."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import io
+import sys
+import tokenize
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Candidate:
+    path: str  # workspace-relative file the candidate rewrites
+    text: str  # the whole new file
+    generator: str  # "mutation" | "infill" | "rewrite"
+    line: int  # 1-based line the generator worked on (for titles and ordering)
+    description: str = ""  # e.g. "`>` -> `>=`"
+    logprob: float | None = None
+    prior: float = 0.0  # suspiciousness of the location, higher first
+    votes: int = 1  # how many samples (of any generator) produced the same program
+    generators: set[str] = field(default_factory=set)
+    key: str = ""
+
+
+def normalized(text: str) -> str | None:
+    """A formatting- and comment-insensitive key of a module (None when it does not parse)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
+def imported_modules(text: str) -> set[str]:
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return set()
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def module_exists(name: str, root: Path) -> bool:
+    """Whether `import name` can work in the project: stdlib, a module or package of the project, or installed."""
+    if name in sys.stdlib_module_names or name in sys.builtin_module_names:
+        return True
+    for base in (root, root / "src"):
+        if (base / f"{name}.py").exists() or (base / name).is_dir():
+            return True
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def new_imports_exist(original: str, text: str, root: Path) -> bool:
+    """Candidates importing modules that do not exist fail at import time; drop them before running anything."""
+    added = imported_modules(text) - imported_modules(original)
+    return all(module_exists(name, root) for name in added)
+
+
+def _tokens(text: str) -> list[str]:
+    try:
+        return [
+            t.string for t in tokenize.generate_tokens(io.StringIO(text).readline)
+            if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT,
+                              tokenize.ENDMARKER)
+        ]
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return text.split()
+
+
+def changed_tokens(original: str, text: str) -> int:
+    """Size of the edit in tokens (insertions plus deletions) — the smaller, the more likely right."""
+    a, b = _tokens(original), _tokens(text)
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    return sum(max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal")
+
+
+def changed_range(original: str, text: str) -> tuple[int, int]:
+    """0-based first and last line of `original` that the edit replaces (first == last + 1 never happens: a pure
+    insertion reports the line it goes before)."""
+    old, new = original.split("\n"), text.split("\n")
+    start = 0
+    while start < min(len(old), len(new)) and old[start] == new[start]:
+        start += 1
+    end_old, end_new = len(old), len(new)
+    while end_old > start and end_new > start and old[end_old - 1] == new[end_new - 1]:
+        end_old, end_new = end_old - 1, end_new - 1
+    last = max(start, end_old - 1)
+    return min(start, len(old) - 1), min(last, len(old) - 1)
+
+
+def unified_diff(path: str, original: str, text: str) -> str:
+    lines = difflib.unified_diff(
+        original.splitlines(keepends=True), text.splitlines(keepends=True), f"a/{path}", f"b/{path}", n=3
+    )
+    out = ""
+    for line in lines:
+        out += line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+    return out
+
+
+def replace_lines(text: str, first: int, last: int, new_lines: list[str]) -> str:
+    """Replace 1-based lines first..last (inclusive) of text with new_lines (without newlines)."""
+    lines = text.split("\n")
+    return "\n".join(lines[: first - 1] + new_lines + lines[last:])

@@ -1,0 +1,132 @@
+"""Model-free candidates: classic single-edit mutation operators applied to one suspicious statement.
+
+Edits are made on tokens of the original text (never by unparsing the AST), so a fix changes exactly the
+characters it needs and keeps the author's formatting."""
+
+from __future__ import annotations
+
+import ast
+import io
+import tokenize
+from collections.abc import Iterator
+
+# Replacements for each operator, closest first (a bug is usually one step away: `<` for `<=`, `+` for `-`).
+OPERATORS: dict[str, list[str]] = {
+    "<": ["<=", ">", "!=", "=="], "<=": ["<", ">=", "=="], ">": [">=", "<", "!=", "=="], ">=": [">", "<=", "=="],
+    "==": ["!=", "<=", ">="], "!=": ["==", "<", ">"],
+    "+": ["-", "*"], "-": ["+", "*"], "*": ["/", "//", "+", "**"], "/": ["//", "*"], "//": ["/", "%", "*"],
+    "%": ["//"], "**": ["*"],
+    "+=": ["-="], "-=": ["+="], "*=": ["/=", "//="], "//=": ["/=", "*="], "/=": ["//=", "*="],
+    "and": ["or"], "or": ["and"], "is": ["is not"], "in": ["not in"],
+    "True": ["False"], "False": ["True"], "min": ["max"], "max": ["min"],
+    "<<": [">>"], ">>": ["<<"], "&": ["|"], "|": ["&"],
+}
+
+
+def _offsets(text: str) -> list[int]:
+    starts = [0]
+    for line in text.split("\n"):
+        starts.append(starts[-1] + len(line) + 1)
+    return starts
+
+
+def _splice(text: str, starts: list[int], start: tuple[int, int], end: tuple[int, int], new: str) -> str:
+    a = starts[start[0] - 1] + start[1]
+    b = starts[end[0] - 1] + end[1]
+    return text[:a] + new + text[b:]
+
+
+def mutations(text: str, first: int, last: int) -> Iterator[tuple[str, str]]:
+    """(new text, description) for every single mutation of lines first..last (1-based, inclusive)."""
+    starts = _offsets(text)
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return
+    span = [t for t in tokens if first <= t.start[0] <= last]
+    for i, tok in enumerate(span):
+        nxt = span[i + 1] if i + 1 < len(span) else None
+        prev = span[i - 1] if i > 0 else None
+        s = tok.string
+        if tok.type == tokenize.OP or (tok.type == tokenize.NAME and s in OPERATORS):
+            if s == "is" and nxt is not None and nxt.string == "not":
+                yield _splice(text, starts, tok.start, nxt.end, "is"), "`is not` -> `is`"
+                continue
+            if s == "not" or (s == "in" and prev is not None and prev.string == "not"):
+                continue
+            if s in ("min", "max") and (nxt is None or nxt.string != "("):
+                continue
+            if s == "-" and (prev is None or prev.type == tokenize.OP and prev.string not in (")", "]", "}")):
+                # unary minus: drop it
+                yield _splice(text, starts, tok.start, tok.end, ""), "drop unary `-`"
+                continue
+            for repl in OPERATORS.get(s, []):
+                yield _splice(text, starts, tok.start, tok.end, repl), f"`{s}` -> `{repl}`"
+        elif tok.type == tokenize.NAME and s == "not":
+            if nxt is not None and nxt.string == "in":
+                yield _splice(text, starts, tok.start, nxt.end, "in"), "`not in` -> `in`"
+            else:
+                end = nxt.start if nxt is not None else tok.end
+                yield _splice(text, starts, tok.start, end, ""), "drop `not`"
+        elif tok.type == tokenize.NUMBER:
+            try:
+                value = ast.literal_eval(s)
+            except (ValueError, SyntaxError):
+                continue
+            if isinstance(value, int) and not isinstance(value, bool):
+                for repl in (value + 1, value - 1):
+                    if repl >= 0 or value < 0:
+                        yield _splice(text, starts, tok.start, tok.end, str(repl)), f"`{s}` -> `{repl}`"
+                        continue
+                    # a negative literal as a replacement needs care inside expressions: parenthesize
+                    yield _splice(text, starts, tok.start, tok.end, f"({repl})"), f"`{s}` -> `{repl}`"
+            elif isinstance(value, float):
+                for repl in (value + 1, value - 1) if value.is_integer() else ():
+                    yield _splice(text, starts, tok.start, tok.end, repr(repl)), f"`{s}` -> `{repl!r}`"
+    yield from _ast_mutations(text, starts, first, last)
+
+
+def _segment(text: str, starts: list[int], node: ast.AST) -> tuple[int, int]:
+    a = starts[node.lineno - 1] + node.col_offset  # type: ignore[attr-defined]
+    b = starts[node.end_lineno - 1] + node.end_col_offset  # type: ignore[attr-defined]
+    return a, b
+
+
+def _ast_mutations(text: str, starts: list[int], first: int, last: int) -> Iterator[tuple[str, str]]:
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", None)
+        if line is None or not first <= line <= last:
+            continue
+        if isinstance(node, ast.Call) and len(node.args) == 2 and not node.keywords:
+            a0, a1 = (_segment(text, starts, arg) for arg in node.args)
+            s0, s1 = text[a0[0]:a0[1]], text[a1[0]:a1[1]]
+            if s0 != s1:
+                new = text[: a0[0]] + s1 + text[a0[1]: a1[0]] + s0 + text[a1[1]:]
+                yield new, "swap the arguments"
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+            # `x - 1` -> `x` and `x + 1` -> `x`: off-by-one in an index or a bound
+            if isinstance(node.right, ast.Constant) and node.right.value == 1:
+                a, b = _segment(text, starts, node)
+                la, lb = _segment(text, starts, node.left)
+                yield text[:a] + text[la:lb] + text[b:], "drop the `± 1`"
+        if isinstance(node, ast.Slice):
+            for part, name in ((node.lower, "start"), (node.upper, "stop")):
+                if part is not None:
+                    a, b = _segment(text, starts, part)
+                    seg = text[a:b]
+                    yield text[:a] + f"{seg} + 1" + text[b:], f"slice {name} + 1"
+                    yield text[:a] + f"{seg} - 1" + text[b:], f"slice {name} - 1"
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
+            if len(node.args) in (1, 2):
+                a, b = _segment(text, starts, node.args[-1])
+                seg = text[a:b]
+                yield text[:a] + f"{seg} + 1" + text[b:], "range stop + 1"
+                yield text[:a] + f"{seg} - 1" + text[b:], "range stop - 1"
+        if isinstance(node, ast.Return) and isinstance(node.value, ast.UnaryOp) and isinstance(node.value.op, ast.Not):
+            a, b = _segment(text, starts, node.value)
+            oa, ob = _segment(text, starts, node.value.operand)
+            yield text[:a] + text[oa:ob] + text[b:], "drop `not`"

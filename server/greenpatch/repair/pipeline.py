@@ -1,0 +1,659 @@
+"""failing tests -> localize -> candidates (mutation, infill, rewrite) -> verify in the sandbox -> rank -> fixes.
+
+Nothing is shown unless it passed: a candidate becomes a Fix only when the failing tests it targets pass and no
+test that passed before fails. Every loop is bounded (candidates per round, rounds, seconds) and the cancel token
+is checked between candidates.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from greenpatch.cancel import CancelToken
+from greenpatch.config import RepairSettings
+from greenpatch.engine.base import ChatMessage, Engine
+from greenpatch.errors import Cancelled, GreenpatchError
+from greenpatch.repair import infill, probe, rewrite
+from greenpatch.repair.candidates import (
+    Candidate, changed_range, changed_tokens, new_imports_exist, normalized, replace_lines, unified_diff,
+)
+from greenpatch.repair.localize import SourceMap, Suspect, is_test_path, localize, test_file_of
+from greenpatch.repair.mutate import mutations
+from greenpatch.repair.types import Failure, Fix, RepairReport
+from greenpatch.verify.types import Changes, TestResult, TestRun
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, "int | None"], None]
+
+# How many suspicious statements each round works on, and model samples per statement (greedy first).
+LINES_PER_ROUND = 4
+SAMPLES = (2, 3)  # round 1, later rounds
+ENOUGH = 3  # stop verifying a round once this many distinct candidates passed
+EXTRA_AFTER_FIRST = 2  # batches verified after the first passing candidate (alternatives for ranking)
+MAX_FIXES = 3  # fixes reported per failure group
+PROBE_INPUTS = 24
+
+
+@dataclass
+class _Group:
+    """Failing tests whose most suspicious code is the same function: repaired together."""
+
+    path: str
+    function: str
+    failing: list[TestResult]
+    suspects: list[Suspect] = field(default_factory=list)
+
+
+@dataclass
+class _Verified:
+    candidate: Candidate
+    run: TestRun
+    tokens: int
+    behaviour: int = 0  # size of the group of candidates behaving the same on extra inputs
+    note: str = ""
+
+
+class RepairPipeline:
+    def __init__(
+        self, root: Path, verifier: Any, engine: Any | None, settings: RepairSettings, *, model_name: str = ""
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.verifier = verifier
+        self.engine = engine  # an EngineWorker (anything with submit(fn, cancel) -> Future), or None
+        self.settings = settings
+        self.model_name = model_name
+        self._engine_error = ""
+
+    # --- public ------------------------------------------------------------------------------------------
+
+    def repair(
+        self, *, changes: Changes | None = None, focus: list[str] | None = None, baseline: TestRun | None = None,
+        cancel: CancelToken | None = None, progress: Progress | None = None,
+    ) -> RepairReport:
+        started = time.monotonic()
+        self._deadline = started + max(1.0, self.settings.max_seconds)
+        self._cancel = cancel or CancelToken()
+        self._progress = progress or (lambda message, percent=None: None)
+        self._changes = dict(changes or {})
+        self._texts: dict[str, str] = {}
+        self._maps: dict[str, SourceMap] = {}
+        report = RepairReport()
+        self._report = report
+        if baseline is None:
+            self._progress("running the tests", 0)
+            baseline = self.verifier.baseline(changes=self._changes or None, cancel=self._cancel)
+        self._check_cancel()
+        report.level = baseline.level
+        report.tests_run = len(baseline.results)
+        failing = baseline.failed
+        if baseline.error and not failing:
+            broken = self._unparsable(focus)
+            if not broken:
+                report.error = baseline.error
+                report.seconds = time.monotonic() - started
+                return report
+            failing = [TestResult(nodeid=f"{rel}::<syntax>", outcome="error", message=baseline.error.splitlines()[0]
+                                  if baseline.error else "syntax error") for rel in broken]
+        if not failing:
+            report.seconds = time.monotonic() - started
+            return report
+        self._baseline = baseline
+        self._passed_before = {r.nodeid for r in baseline.results if r.outcome == "passed"}
+        coverage = self.verifier.line_coverage() or {}
+        focus_set = {f for f in (focus or []) if not is_test_path(f)} or None
+        groups, lost = self._group(failing, coverage, focus_set)
+        for result in lost:
+            report.failures.append(self._failure(result, None))
+        fixed: set[str] = set()
+        for number, group in enumerate(groups):
+            if all(r.nodeid in fixed for r in group.failing):
+                best = next(f for f in report.fixes if any(r.nodeid in f.fixes for r in group.failing))
+                for result in group.failing:
+                    report.failures.append(self._failure(result, group, best))
+                continue
+            if self._out_of_time():
+                report.notes.append("stopped at the time limit")
+                for result in group.failing:
+                    report.failures.append(self._failure(result, group))
+                continue
+            self._progress(f"repairing {group.function} in {group.path}", int(100 * number / max(1, len(groups))))
+            fixes = self._repair_group(group)
+            report.fixes.extend(fixes)
+            if fixes:
+                fixed |= set(fixes[0].fixes)
+            for result in group.failing:
+                report.failures.append(self._failure(result, group, fixes[0] if fixes else None))
+        report.fixes.sort(key=lambda f: (not f.verified, -len(f.fixes)))
+        if self._engine_error:
+            report.notes.append(self._engine_error)
+        report.seconds = time.monotonic() - started
+        self._progress("done", 100)
+        return report
+
+    # --- inputs ------------------------------------------------------------------------------------------
+
+    def _text(self, rel: str) -> str | None:
+        if rel in self._changes:
+            return self._changes[rel]
+        if rel not in self._texts:
+            try:
+                self._texts[rel] = (self.root / rel).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                return None
+        return self._texts[rel]
+
+    def _map(self, rel: str) -> SourceMap | None:
+        if rel not in self._maps:
+            text = self._text(rel)
+            if text is None:
+                return None
+            self._maps[rel] = SourceMap(text)
+        return self._maps[rel]
+
+    def _python_files(self) -> list[str]:
+        from greenpatch.verify.sandbox import source_files
+
+        return sorted(rel for rel in source_files(self.root) if rel.endswith(".py")) + sorted(
+            rel for rel in self._changes if rel.endswith(".py")
+        )
+
+    def _unparsable(self, focus: list[str] | None) -> list[str]:
+        files = [f for f in focus or []] or self._python_files()
+        return [rel for rel in dict.fromkeys(files) if rel.endswith(".py") and (m := self._map(rel)) and not m.ok]
+
+    def _check_cancel(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled()
+
+    def _out_of_time(self) -> bool:
+        return time.monotonic() > self._deadline
+
+    # --- localize ----------------------------------------------------------------------------------------
+
+    def _group(
+        self, failing: list[TestResult], coverage: dict[str, dict[str, set[int]]], focus: set[str] | None
+    ) -> tuple[list[_Group], list[TestResult]]:
+        passing = [nodeid for nodeid in self._passed_before]
+        files = self._python_files()
+        groups: dict[tuple[str, str], _Group] = {}
+        lost: list[TestResult] = []
+        syntax: list[TestResult] = []
+        for result in failing:
+            if result.nodeid.endswith("::<syntax>"):
+                syntax.append(result)
+                continue
+            found = localize([result], passing, coverage, self._map, focus, files, self._test_text)
+            if not found:
+                lost.append(result)
+                continue
+            top = found[0]
+            key = (top.path, top.function.name)
+            groups.setdefault(key, _Group(top.path, top.function.name, []))
+            groups[key].failing.append(result)
+        for group in groups.values():
+            group.suspects = [
+                s for s in localize(group.failing, passing, coverage, self._map, focus, files, self._test_text)
+            ]
+            # the group's own function first, then other suspects
+            group.suspects.sort(key=lambda s: (s.path != group.path or s.function.name != group.function,
+                                               -s.score, -s.line))
+        out = list(groups.values())
+        for result in syntax:
+            out.append(_Group(result.nodeid.split("::")[0], "<syntax>", [result]))
+        return out, lost
+
+    def _test_text(self, rel: str) -> str:
+        return self._text(rel) or ""
+
+    def _failure(self, result: TestResult, group: _Group | None, fix: Fix | None = None) -> Failure:
+        path: str | None = None
+        line: int | None = None
+        if fix is not None:
+            path, line = fix.path, fix.changed_range[0] + 1
+        elif group is not None and group.suspects:
+            path, line = group.suspects[0].path, group.suspects[0].line
+        elif group is not None and group.function == "<syntax>":
+            path = group.path
+        else:
+            frames = [f for f in result.frames if not is_test_path(f.path)]
+            if frames:
+                path, line = frames[-1].path, frames[-1].line
+        return Failure(result.nodeid, result.message, path, line)
+
+    # --- one group ---------------------------------------------------------------------------------------
+
+    def _repair_group(self, group: _Group) -> list[Fix]:
+        if group.function == "<syntax>":
+            return self._repair_syntax(group)
+        target_ids = [r.nodeid for r in group.failing]
+        seen: dict[str, Candidate] = {}  # normalized program -> candidate (tried or queued): never run twice
+        for rel in {s.path for s in group.suspects}:
+            text = self._text(rel)
+            if text is not None and (key := normalized(text)):
+                seen[f"{rel}\0{key}"] = Candidate(rel, text, "original", 0)
+        plausible: list[_Verified] = []
+        feedback: list[ChatMessage] = []
+        self._extra_batches = EXTRA_AFTER_FIRST
+        budget = max(1, self.settings.candidates)
+        rounds = max(1, self.settings.rounds)
+        last_error = "; ".join(r.message.splitlines()[0] for r in group.failing if r.message)[:300]
+        for round_no in range(1, rounds + 1):
+            self._check_cancel()
+            if self._out_of_time():
+                self._report.notes.append("stopped at the time limit")
+                break
+            self._report.rounds = max(self._report.rounds, round_no)
+            window = group.suspects[(round_no - 1) * LINES_PER_ROUND: round_no * LINES_PER_ROUND]
+            window = window or group.suspects[:LINES_PER_ROUND]
+            pending = self._start_model(group, window, round_no, budget, feedback, last_error)
+            queue = self._mutants(window, budget * 4) if window else []
+            fresh = self._dedupe(queue, seen)
+            found, last_error = self._verify(fresh, target_ids, plausible, last_error)
+            plausible.extend(found)
+            model_candidates = self._finish_model(pending)
+            fresh = self._dedupe(model_candidates, seen)
+            found, last_error = self._verify(fresh, target_ids, plausible, last_error)
+            plausible.extend(found)
+            if plausible:
+                break
+        if not plausible:
+            return []
+        self._rank(group, plausible)
+        return [self._fix(group, v, target_ids) for v in plausible[:MAX_FIXES]]
+
+    def _mutants(self, window: list[Suspect], limit: int) -> list[Candidate]:
+        out: list[Candidate] = []
+        per_line: list[list[Candidate]] = []
+        for suspect in window:
+            text = self._text(suspect.path)
+            if text is None:
+                continue
+            per_line.append([
+                Candidate(suspect.path, new, "mutation", suspect.line, description, prior=suspect.score)
+                for new, description in mutations(text, suspect.line, suspect.last)
+            ])
+        # Round-robin over lines so a long line full of operators cannot use the whole budget.
+        index = 0
+        while len(out) < limit and any(index < len(c) for c in per_line):
+            for cands in per_line:
+                if index < len(cands) and len(out) < limit:
+                    out.append(cands[index])
+            index += 1
+        return out
+
+    def _dedupe(self, candidates: list[Candidate], seen: dict[str, Candidate]) -> list[Candidate]:
+        fresh: list[Candidate] = []
+        for cand in candidates:
+            key = normalized(cand.text)
+            if key is None:
+                continue  # does not parse
+            full = f"{cand.path}\0{key}"
+            if full in seen:
+                other = seen[full]
+                other.votes += 1
+                other.generators.add(cand.generator)
+                if cand.logprob is not None and (other.logprob is None or cand.logprob > other.logprob):
+                    other.logprob = cand.logprob
+                continue
+            original = self._text(cand.path) or ""
+            if not new_imports_exist(original, cand.text, self.root):
+                continue
+            cand.key = full
+            cand.generators.add(cand.generator)
+            seen[full] = cand
+            fresh.append(cand)
+        return fresh
+
+    # --- model generators (run on the engine's thread while mutations are verified) -----------------------
+
+    def _submit(self, fn: Callable[[Engine], Any]) -> concurrent.futures.Future[Any] | None:
+        if self.engine is None or self._engine_error:
+            return None
+        return self.engine.submit(fn, self._cancel)  # type: ignore[no-any-return]
+
+    def _start_model(
+        self, group: _Group, window: list[Suspect], round_no: int, budget: int, feedback: list[ChatMessage],
+        last_error: str,
+    ) -> list[concurrent.futures.Future[Any]]:
+        if self.engine is None or self._engine_error:
+            return []
+        futures: list[concurrent.futures.Future[Any]] = []
+        samples = SAMPLES[0] if round_no == 1 else SAMPLES[1]
+        tests = self._test_context(group)
+        made = 0
+        for suspect in window:
+            text = self._text(suspect.path)
+            if text is None:
+                continue
+            hole = infill.make_hole(suspect.path, text, suspect.line, suspect.last)
+            for sample in range(samples):
+                if made >= budget:
+                    break
+                temperature = 0.0 if sample == 0 and round_no == 1 else 0.4 + 0.2 * round_no
+                seed = round_no * 100 + sample
+
+                def job(engine: Engine, hole: infill.Hole = hole, temperature: float = temperature,
+                        seed: int = seed, suspect: Suspect = suspect, text: str = text) -> list[Candidate]:
+                    if self._cancel.is_set() or self._out_of_time():
+                        return []
+                    context = infill.render_context(engine.fim, suspect.path, tests, self.root.name)
+                    filled = infill.fill(engine, hole, context, temperature=temperature, seed=seed,
+                                         cancel=self._cancel)
+                    if filled is None:
+                        return []
+                    new_lines, gen = filled
+                    new_text = replace_lines(text, hole.first, hole.last, new_lines)
+                    return [Candidate(suspect.path, new_text, "infill", suspect.line,
+                                      f"line {suspect.line} re-filled", gen.mean_logprob, suspect.score)]
+
+                future = self._submit(job)
+                if future is not None:
+                    futures.append(future)
+                    made += 1
+        # The chat rewrite mostly echoes the bug with small models (see FACTS.md), so it runs from round 2, or in
+        # round 1 when the model has no FIM tokens to infill with.
+        if round_no >= 2 or (self.engine is not None and getattr(getattr(self.engine, "engine", None), "fim", 1) is None):
+            future = self._submit(lambda engine: self._rewrite(engine, group, round_no, feedback, last_error))
+            if future is not None:
+                futures.append(future)
+        return futures
+
+    def _finish_model(self, futures: list[concurrent.futures.Future[Any]]) -> list[Candidate]:
+        out: list[Candidate] = []
+        for future in futures:
+            remaining = max(0.1, self._deadline - time.monotonic())
+            try:
+                out.extend(future.result(timeout=remaining))
+            except concurrent.futures.TimeoutError:
+                self._cancel_pending(futures)
+                self._report.notes.append("stopped at the time limit")
+                break
+            except Cancelled:
+                self._check_cancel()
+            except GreenpatchError as exc:
+                self._engine_error = f"model not used: {exc}"
+                self._cancel_pending(futures)
+                break
+        self._check_cancel()
+        return sorted(out, key=lambda c: (-c.prior, -(c.logprob if c.logprob is not None else -99.0)))
+
+    @staticmethod
+    def _cancel_pending(futures: list[concurrent.futures.Future[Any]]) -> None:
+        for future in futures:
+            future.cancel()
+
+    def _test_context(self, group: _Group) -> list[tuple[str, str]]:
+        files: list[tuple[str, str]] = []
+        for result in group.failing:
+            rel = test_file_of(result.nodeid)
+            if rel in dict(files):
+                continue
+            text = self._text(rel) or ""
+            if len(text) > 6000:  # keep the prompt small: the failing test function is what matters
+                text = _test_function(text, result.nodeid) or text[:6000]
+            files.append((rel, text))
+        messages = [f"# {r.nodeid.split('::')[-1]} fails: {r.message.splitlines()[0][:200]}"
+                    for r in group.failing if r.message]
+        if files and messages:
+            rel, text = files[0]
+            files[0] = (rel, text.rstrip() + "\n" + "\n".join(messages[:3]) + "\n")
+        return files
+
+    def _rewrite(
+        self, engine: Engine, group: _Group, round_no: int, feedback: list[ChatMessage], last_error: str
+    ) -> list[Candidate]:
+        if self._cancel.is_set() or self._out_of_time():
+            return []
+        sm = self._map(group.path)
+        text = self._text(group.path)
+        fn = next((f for f in sm.functions if f.name == group.function), None) if sm else None
+        if fn is None or text is None:
+            return []
+        source = "\n".join(text.split("\n")[fn.first - 1: fn.last])
+        if not feedback:
+            result = group.failing[0]
+            test_text = self._text(test_file_of(result.nodeid)) or ""
+            test = _test_function(test_text, result.nodeid) or test_text[:3000]
+            feedback.extend(rewrite.first_messages(group.path, group.function, source, test, result.message))
+        else:
+            feedback.append(rewrite.feedback_message(group.function, last_error))
+        gen = engine.chat(feedback, max_tokens=min(768, 64 + 2 * len(source)),
+                          temperature=min(1.0, 0.2 + 0.3 * (round_no - 1)), seed=round_no, cancel=self._cancel)
+        feedback.append(ChatMessage("assistant", gen.text))
+        new_fn = rewrite.extract_function(gen.text, group.function)
+        if new_fn is None:
+            return []
+        new_text = rewrite.splice_function(text, fn.first, fn.last, new_fn)
+        if new_text is None:
+            return []
+        return [Candidate(group.path, new_text, "rewrite", fn.first, f"{group.function} rewritten", gen.mean_logprob,
+                          prior=group.suspects[0].score if group.suspects else 0.0)]
+
+    # --- verify ------------------------------------------------------------------------------------------
+
+    def _overlay(self, cand: Candidate) -> Changes:
+        changes = dict(self._changes)
+        changes[cand.path] = cand.text
+        return changes
+
+    def _verify(
+        self, candidates: list[Candidate], target_ids: list[str], plausible: list[_Verified], last_error: str,
+    ) -> tuple[list[_Verified], str]:
+        """Two stages: the failing tests first (cheap, rejects most), then every affected test for survivors."""
+        found: list[_Verified] = []
+        chunk = max(1, getattr(self.verifier, "parallel", 2))
+        for start in range(0, len(candidates), chunk):
+            self._check_cancel()
+            if self._out_of_time() or len(plausible) + len(found) >= ENOUGH:
+                break
+            if plausible or found:
+                if self._extra_batches <= 0:
+                    break
+                self._extra_batches -= 1
+            batch = candidates[start: start + chunk]
+            self._report.candidates_tried += len(batch)
+            self._progress(f"verifying candidate {self._report.candidates_tried}", None)
+            runs = self.verifier.run_many([self._overlay(c) for c in batch], tests=target_ids,
+                                          stop_at_first_failure=True, cancel=self._cancel)
+            self._check_cancel()
+            survivors = []
+            for cand, run in zip(batch, runs):
+                if self._targets_pass(run, target_ids):
+                    survivors.append(cand)
+                else:
+                    last_error = _describe(run) or last_error
+            if not survivors:
+                continue
+            others_failing = any(r.outcome in ("failed", "error") and r.nodeid not in target_ids
+                                 for r in self._baseline.results)
+            full = self.verifier.run_many([self._overlay(c) for c in survivors], tests=None,
+                                          stop_at_first_failure=not others_failing, cancel=self._cancel)
+            self._check_cancel()
+            for cand, run in zip(survivors, full):
+                if self._no_regressions(run, target_ids):
+                    found.append(_Verified(cand, run, changed_tokens(self._text(cand.path) or "", cand.text)))
+                else:
+                    last_error = _describe(run) or last_error
+        return found, last_error
+
+    @staticmethod
+    def _targets_pass(run: TestRun, target_ids: list[str]) -> bool:
+        if run.error or run.timed_out:
+            return False
+        outcomes = {r.nodeid: r.outcome for r in run.results}
+        return all(outcomes.get(t) == "passed" for t in target_ids)
+
+    def _no_regressions(self, run: TestRun, target_ids: list[str]) -> bool:
+        if run.error or run.timed_out:
+            return False
+        for result in run.results:
+            if result.outcome in ("failed", "error") and (result.nodeid in self._passed_before
+                                                          or result.nodeid in target_ids):
+                return False
+            if result.outcome in ("failed", "error") and result.nodeid not in {
+                r.nodeid for r in self._baseline.results
+            }:
+                return False  # a test the baseline did not know (new, or renamed) must pass too
+        return True
+
+    # --- syntax errors -----------------------------------------------------------------------------------
+
+    def _repair_syntax(self, group: _Group) -> list[Fix]:
+        text = self._text(group.path)
+        if text is None:
+            return []
+        try:
+            compile(text, group.path, "exec")
+            return []
+        except SyntaxError as exc:
+            line = exc.lineno or 1
+        candidates: list[Candidate] = []
+        lines = text.split("\n")
+        for at in dict.fromkeys(n for n in (line, line - 1) if 1 <= n <= len(lines)):
+            current = lines[at - 1]
+            stripped = current.rstrip()
+            edits = [stripped + ":", stripped + ")", stripped + "]", stripped + "}", stripped[:-1] if stripped else ""]
+            for new in edits:
+                if new != current:
+                    candidates.append(Candidate(group.path, replace_lines(text, at, at, [new]), "mutation", at,
+                                                f"line {at} completed"))
+        seen: dict[str, Candidate] = {}
+        fresh = self._dedupe(candidates, seen)
+        if not fresh and self.engine is not None:
+            pass
+        verified: list[_Verified] = []
+        for cand in fresh[: self.settings.candidates * 2]:
+            self._check_cancel()
+            self._report.candidates_tried += 1
+            run = self.verifier.run(self._overlay(cand), stop_at_first_failure=True, cancel=self._cancel)
+            if not run.error and not run.timed_out and not run.failed:
+                verified.append(_Verified(cand, run, changed_tokens(text, cand.text)))
+                break
+        self._rank(group, verified)
+        return [self._fix(group, v, []) for v in verified[:1]]
+
+    # --- rank and report ---------------------------------------------------------------------------------
+
+    def _rank(self, group: _Group, plausible: list[_Verified]) -> None:
+        if len(plausible) > 1 and group.function != "<syntax>" and not self._out_of_time():
+            self._compare_behaviour(group, plausible)
+        plausible.sort(key=lambda v: (
+            -v.behaviour,
+            v.tokens,
+            -v.candidate.votes,
+            -(v.candidate.logprob if v.candidate.logprob is not None else -5.0),
+            v.run.seconds,
+        ))
+        notes = []
+        covering = self._covering_tests(group)
+        if covering is not None and covering < 3:
+            notes.append(f"few tests cover this code ({covering})")
+        for v in plausible:
+            v.note = "; ".join(notes + ([v.note] if v.note else []))
+
+    def _covering_tests(self, group: _Group) -> int | None:
+        coverage = self.verifier.line_coverage() or {}
+        if not coverage:
+            return None
+        sm = self._map(group.path)
+        fn = next((f for f in sm.functions if f.name == group.function), None) if sm else None
+        if fn is None:
+            return None
+        return sum(1 for files in coverage.values()
+                   if any(fn.first <= line <= fn.last for line in files.get(group.path, ())))
+
+    def _compare_behaviour(self, group: _Group, plausible: list[_Verified]) -> None:
+        """CodeT-style: group the passing candidates by their outputs on extra inputs; the biggest group wins."""
+        result = group.failing[0]
+        test_rel = test_file_of(result.nodeid)
+        test_text = self._text(test_rel) or ""
+        shapes = probe.call_examples(test_text, group.function)
+        if shapes is None:
+            return
+        callee, examples = shapes
+        inputs = probe.extra_inputs(examples, PROBE_INPUTS)
+        probe_rel = probe.probe_path(test_rel)
+        probe_src = probe.probe_source(test_text, callee, inputs)
+        overlays = []
+        for v in plausible:
+            overlay = self._overlay(v.candidate)
+            overlay[probe_rel] = probe_src
+            overlays.append(overlay)
+        self._progress("comparing the passing candidates on extra inputs", None)
+        runs = self.verifier.run_many(overlays, tests=[f"{probe_rel}::test_greenpatch_probe"],
+                                      stop_at_first_failure=True, cancel=self._cancel)
+        self._check_cancel()
+        behaviours: list[tuple[str, ...] | None] = []
+        for run in runs:
+            found = None
+            for r in run.results:
+                found = probe.digests(r.message)
+            behaviours.append(found)
+        known = [b for b in behaviours if b is not None]
+        if len(known) < 2:
+            return
+        for v, b in zip(plausible, behaviours):
+            v.behaviour = sum(v2.candidate.votes for v2, b2 in zip(plausible, behaviours) if b2 == b) if b else 0
+        distinct = set(known)
+        if len(distinct) > 1:
+            for v, b in zip(plausible, behaviours):
+                others = sum(1 for b2 in known if b2 != b)
+                v.note = f"candidates disagree on extra inputs ({len(distinct)} behaviours among {len(known)} fixes)"
+                del others
+
+    def _now_passing(self, run: TestRun, target_ids: list[str]) -> list[str]:
+        """The baseline's failing tests this candidate makes pass (its targets, and others it fixes too)."""
+        failing_before = {r.nodeid for r in self._baseline.results if r.outcome in ("failed", "error")}
+        passing_now = {r.nodeid for r in run.results if r.outcome == "passed"}
+        return list(dict.fromkeys(list(target_ids) + sorted(failing_before & passing_now)))
+
+    def _fix(self, group: _Group, v: _Verified, target_ids: list[str]) -> Fix:
+        cand = v.candidate
+        original = self._text(cand.path) or ""
+        first, last = changed_range(original, cand.text)
+        passed = sum(1 for r in v.run.results if r.outcome == "passed")
+        where = group.function if group.function != "<syntax>" else cand.path
+        what = cand.description or f"change in {where}"
+        title = f"Fix {where}: {what} ({passed} test{'s' if passed != 1 else ''} pass)"
+        return Fix(
+            path=cand.path, new_text=cand.text, diff=unified_diff(cand.path, original, cand.text), title=title,
+            generator=cand.generator, tests_run=len(v.run.results), tests_passed=passed, verified=True,
+            note=v.note, changed_range=(first, last), fixes=self._now_passing(v.run, target_ids),
+            score={"changed_tokens": v.tokens, "votes": cand.votes, "generators": sorted(cand.generators),
+                   "logprob": cand.logprob, "behaviour_group": v.behaviour, "test_seconds": round(v.run.seconds, 3),
+                   "suspiciousness": round(cand.prior, 3)},
+        )
+
+
+def _describe(run: TestRun) -> str:
+    if run.error:
+        return run.error.splitlines()[0][:300] if run.error.strip() else "the tests could not run"
+    if run.timed_out:
+        return "the tests timed out"
+    failed = run.failed
+    if failed:
+        r = failed[0]
+        return f"{r.nodeid.split('::')[-1]}: {r.message.splitlines()[0][:250] if r.message else 'failed'}"
+    return ""
+
+
+def _test_function(text: str, nodeid: str) -> str | None:
+    """Source of the test function a node id names (parametrize ids and classes handled)."""
+    import ast
+
+    name = nodeid.split("::")[-1].split("[")[0]
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+            return ast.get_source_segment(text, node)
+    return None

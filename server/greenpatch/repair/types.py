@@ -1,0 +1,53 @@
+"""What the repair pipeline reports: failures, verified fixes, and the whole run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Failure:
+    nodeid: str
+    message: str
+    path: str | None = None  # fault location: workspace-relative POSIX path of non-test code
+    line: int | None = None  # 1-based
+
+
+@dataclass
+class Fix:
+    path: str
+    new_text: str
+    diff: str
+    title: str
+    generator: str  # "infill" | "mutation" | "rewrite"
+    tests_run: int
+    tests_passed: int
+    verified: bool
+    note: str = ""
+    changed_range: tuple[int, int] = (0, 0)  # 0-based first/last line of the ORIGINAL text that the fix replaces
+    fixes: list[str] = field(default_factory=list)  # node ids of the failing tests this fix makes pass
+    score: dict[str, Any] = field(default_factory=dict)  # what ranking saw (changed tokens, votes, logprob, ...)
+
+
+@dataclass
+class RepairReport:
+    failures: list[Failure] = field(default_factory=list)
+    fixes: list[Fix] = field(default_factory=list)  # best first
+    seconds: float = 0.0
+    candidates_tried: int = 0
+    rounds: int = 0
+    level: str = ""
+    error: str = ""
+    tests_run: int = 0
+    notes: list[str] = field(default_factory=list)  # things the user should know (no model, timed out, ...)
+
+    @property
+    def unfixed(self) -> list[Failure]:
+        fixed = {nodeid for fix in self.fixes if fix.verified for nodeid in fix.fixes}
+        return [f for f in self.failures if f.nodeid not in fixed]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["unfixed"] = [f.nodeid for f in self.unfixed]
+        return data
