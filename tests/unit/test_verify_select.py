@@ -123,3 +123,18 @@ def test_a_stale_map_falls_back_to_importers_until_refreshed(mapped, tmp_path: P
             assert again.select(edit(root, "calc/text.py", 'upper() + "!"', "upper()")).level == "coverage"
     finally:
         ops.write_text(original)
+
+
+def test_an_edit_in_one_of_several_nested_functions_with_the_same_name_maps_to_that_one() -> None:
+    source = (
+        "def outer(flag):\n"
+        "    if flag:\n"
+        "        def key(a):\n"
+        "            return a[0]\n"
+        "    else:\n"
+        "        def key(a):\n"
+        "            return a\n"
+        "    return key\n"
+    )
+    scopes = edited_functions(source, source.replace("a[0]", "a[1]"))
+    assert [(s.qualname, s.start, s.end) for s in scopes or []] == [("outer.key", 3, 4)]

@@ -148,9 +148,21 @@ def edited_functions(old: str, new: str) -> list[Scope] | None:
     old_scopes, new_scopes = scopes(old), scopes(new)
     if old_scopes is None or new_scopes is None:
         return None
-    by_name = {s.qualname: s for s in old_scopes}
+    # Functions are matched old <-> new by qualified name and order among equal names (several nested `def key`
+    # in one function are common), so an edit maps to the right one even when line numbers moved.
+    def ordinal(found: list[Scope]) -> dict[Scope, tuple[str, int]]:
+        seen: dict[str, int] = {}
+        out = {}
+        for scope in sorted(found, key=lambda s: (s.start, s.end)):
+            seen[scope.qualname] = seen.get(scope.qualname, -1) + 1
+            out[scope] = (scope.qualname, seen[scope.qualname])
+        return out
+
+    old_ids = ordinal(old_scopes)
+    old_by_id = {ident: scope for scope, ident in old_ids.items()}
+    new_ids = ordinal(new_scopes)
     old_lines, new_lines = old.splitlines(), new.splitlines()
-    edited: dict[str, Scope] = {}
+    edited: dict[tuple[int, int], Scope] = {}
     matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
@@ -161,12 +173,13 @@ def edited_functions(old: str, new: str) -> list[Scope] | None:
             scope = _innermost(old_scopes, line)
             if scope is None:
                 return None
-            edited[scope.qualname] = scope
+            edited[(scope.start, scope.end)] = scope
         for line in new_touched:
             scope = _innermost(new_scopes, line)
-            if scope is None or scope.qualname not in by_name:
+            if scope is None or new_ids[scope] not in old_by_id:
                 return None
-            edited[scope.qualname] = by_name[scope.qualname]
+            match = old_by_id[new_ids[scope]]
+            edited[(match.start, match.end)] = match
     return list(edited.values())
 
 
