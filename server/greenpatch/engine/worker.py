@@ -26,8 +26,11 @@ StatusCallback = Callable[[str, str], None]  # (state: "loadingModel" | "ready" 
 
 
 class EngineWorker:
-    def __init__(self, factory: Callable[[], Engine], on_status: StatusCallback | None = None) -> None:
+    def __init__(
+        self, factory: Callable[[], Engine], on_status: StatusCallback | None = None, *, owns_engine: bool = True
+    ) -> None:
         self._factory = factory
+        self._owns_engine = owns_engine  # False: close() leaves the engine open (shared with other workers)
         self._on_status = on_status
         self._queue: queue.Queue[tuple[Callable[[Engine], Any], CancelToken | None, concurrent.futures.Future[Any]] | None]
         self._queue = queue.Queue()
@@ -118,7 +121,7 @@ class EngineWorker:
                 future.set_result(fn(engine))
             except BaseException as exc:
                 future.set_exception(exc)
-        if self.engine is not None:
+        if self.engine is not None and self._owns_engine:
             try:
                 self.engine.close()
             finally:
