@@ -14,5 +14,5 @@ DATA = Path(__file__).parent / "data"
 def example_project(tmp_path: Path) -> Path:
     """A private copy of the README's buggy example project."""
     target = tmp_path / "example"
-    shutil.copytree(DATA / "example", target)
+    shutil.copytree(DATA / "example", target, ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__"))
     return target

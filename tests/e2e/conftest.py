@@ -56,12 +56,12 @@ class Notifications:
 
 def workspace_copy(tmp_path_factory: pytest.TempPathFactory, name: str = "example") -> Path:
     target = tmp_path_factory.mktemp("ws") / name
-    shutil.copytree(DATA / name, target)
+    shutil.copytree(DATA / name, target, ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__"))
     return target
 
 
-async def start(client: LanguageClient, root: Path, options: dict[str, Any] | None = None) -> None:
-    await client.initialize_session(
+async def start(client: LanguageClient, root: Path, options: dict[str, Any] | None = None) -> types.InitializeResult:
+    return await client.initialize_session(
         types.InitializeParams(
             capabilities=client_capabilities("visual_studio_code"),
             root_uri=root.as_uri(),
@@ -77,6 +77,17 @@ async def client(lsp_client: LanguageClient, tmp_path_factory: pytest.TempPathFa
     root = workspace_copy(tmp_path_factory)
     lsp_client.root = root  # type: ignore[attr-defined]
     lsp_client.notes = Notifications(lsp_client)  # type: ignore[attr-defined]
-    await start(lsp_client, root)
+    lsp_client.init_result = await start(lsp_client, root)  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
+async def untrusted_client(lsp_client: LanguageClient, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A client whose workspace is not trusted (VS Code restricted mode)."""
+    root = workspace_copy(tmp_path_factory)
+    lsp_client.root = root  # type: ignore[attr-defined]
+    lsp_client.notes = Notifications(lsp_client)  # type: ignore[attr-defined]
+    lsp_client.init_result = await start(lsp_client, root, {"trusted": False})  # type: ignore[attr-defined]
     yield
     await lsp_client.shutdown_session()

@@ -21,7 +21,9 @@ def _service(ls: GreenpatchServer) -> Any:
     if service is None:
         from greenpatch.completion.service import CompletionService
 
-        service = CompletionService(engine_worker(ls, ls.settings.model.completion), ls.settings.completions, ls.index)
+        service = CompletionService(
+            engine_worker(ls, ls.settings.model.completion), ls.settings.completions, ls.index, ls.root
+        )
         ls.services["completion"] = service
     return service
 
@@ -32,10 +34,16 @@ def on_changed(ls: GreenpatchServer, document: Document) -> None:
         service.notify_change(document.uri, document.version)
 
 
+def on_closed(ls: GreenpatchServer, uri: str) -> None:
+    service = ls.services.get("completion")
+    if service is not None:
+        service.forget(uri)
+
+
 def on_settings(ls: GreenpatchServer) -> None:
     service = ls.services.get("completion")
     if service is not None and f"engine:{ls.settings.model.completion}" not in ls.services:
-        ls.services.pop("completion").close()  # model changed: rebuild on next request
+        ls.services.pop("completion")  # model changed: rebuild on next request
     elif service is not None:
         service.update_settings(ls.settings.completions)
     drop_engines(ls, {ls.settings.model.completion, ls.settings.model.repair})
@@ -67,6 +75,11 @@ def register(server: GreenpatchServer) -> None:
         except GreenpatchError as exc:
             ls.status("noModel" if "install" in str(exc) else "error", str(exc))
             ls.say_once(f"completion:{type(exc).__name__}", f"inline completions are off: {exc}")
+            return None
+        error = getattr(_service(ls), "last_error", None)
+        if suggestion is None and error is not None:
+            ls.status("noModel" if "install" in str(error) else "error", str(error))
+            ls.say_once(f"completion:{type(error).__name__}", f"inline completions are off: {error}")
             return None
         if suggestion is None or not suggestion.shown or not suggestion.text or document.version != version:
             return types.InlineCompletionList(items=[])

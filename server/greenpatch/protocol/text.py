@@ -95,6 +95,7 @@ def register(server: GreenpatchServer) -> None:
         if task is not None:
             task.cancel()
         repair_feature.on_closed(ls, uri)
+        completion_feature.on_closed(ls, uri)
         ls.diagnostics.pop(uri, None)
         ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
         if document is not None and document.path is not None and ls.index is not None:

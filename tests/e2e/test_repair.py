@@ -1,0 +1,99 @@
+"""On-save repair through the real server: the fake engine plus real pytest in the sandbox on the example project."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+from tests.e2e.test_server import edit, open_file
+
+
+def save(client: LanguageClient, uri: str) -> None:
+    client.text_document_did_save(types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+
+
+def checksum(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+async def quick_fixes(client: LanguageClient, uri: str, diagnostic: types.Diagnostic) -> list[types.CodeAction]:
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=diagnostic.range,
+            context=types.CodeActionContext(diagnostics=[diagnostic], only=[types.CodeActionKind.QuickFix]),
+        )
+    )
+    return [a for a in actions or [] if isinstance(a, types.CodeAction)]
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_saving_a_buggy_file_offers_a_verified_quick_fix_for_that_version(client: LanguageClient) -> None:
+    root = client.root  # type: ignore[attr-defined]
+    before = checksum(root)
+    uri = open_file(client, root / "shop" / "pricing.py")
+    save(client, uri)
+    params = await client.notes.wait_for(  # type: ignore[attr-defined]
+        types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS,
+        lambda p: p.uri == uri and any(d.code == "test-failure" for d in p.diagnostics),
+        timeout=180,
+    )
+    failure = next(d for d in params.diagnostics if d.code == "test-failure")
+    assert "test_bulk_discount_starts_at_ten fails" in failure.message
+    assert "verified fix available" in failure.message
+    assert failure.range.start.line == 25  # `if quantity > 10:`
+
+    actions = await quick_fixes(client, uri, failure)
+    assert actions and actions[0].is_preferred
+    change = actions[0].edit.document_changes[0]
+    assert change.text_document.version == 1
+    (text_edit,) = change.edits
+    assert text_edit.range.start.line == 25 and "quantity >= 10" in text_edit.new_text
+    assert checksum(root) == before, "verification must never write to the workspace"
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_an_edit_during_repair_drops_the_stale_result(client: LanguageClient) -> None:
+    root = client.root  # type: ignore[attr-defined]
+    uri = open_file(client, root / "shop" / "pricing.py")
+    save(client, uri)
+    await client.notes.wait_for("greenpatch/status", lambda p: p.state == "verifying")  # type: ignore[attr-defined]
+    edit(client, uri, 2, 0, 0, 0, "# edited while greenpatch was testing\n")
+    await client.notes.wait_for("greenpatch/status", lambda p: p.state == "ready")  # type: ignore[attr-defined]
+    seen = client.notes.seen  # type: ignore[attr-defined]
+    failures = [
+        p for m, p in seen
+        if m == types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS and any(d.code == "test-failure" for d in p.diagnostics)
+    ]
+    assert failures == []
+    symbols = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(start=types.Position(line=26, character=0), end=types.Position(line=26, character=5)),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    assert not symbols
+
+
+@pytest.mark.asyncio
+async def test_an_untrusted_workspace_runs_no_tests_on_save(untrusted_client: LanguageClient) -> None:
+    client = untrusted_client
+    root = client.root  # type: ignore[attr-defined]
+    uri = open_file(client, root / "shop" / "pricing.py")
+    save(client, uri)
+    message = await client.notes.wait_for(  # type: ignore[attr-defined]
+        types.WINDOW_SHOW_MESSAGE, lambda p: "not trusted" in p.message
+    )
+    assert "runs none of its code" in message.message
+    assert not [p for m, p in client.notes.seen if m == "greenpatch/status" and p.state == "verifying"]  # type: ignore[attr-defined]
+    assert not (root / ".pytest_cache").exists() and not (root / ".coverage").exists()
