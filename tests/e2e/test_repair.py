@@ -9,7 +9,7 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.e2e.test_server import edit, open_file
+from lsp_helpers import edit, open_file
 
 
 def save(client: LanguageClient, uri: str) -> None:
