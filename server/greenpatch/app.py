@@ -51,6 +51,9 @@ class GreenpatchServer(LanguageServer):
         except GreenpatchError as exc:
             self.say(str(exc), types.MessageType.Error)
             return
+        level = getattr(logging, self.settings.log_level.upper(), None)
+        if isinstance(level, int):
+            logging.getLogger("greenpatch").setLevel(level)
         for hook in self.settings_hooks:
             hook(self)
 
