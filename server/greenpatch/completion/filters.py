@@ -10,12 +10,31 @@ from __future__ import annotations
 from greenpatch.completion.prompt import CompletionRequest
 
 
-def error_count(text: str) -> int | None:
+def _problems(text: str) -> list[tuple[int, str]] | None:
     try:
-        from greenpatch.workspace.syntax import error_count as count
+        from greenpatch.workspace.syntax import syntax_problems
     except ImportError:
         return None
-    return count(text)
+    return [(p.line, p.message) for p in syntax_problems(text)]
+
+
+def parse_not_worse(full_prefix: str, completion: str, full_suffix: str) -> bool:
+    """True when inserting `completion` adds no syntax problem (tree-sitter), fixing some is fine.
+
+    Counting ERROR nodes is not enough (an unfinished line and a wrong one both make one error), so problems
+    are compared by line and message, lines after the cursor shifted by the lines the completion adds.
+    """
+    before = _problems(full_prefix + full_suffix)
+    if before is None:
+        return True
+    after = _problems(full_prefix + completion + full_suffix)
+    assert after is not None
+    if not after or len(after) < len(before):
+        return True
+    cursor_line = full_prefix.count("\n")
+    added = completion.count("\n")
+    shifted = {(line + added if line > cursor_line else line, message) for line, message in before}
+    return all(problem in shifted for problem in after)
 
 
 def _indent(line: str) -> int:
@@ -71,18 +90,14 @@ def post_filter(completion: str, req: CompletionRequest, *, check_syntax: bool =
     if len(text.strip()) >= 4 and req.full_suffix.lstrip().startswith(text.strip()):
         return None  # it repeats what follows the cursor
     if check_syntax:
-        before = error_count(req.full_prefix + req.full_suffix)
-        if before is not None:
-            candidate = text
-            while candidate:
-                if error_count(req.full_prefix + candidate + req.full_suffix) <= before:  # type: ignore[operator]
-                    break
-                if req.mode != "block" or "\n" not in candidate:
-                    return None
-                candidate = candidate.rsplit("\n", 1)[0].rstrip()
-            if not candidate.strip():
+        candidate = text
+        while not parse_not_worse(req.full_prefix, candidate, req.full_suffix):
+            if req.mode != "block" or "\n" not in candidate:
                 return None
-            text = candidate
+            candidate = candidate.rsplit("\n", 1)[0].rstrip()  # a shorter block may be a complete unit
+        if not candidate.strip():
+            return None
+        text = candidate
     return text
 
 

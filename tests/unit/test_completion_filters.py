@@ -1,0 +1,79 @@
+"""Prompt building and post-filters: what the model is asked, and which answers are never shown."""
+
+from __future__ import annotations
+
+from greenpatch.completion.filters import passes_gate, post_filter, trim_block
+from greenpatch.completion.prompt import build_request
+from greenpatch.config import CompletionSettings
+from greenpatch.engine.fake import FAKE_FIM
+
+SOURCE = '''def total(items):
+    result = 0
+    for item in items:
+        result += item.price
+    return result
+
+
+def average(items):
+    
+'''
+
+
+def _request(text: str, line: int, col: int, **kw: object):
+    return build_request(text, line, col, CompletionSettings(), fim=FAKE_FIM, **kw)  # type: ignore[arg-type]
+
+
+def test_a_cursor_inside_a_line_asks_for_one_line() -> None:
+    req = _request(SOURCE, 4, 10)
+    assert req.mode == "line" and req.stop == ["\n"]
+    assert req.prefix.endswith("    return") and req.suffix.startswith(" result\n")
+
+
+def test_an_empty_body_after_a_colon_asks_for_a_block() -> None:
+    req = _request(SOURCE, 8, 4)
+    assert req.mode == "block"
+    assert req.max_tokens == CompletionSettings().max_tokens
+
+
+def test_the_suffix_window_follows_the_setting() -> None:
+    text = "x = 1\n" + "\n".join(f"y{i} = {i}" for i in range(20))
+    req = build_request(text, 0, 5, CompletionSettings(suffix_lines=2), fim=FAKE_FIM)
+    assert req.suffix == "\ny0 = 0\ny1 = 1"
+
+
+def test_whitespace_only_results_are_dropped() -> None:
+    assert post_filter("   \n", _request(SOURCE, 4, 10)) is None
+
+
+def test_a_single_line_request_keeps_only_the_first_line() -> None:
+    req = _request("x = compute(\n", 0, 12)
+    assert post_filter("a, b)\nprint(x)\n", req) == "a, b)"
+
+
+def test_text_the_rest_of_the_line_already_holds_is_cut() -> None:
+    req = _request("value = compute()\n", 0, 16)
+    assert post_filter("a, b)", req) == "a, b"
+
+
+def test_a_result_that_repeats_the_next_line_is_dropped() -> None:
+    text = "def f(x):\n    \n    return x + 1\n"
+    assert post_filter("return x + 1", _request(text, 1, 4)) is None
+
+
+def test_a_result_that_breaks_the_parse_is_dropped() -> None:
+    text = "def f(x):\n    y = \n    return y\n"
+    req = _request(text, 1, 8)
+    assert post_filter("x * 2", req) == "x * 2"
+    assert post_filter("x * (2", req) is None
+
+
+def test_a_block_stops_where_the_code_leaves_the_cursor_block() -> None:
+    prefix = "def f(items):\n    "
+    text = "total = 0\n    for i in items:\n        total += i\n    return total\nprint(f([1]))\nx = 2"
+    assert trim_block(text, prefix).endswith("return total")
+
+
+def test_the_gate_withholds_low_confidence_and_shows_what_it_cannot_judge() -> None:
+    assert passes_gate(-0.1, -0.35)
+    assert not passes_gate(-0.9, -0.35)
+    assert passes_gate(None, -0.35)

@@ -1,0 +1,122 @@
+"""The completion service with the fake engine: versions, cancellation, the cache and typed-along reuse."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from greenpatch.cancel import CancelToken
+from greenpatch.completion.service import CompletionService
+from greenpatch.config import CompletionSettings
+from greenpatch.engine.fake import FakeEngine
+from greenpatch.engine.worker import EngineWorker
+
+URI = "file:///work/calc.py"
+PATH = Path("/work/calc.py")
+DOC = "def add(a, b):\n    return a +\n"
+
+
+@pytest.fixture
+def engine() -> FakeEngine:
+    return FakeEngine()
+
+
+@pytest.fixture
+def service(engine: FakeEngine):
+    worker = EngineWorker(lambda: engine)
+    yield CompletionService(worker, CompletionSettings(debounce_ms=0))
+    worker.close()
+
+
+async def test_a_suggestion_completes_the_line(service: CompletionService) -> None:
+    s = await service.complete(URI, PATH, DOC, 1, 1, 14, CancelToken())
+    assert s is not None and s.shown and s.text == " b" and not s.cached
+
+
+async def test_typing_the_start_of_the_suggestion_answers_from_the_cache(
+    service: CompletionService, engine: FakeEngine
+) -> None:
+    engine.text = "total_price(items)"
+    doc = "x = \n"
+    first = await service.complete(URI, PATH, doc, 1, 0, 4, CancelToken())
+    assert first is not None and first.text == "total_price(items)"
+    calls = len(engine.calls)
+    typed = "x = tot\n"
+    service.notify_change(URI, 2)
+    second = await service.complete(URI, PATH, typed, 2, 0, 7, CancelToken())
+    assert second is not None and second.cached and second.text == "al_price(items)"
+    assert len(engine.calls) == calls, "no model call for a typed-along suggestion"
+
+
+async def test_typing_something_else_asks_the_model_again(service: CompletionService, engine: FakeEngine) -> None:
+    engine.text = "total_price(items)"
+    await service.complete(URI, PATH, "x = \n", 1, 0, 4, CancelToken())
+    calls = len(engine.calls)
+    await service.complete(URI, PATH, "x = q\n", 2, 0, 5, CancelToken())
+    assert len(engine.calls) == calls + 1
+
+
+async def test_the_same_position_again_is_a_cache_hit(service: CompletionService, engine: FakeEngine) -> None:
+    await service.complete(URI, PATH, DOC, 1, 1, 14, CancelToken())
+    again = await service.complete(URI, PATH, DOC, 2, 1, 14, CancelToken())
+    assert again is not None and again.cached and again.text == " b"
+    assert len(engine.calls) == 1
+
+
+async def test_a_request_for_an_old_version_returns_nothing(service: CompletionService) -> None:
+    service.notify_change(URI, 5)
+    assert await service.complete(URI, PATH, DOC, 4, 1, 14, CancelToken()) is None
+
+
+async def test_a_newer_version_cancels_the_model_call_in_flight(engine: FakeEngine) -> None:
+    engine.text = "a b c d e f g h i j k l"
+    engine.per_token = 0.05
+    worker = EngineWorker(lambda: engine)
+    service = CompletionService(worker, CompletionSettings(debounce_ms=0))
+    try:
+        task = asyncio.ensure_future(service.complete(URI, PATH, "x = \n", 1, 0, 4, CancelToken()))
+        while not engine.calls:  # wait until the engine has started generating
+            await asyncio.sleep(0.005)
+        service.notify_change(URI, 2)
+        assert await asyncio.wait_for(task, 2) is None
+    finally:
+        worker.close()
+
+
+async def test_a_newer_request_during_the_debounce_supersedes_the_older(engine: FakeEngine) -> None:
+    worker = EngineWorker(lambda: engine)
+    service = CompletionService(worker, CompletionSettings(debounce_ms=5000))
+    try:
+        older = asyncio.ensure_future(service.complete(URI, PATH, DOC, 1, 1, 14, CancelToken()))
+        await asyncio.sleep(0)
+        service.notify_change(URI, 2)
+        assert await asyncio.wait_for(older, 2) is None
+        assert engine.calls == [], "the superseded request never reached the model"
+    finally:
+        worker.close()
+
+
+async def test_a_low_confidence_suggestion_is_withheld_by_the_gate(engine: FakeEngine) -> None:
+    worker = EngineWorker(lambda: engine)
+    service = CompletionService(worker, CompletionSettings(debounce_ms=0, gate_threshold=0.0))
+    try:
+        s = await service.complete(URI, PATH, DOC, 1, 1, 14, CancelToken())
+        assert s is not None and s.text == " b" and not s.shown
+    finally:
+        worker.close()
+
+
+async def test_a_cancelled_client_request_returns_nothing(engine: FakeEngine) -> None:
+    engine.delay = 5
+    worker = EngineWorker(lambda: engine)
+    service = CompletionService(worker, CompletionSettings(debounce_ms=0))
+    token = CancelToken()
+    try:
+        task = asyncio.ensure_future(service.complete(URI, PATH, DOC, 1, 1, 14, token))
+        while not engine.calls:
+            await asyncio.sleep(0.005)
+        token.cancel()
+        assert await asyncio.wait_for(task, 2) is None
+    finally:
+        worker.close()

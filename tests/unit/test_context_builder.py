@@ -1,0 +1,100 @@
+"""Prompt context: windows around the cursor, names in use, repo context from the index, recent edits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from greenpatch.context.builder import (
+    WINDOW_STEP,
+    RecentEdits,
+    names_near,
+    nearby,
+    repo_context,
+    split_at,
+)
+from greenpatch.engine.fake import FAKE_FIM
+
+
+@dataclass(frozen=True)
+class Sym:
+    name: str
+    kind: str
+    path: Path
+    start_line: int
+    end_line: int
+
+
+class FakeIndex:
+    def __init__(self, symbols: list[Sym], sources: dict[Sym, str]) -> None:
+        self.symbols, self.sources = symbols, sources
+
+    def lookup(self, name: str) -> list[Sym]:
+        return [s for s in self.symbols if s.name == name]
+
+    def snippet(self, symbol: Sym) -> str:
+        return self.sources[symbol]
+
+
+def test_split_at_cuts_the_document_at_the_cursor() -> None:
+    assert split_at("ab\ncd\nef", 1, 1) == ("ab\nc", "d\nef")
+    assert split_at("ab\ncd", 1, 99) == ("ab\ncd", "")
+
+
+def test_the_suffix_window_keeps_the_rest_of_the_line_and_n_more_lines() -> None:
+    text = "\n".join(f"line{i}" for i in range(10))
+    prefix, suffix = nearby(text, 3, 2, prefix_chars=1000, suffix_lines=2)
+    assert prefix.endswith("line2\nli")
+    assert suffix == "ne3\nline4\nline5"
+
+
+def test_the_prefix_window_starts_on_a_step_so_it_does_not_slide_with_every_line() -> None:
+    text = "\n".join("x" * 20 for _ in range(200))
+    starts = set()
+    for line in range(100, 100 + WINDOW_STEP - 2):
+        prefix, _ = nearby(text, line, 0, prefix_chars=800, suffix_lines=1)
+        assert len(prefix) <= 800
+        starts.add(line - prefix.count("\n"))
+    assert len(starts) <= 2
+
+
+def test_names_near_the_cursor_include_imports_and_recent_identifiers() -> None:
+    prefix = "from shop.pricing import apply_discount, Item as It\nimport os\n\ntotal = compute_total(items)\n"
+    names = names_near(prefix)
+    assert {"apply_discount", "Item", "os", "compute_total", "items"} <= set(names)
+    assert "import" not in names
+
+
+def test_repo_context_brings_definitions_from_other_files_in_a_stable_order(tmp_path: Path) -> None:
+    pricing, here = tmp_path / "shop" / "pricing.py", tmp_path / "shop" / "cart.py"
+    a = Sym("apply_discount", "function", pricing, 10, 14)
+    b = Sym("Item", "class", pricing, 2, 6)
+    own = Sym("checkout", "function", here, 1, 3)
+    index = FakeIndex([a, b, own], {a: "def apply_discount(p, pct):\n    ...", b: "class Item:\n    name: str",
+                                    own: "def checkout(): ..."})
+    ctx = repo_context(index, "from shop.pricing import apply_discount, Item\ncheckout()\n", current=here,
+                       root=tmp_path, budget_chars=2000)
+    assert [path for path, _ in ctx.files] == ["shop/pricing.py"]
+    content = ctx.files[0][1]
+    assert content.index("class Item") < content.index("def apply_discount"), "sorted by line, not by use"
+    rendered = ctx.render(FAKE_FIM, "shop/cart.py", "shop")
+    assert rendered.startswith("<|repo_name|>shop\n<|file_sep|>shop/pricing.py\n")
+    assert rendered.endswith("<|file_sep|>shop/cart.py\n")
+
+
+def test_repo_context_respects_its_budget_and_tolerates_no_index(tmp_path: Path) -> None:
+    big = Sym("helper", "function", tmp_path / "other.py", 0, 100)
+    index = FakeIndex([big], {big: "x" * 5000})
+    assert repo_context(index, "helper()\n", current=None, root=tmp_path, budget_chars=1000).files == []
+    assert repo_context(None, "helper()\n", current=None, root=tmp_path, budget_chars=1000).files == []
+
+
+def test_recent_edits_keep_the_changed_area_once_per_place() -> None:
+    edits = RecentEdits(size=3, radius=1)
+    text = "\n".join(f"v{i} = {i}" for i in range(30))
+    edits.record("a.py", text)
+    edits.record("a.py", text.replace("v20 = 20", "v20 = 2000"))
+    edits.record("a.py", text.replace("v20 = 20", "v20 = 20001"))
+    regions = edits.regions()
+    assert len(regions) == 1 and "v20 = 20001" in regions[0].text
+    assert edits.regions(exclude=("a.py", 15, 25)) == []

@@ -1,0 +1,80 @@
+"""KV-cache reuse planning: what stays, what shifts, what is evaluated."""
+
+from __future__ import annotations
+
+from greenpatch.engine.kvplan import kv_operations, plan_reuse
+
+
+def _apply(cached: list[int], prompt: list[int], plan) -> list[int | None]:
+    """Simulate the plan on a position -> token map and return the resulting cache by position."""
+    cells = {i: t for i, t in enumerate(cached)}
+    for op, p0, p1, delta in kv_operations(plan, len(cached)):
+        end = p1 if p1 >= 0 else 10**9
+        if op == "rm":
+            cells = {p: t for p, t in cells.items() if not (p0 <= p < end)}
+        else:
+            moved = {p + delta: t for p, t in cells.items() if p0 <= p < end}
+            rest = {p: t for p, t in cells.items() if not (p0 <= p < end)}
+            assert not set(moved) & set(rest), "a shift must never land on occupied positions"
+            cells = {**rest, **moved}
+    for i in plan.evaluate:
+        assert i not in cells
+        cells[i] = prompt[i]
+    return [cells.get(i) for i in range(len(prompt))]
+
+
+def test_a_keystroke_reuses_the_suffix_by_shifting_it_right() -> None:
+    ctx, prefix, suffix = list(range(100, 140)), list(range(200, 230)), list(range(300, 340))
+    cached = ctx + [1] + prefix + [2] + suffix + [3] + [900, 901]  # last request's prompt plus generated tokens
+    prompt = ctx + [1] + prefix + [555, 556] + [2] + suffix + [3]
+    plan = plan_reuse(cached, prompt, "chunk", min_chunk=8)
+    assert plan.keep == len(ctx) + 1 + len(prefix)
+    assert len(plan.chunks) == 1
+    assert plan.evaluate == [plan.keep, plan.keep + 1, len(prompt) - 1]
+    assert _apply(cached, prompt, plan) == prompt
+
+
+def test_deleting_text_shifts_the_suffix_left() -> None:
+    cached = list(range(50)) + [7, 8, 9] + list(range(300, 340)) + [3]
+    prompt = list(range(50)) + list(range(300, 340)) + [3]
+    plan = plan_reuse(cached, prompt, "chunk", min_chunk=8)
+    assert plan.chunks and plan.chunks[0][2] == 40
+    assert plan.evaluate == [len(prompt) - 1]
+    assert _apply(cached, prompt, plan) == prompt
+
+
+def test_prefix_mode_evaluates_everything_after_the_common_prefix() -> None:
+    cached = list(range(60))
+    prompt = list(range(30)) + [999] + list(range(31, 60))
+    plan = plan_reuse(cached, prompt, "prefix")
+    assert plan.keep == 30 and not plan.chunks
+    assert plan.evaluate == list(range(30, 60))
+    assert _apply(cached, prompt, plan) == prompt
+
+
+def test_no_reuse_mode_evaluates_the_whole_prompt() -> None:
+    plan = plan_reuse(list(range(10)), list(range(10)), "none")
+    assert plan.keep == 0 and plan.evaluate == list(range(10))
+
+
+def test_the_last_prompt_token_is_always_evaluated_even_on_an_exact_repeat() -> None:
+    prompt = list(range(20))
+    plan = plan_reuse(prompt, prompt, "chunk", min_chunk=4)
+    assert plan.evaluate == [19]
+    assert _apply(prompt, prompt, plan) == prompt
+
+
+def test_short_accidental_matches_are_not_reused() -> None:
+    cached = list(range(20)) + [5, 6, 7] + list(range(100, 120))
+    prompt = list(range(20)) + [9, 9, 9, 5, 6, 7, 1, 2]
+    plan = plan_reuse(cached, prompt, "chunk", min_chunk=8)
+    assert plan.chunks == []
+
+
+def test_several_chunks_moving_both_ways_land_in_place() -> None:
+    a, b, c = list(range(100, 120)), list(range(200, 220)), list(range(300, 320))
+    cached = [1, 2] + a + [50, 51, 52, 53, 54] + b + c + [99]
+    prompt = [1, 2, 40] + a + b + [60, 61, 62] + c + [99]
+    plan = plan_reuse(cached, prompt, "chunk", min_chunk=8)
+    assert len(plan.chunks) >= 2
+    assert _apply(cached, prompt, plan) == prompt
