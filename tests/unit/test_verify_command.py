@@ -6,9 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
 from greenpatch.cli import main
-
 from verify_helpers import checksum, copy_workspace
 
 

@@ -7,11 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from greenpatch.cancel import CancelToken
 from greenpatch.errors import UntrustedWorkspace, VerifyError
 from greenpatch.verify import Verifier, resolve_python
-
 from verify_helpers import checksum, copy_workspace, session_gone
 
 pytestmark = pytest.mark.slow
@@ -114,7 +112,7 @@ def test_a_missing_pytest_is_a_clear_error(failing: Path, tmp_path: Path) -> Non
         pytest.skip("no system python3 without pytest")
     import subprocess
 
-    if subprocess.run([bare, "-c", "import pytest"], capture_output=True).returncode == 0:
+    if subprocess.run([bare, "-c", "import pytest"], capture_output=True, check=False).returncode == 0:
         pytest.skip("the system python3 has pytest")
     with Verifier(failing, python=bare, state_dir=tmp_path / "state") as v:
         run = v.run()

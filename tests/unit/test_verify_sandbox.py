@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
 
 import pytest
-
 from greenpatch.verify import Verifier
 from greenpatch.verify.process import isolation
-
 from verify_helpers import checksum, copy_workspace, processes_with, session_gone
 
 pytestmark = pytest.mark.slow
@@ -109,3 +108,14 @@ def test_without_a_pids_cgroup_the_watchdog_still_bounds_a_fork_bomb(
         assert not run.timed_out
         assert run.error.startswith("killed: started more than") or run.passed
         assert_all_gone(v)
+
+
+def test_work_folders_of_dead_greenpatch_processes_are_swept(tmp_path: Path) -> None:
+    from greenpatch.verify.sandbox import WORK_PREFIX, sweep_stale
+
+    dead = tmp_path / f"{WORK_PREFIX}4194399-abc"  # above Linux's highest pid: no such process
+    (dead / "pristine").mkdir(parents=True)
+    alive = tmp_path / f"{WORK_PREFIX}{os.getppid()}-abc"
+    alive.mkdir()
+    assert sweep_stale(tmp_path) == [dead]
+    assert not dead.exists() and alive.exists()

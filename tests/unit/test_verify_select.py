@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from greenpatch.verify import Verifier
 from greenpatch.verify.select import edited_functions, importers, module_name
-
 from verify_helpers import checksum, copy_workspace
 
 OPS = """\

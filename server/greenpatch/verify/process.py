@@ -9,6 +9,9 @@ in `Isolation.describe()`):
   including ones that call setsid() to leave the group, dies with the namespace's first process). As root the
   namespaces are created directly; otherwise inside a user namespace (`-r`). Without `unshare`, the network is NOT
   blocked and only the process group / session is killed.
+* Parent death: the child gets PR_SET_PDEATHSIG(SIGKILL) and `unshare --kill-child`, so a greenpatch killed
+  without cleanup takes its runs with it; sandbox folders and cgroups of dead greenpatch processes are swept
+  by the next Verifier (sandbox.sweep_stale).
 * rlimits (set in the child before exec): RLIMIT_CPU (timeout + 5 s), RLIMIT_AS (memory_mb), RLIMIT_FSIZE
   (256 MiB), RLIMIT_CORE 0, RLIMIT_NPROC for non-root users (root ignores it).
 * Process count: a pids cgroup (v1 `/sys/fs/cgroup/pids` or a writable v2 hierarchy) with `pids.max` when it can be
@@ -25,7 +28,6 @@ import os
 import resource
 import signal
 import subprocess
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,6 +36,14 @@ from pathlib import Path
 from greenpatch.cancel import CancelToken
 
 OUTPUT_TAIL = 16 * 1024
+PR_SET_PDEATHSIG = 1
+
+try:  # resolved here, not in the forked child: the child only calls it
+    import ctypes
+
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (ImportError, OSError, AttributeError):  # not Linux
+    _prctl = None
 FSIZE_BYTES = 256 * 1024 * 1024
 
 
@@ -55,7 +65,7 @@ class Isolation:
 
 def _works(argv: list[str]) -> bool:
     try:
-        return subprocess.run(argv, capture_output=True, timeout=10).returncode == 0
+        return subprocess.run(argv, capture_output=True, timeout=10, check=False).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
 
@@ -91,7 +101,7 @@ def _read(path: Path) -> str:
 def isolation() -> Isolation:
     root = os.geteuid() == 0
     prefix: tuple[str, ...] = ()
-    for flags in (["--net", "--pid", "--fork"], ["--net"]):
+    for flags in (["--net", "--pid", "--fork", "--kill-child"], ["--net", "--pid", "--fork"], ["--net"]):
         argv = ["unshare", *([] if root else ["--map-root-user"]), *flags]
         if _works([*argv, "true"]):
             prefix = tuple(argv)
@@ -156,6 +166,7 @@ def run(
     iso = isolation()
     cgroup = ""
     if iso.cgroup_root:
+        sweep_cgroups(iso.cgroup_root)
         cgroup = os.path.join(iso.cgroup_root, f"greenpatch-{os.getpid()}-{uuid.uuid4().hex[:10]}")
         try:
             os.mkdir(cgroup)
@@ -179,13 +190,17 @@ def run(
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if nproc:
             resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        if _prctl is not None:
+            # if greenpatch dies without cleaning up (SIGKILL), the run dies too; with --kill-child, so does
+            # its whole pid namespace
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
     started = time.monotonic()
     result = Outcome()
     with open(output, "wb") as out:
         proc = subprocess.Popen(
             [*iso.prefix, *argv], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=preexec, close_fds=True,
+            start_new_session=True, preexec_fn=preexec, close_fds=True,  # noqa: PLW1509 - rlimits only
         )
     sid = result.session = proc.pid
     deadline = started + timeout
@@ -255,6 +270,21 @@ def _kill_all(proc: subprocess.Popen[bytes], sid: int, cgroup: str, iso: Isolati
             except OSError:
                 time.sleep(0.02)
     return alive
+
+
+def sweep_cgroups(root: str) -> None:
+    """Remove empty per-run cgroups left by greenpatch processes that no longer exist."""
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return
+    for name in names:
+        parts = name.split("-")
+        if len(parts) == 3 and parts[0] == "greenpatch" and parts[1].isdigit() and not _alive(int(parts[1])):
+            try:
+                os.rmdir(os.path.join(root, name))
+            except OSError:
+                pass
 
 
 def _alive(pid: int) -> bool:

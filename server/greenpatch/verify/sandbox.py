@@ -205,6 +205,41 @@ def make_sandbox(pristine: Pristine, base: Path, changes: dict[str, str], *, lin
     return box
 
 
+WORK_PREFIX = "greenpatch-verify-"
+
+
+def make_work_dir() -> Path:
+    """The private folder of one Verifier, named after this process so a later one can sweep it if we die."""
+    sweep_stale()
+    return Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-"))
+
+
+def sweep_stale(base: Path | None = None) -> list[Path]:
+    """Remove work folders of greenpatch processes that no longer exist (killed before close() could run)."""
+    removed = []
+    base = base or Path(tempfile.gettempdir())
+    try:
+        entries = list(base.glob(f"{WORK_PREFIX}*-*"))
+    except OSError:
+        return removed
+    for path in entries:
+        pid = path.name[len(WORK_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_exists(int(pid)):
+            remove_tree(path)
+            removed.append(path)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
 def remove_tree(path: Path) -> None:
     """Remove a sandbox even when a test made parts of it read-only."""
 

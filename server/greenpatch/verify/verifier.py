@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +31,14 @@ from greenpatch.verify import process
 from greenpatch.verify.covmap import CoverageMap, content_hash, from_coverage_data
 from greenpatch.verify.python import resolve_python
 from greenpatch.verify.results import build_results, read_records
-from greenpatch.verify.sandbox import Pristine, make_sandbox, remove_tree, skip_dir, source_files
+from greenpatch.verify.sandbox import (
+    Pristine,
+    make_sandbox,
+    make_work_dir,
+    remove_tree,
+    skip_dir,
+    source_files,
+)
 from greenpatch.verify.select import Selection, importers, is_test_file, select
 from greenpatch.verify.types import Changes, Frame, TestResult, TestRun
 
@@ -240,7 +246,7 @@ class Verifier:
 
     def _prepare(self) -> Pristine:
         if self._pristine is None:
-            self._work = Path(tempfile.mkdtemp(prefix="greenpatch-verify-"))
+            self._work = make_work_dir()
             self._pristine = Pristine(self.root, self._work)
         self._pristine.sync()
         return self._pristine

@@ -37,7 +37,7 @@ def _loopback_up() -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             flags = 0x1 | 0x8 | 0x40  # IFF_UP | IFF_LOOPBACK | IFF_RUNNING
             fcntl.ioctl(s.fileno(), 0x8914, struct.pack("16sH14x", b"lo", flags))  # SIOCSIFFLAGS
-    except Exception:
+    except Exception:  # noqa: BLE001,S110 - best effort, never break the user's test run
         pass
 
 
@@ -99,7 +99,7 @@ def _frames(excinfo: Any) -> list[list[Any]]:
         tb = excinfo.value.__traceback__
         for fs in traceback.extract_tb(tb):
             frames.append([fs.filename, fs.lineno, fs.name])
-    except Exception:
+    except Exception:  # noqa: BLE001,S110 - best effort, never break the user's test run
         pass
     return frames[-30:]
 
@@ -107,7 +107,7 @@ def _frames(excinfo: Any) -> list[list[Any]]:
 def _message(excinfo: Any) -> str:
     try:
         text = excinfo.exconly(tryshort=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not break reporting
         text = repr(excinfo)
     text = "\n".join(line for line in text.splitlines() if line.strip())
     return text[:2000]
