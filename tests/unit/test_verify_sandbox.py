@@ -64,7 +64,7 @@ def test_writes_outside_the_copy_and_deletions_leave_the_workspace_unchanged(hos
     home_file = Path.home() / "greenpatch-escaped.txt"
     home_existed = home_file.exists()
     run = verifier.run(tests=["tests/test_escape.py", "tests/test_vandal.py"])
-    assert [r.outcome for r in run.results] == ["passed", "passed"], run
+    assert [r.outcome for r in run.results] == ["passed", "passed", "passed"], run
     assert checksum(hostile) == before
     assert not (hostile.parent / "greenpatch-escaped.txt").exists()
     assert home_file.exists() == home_existed
@@ -101,7 +101,7 @@ def test_without_a_pids_cgroup_the_watchdog_still_bounds_a_fork_bomb(
     from greenpatch.verify import process
 
     real = process.isolation()
-    weaker = process.Isolation(real.prefix, real.network_blocked, real.pid_namespace, "", False)
+    weaker = process.Isolation(real.prefix, real.network_blocked, real.pid_namespace, real.mount_namespace, "", False)
     monkeypatch.setattr(process, "isolation", lambda: weaker)
     with Verifier(hostile, timeout=20, state_dir=tmp_path / "s") as v:
         run = v.run(tests=["tests/test_forkbomb.py"])
@@ -119,3 +119,17 @@ def test_work_folders_of_dead_greenpatch_processes_are_swept(tmp_path: Path) -> 
     alive.mkdir()
     assert sweep_stale(tmp_path) == [dead]
     assert not dead.exists() and alive.exists()
+
+
+def test_a_test_that_knows_absolute_paths_outside_its_copy_cannot_write_there(
+    hostile: Path, tmp_path: Path, verifier: Verifier
+) -> None:
+    if not isolation().mount_namespace:
+        pytest.skip("no mount namespace here: absolute paths outside the sandbox are writable (documented)")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("mine")
+    (hostile / "targets.txt").write_text(f"{hostile / 'victim' / 'core.py'}\n{outside}\n")
+    before = checksum(hostile)
+    run = verifier.run(tests=["tests/test_escape.py::test_writes_to_a_path_it_was_told_about"])
+    assert run.passed and run.results, run
+    assert checksum(hostile) == before and outside.read_text() == "mine"

@@ -9,6 +9,9 @@ in `Isolation.describe()`):
   including ones that call setsid() to leave the group, dies with the namespace's first process). As root the
   namespaces are created directly; otherwise inside a user namespace (`-r`). Without `unshare`, the network is NOT
   blocked and only the process group / session is killed.
+* `--mount`: a private mount namespace in which the plugin, before any conftest or test is imported, remounts
+  every file system read-only except the sandbox folder (/dev, /proc, /sys untouched): a test cannot write to
+  the workspace or anywhere else even as root and even knowing the path (EROFS).
 * Parent death: the child gets PR_SET_PDEATHSIG(SIGKILL) and `unshare --kill-child`, so a greenpatch killed
   without cleanup takes its runs with it; sandbox folders and cgroups of dead greenpatch processes are swept
   by the next Verifier (sandbox.sweep_stale).
@@ -52,12 +55,14 @@ class Isolation:
     prefix: tuple[str, ...]  # command prefix (unshare ...) or ()
     network_blocked: bool
     pid_namespace: bool
+    mount_namespace: bool  # the plugin makes every file system read-only except the sandbox
     cgroup_root: str  # folder where per-run pids cgroups are made, "" if none
     nproc_rlimit: bool
 
     def describe(self) -> dict[str, object]:
         return {
             "network_blocked": self.network_blocked, "pid_namespace": self.pid_namespace,
+            "read_only_outside_sandbox": self.mount_namespace,
             "pids_cgroup": bool(self.cgroup_root), "nproc_rlimit": self.nproc_rlimit,
             "process_count_watchdog": not self.cgroup_root and not self.nproc_rlimit,
         }
@@ -101,13 +106,15 @@ def _read(path: Path) -> str:
 def isolation() -> Isolation:
     root = os.geteuid() == 0
     prefix: tuple[str, ...] = ()
-    for flags in (["--net", "--pid", "--fork", "--kill-child"], ["--net", "--pid", "--fork"], ["--net"]):
+    for flags in (["--mount", "--net", "--pid", "--fork", "--kill-child"], ["--net", "--pid", "--fork", "--kill-child"],
+                  ["--net", "--pid", "--fork"], ["--net"]):
         argv = ["unshare", *([] if root else ["--map-root-user"]), *flags]
         if _works([*argv, "true"]):
             prefix = tuple(argv)
             break
     return Isolation(
         prefix=prefix, network_blocked="--net" in prefix, pid_namespace="--pid" in prefix,
+        mount_namespace="--mount" in prefix,
         cgroup_root=_cgroup_root() if root else "", nproc_rlimit=not root,
     )
 

@@ -367,6 +367,8 @@ class Verifier:
             env["SYSTEMROOT"] = os.environ.get("SYSTEMROOT", "")
         if process.isolation().network_blocked:
             env["GREENPATCH_NETNS"] = "1"
+        if process.isolation().mount_namespace:
+            env["GREENPATCH_READONLY"] = os.path.realpath(box.path)
         if coverage:
             import coverage as coverage_module
 
