@@ -241,6 +241,23 @@ def test_a_server_refusing_the_logprobs_field_is_asked_again_without_it(fake: tu
     assert ["logprobs" in s.body for s in script.seen] == [True, False, False]
 
 
+def test_a_server_that_ends_the_stream_when_asked_for_logprobs_is_asked_again_without(
+    fake: tuple[str, Script], caplog: pytest.LogCaptureFixture
+) -> None:
+    url, script = fake  # llama-cpp-python started with --logits_all false does this
+    script.route = lambda path, body: Reply(
+        events=[] if "logprobs" in body else completion_events("ok", logprobs=False)
+    )
+    engine = RemoteEngine(url, model=CODER)
+
+    with caplog.at_level(logging.WARNING):
+        assert engine.infill("a", "b").text == "ok"
+        assert engine.infill("a", "b").text == "ok"
+
+    assert ["logprobs" in s.body for s in script.seen] == [True, False, False]
+    assert len([r for r in caplog.records if "cannot return log-probabilities" in r.message]) == 1
+
+
 def test_chat_streams_deltas_and_their_log_probabilities(fake: tuple[str, Script]) -> None:
     url, script = fake
     script.route = lambda path, body: Reply(

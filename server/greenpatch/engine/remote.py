@@ -65,9 +65,12 @@ CHARS_PER_TOKEN = 3.0  # conservative for code with BPE vocabularies: budgets er
 class RemoteError(EngineUnavailable):
     """The server could not be reached, failed, or answered something unusable."""
 
-    def __init__(self, message: str, hint: str | None = None, *, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, hint: str | None = None, *, status: int | None = None, empty_stream: bool = False
+    ) -> None:
         super().__init__(message, hint)
         self.status = status
+        self.empty_stream = empty_stream  # the response ended before its first event
 
 
 class RemoteAuthError(ConfigError):
@@ -611,14 +614,19 @@ class RemoteEngine:
         try:
             generation = self._read_stream(path, body, stop, cancel, chat=chat)
         except RemoteError as exc:
-            if not (self._send_logprobs and exc.status in (400, 422) and "logprob" in str(exc).lower()):
+            # Servers that cannot compute log-probabilities say so (HTTP 400/422/500 naming them), or, like
+            # llama-cpp-python started with --logits_all false, end the stream before its first event.
+            refused = exc.status in (400, 422, 500) and "logprob" in str(exc).lower()
+            if not (self._send_logprobs and (refused or exc.empty_stream)):
                 raise
-            self._send_logprobs = False
-            log.warning(
-                "%s does not accept log-probability requests; ranking falls back to tests only", self.url
-            )
             body.pop("logprobs", None)
             generation = self._read_stream(path, body, stop, cancel, chat=chat)
+            self._send_logprobs = False
+            log.warning(
+                "%s cannot return log-probabilities (%s); the confidence gate and ranking fall back to tests only",
+                self.url,
+                exc.message,
+            )
         generation.seconds = time.monotonic() - start
         if (
             self._send_logprobs
@@ -678,6 +686,10 @@ class RemoteEngine:
                     "raise engine.timeout or use a faster model",
                 )
             if finish is None and not events.saw_done:
+                if not pieces:
+                    raise RemoteError(
+                        f"the server at {self.url} ended the response without any data", empty_stream=True
+                    )
                 raise RemoteError(f"the server at {self.url} dropped the connection mid-response")
         text = "".join(pieces)
         cut = _cut_at_stop(text, stop) if stop else None
