@@ -144,8 +144,16 @@ def create_server() -> GreenpatchServer:
     return server
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def serve(tcp: str | None = None) -> None:
+    import signal
+
     server = create_server()
+    # SIGTERM (editor closing) must still run cleanup: sandboxes and test process groups are removed on exit.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     if tcp:
         host, _, port = tcp.rpartition(":")
         if not host or not port.isdigit():
@@ -154,4 +162,7 @@ def serve(tcp: str | None = None) -> None:
             raise UsageError(f"--tcp expects HOST:PORT, got {tcp!r}")
         server.start_tcp(host, int(port))
     else:
-        server.start_io()
+        try:
+            server.start_io()
+        finally:
+            server.shutdown_services()
