@@ -22,7 +22,9 @@ def make_hole(path: str, text: str, first: int, last: int) -> Hole:
     lines = text.split("\n")
     line = lines[first - 1]
     indent = line[: len(line) - len(line.lstrip())]
-    prefix = "\n".join(lines[: first - 1]) + "\n" + indent
+    # The prefix ends at the newline: a prefix ending in spaces tokenizes unlike anything seen in training and
+    # derails FIM models; the indentation is put back on the fill.
+    prefix = "\n".join(lines[: first - 1]) + "\n"
     suffix = "\n" + "\n".join(lines[last:])
     return Hole(path, first, last, prefix, suffix, indent)
 
@@ -48,6 +50,7 @@ def fill(engine: Engine, hole: Hole, context: str, *, temperature: float, seed: 
     text = gen.text
     if not text.strip():
         return None
+    text = text.lstrip("\n")
     new_lines = text.split("\n")[:n_lines] if n_lines > 1 else [text.split("\n")[0]]
     new_lines[0] = hole.indent + new_lines[0].lstrip(" \t") if new_lines[0].strip() else new_lines[0]
     return new_lines, gen

@@ -18,7 +18,7 @@ from typing import Any
 from greenpatch.cancel import CancelToken
 from greenpatch.config import RepairSettings
 from greenpatch.engine.base import ChatMessage, Engine
-from greenpatch.errors import Cancelled, GreenpatchError
+from greenpatch.errors import Cancelled, EngineUnavailable, GreenpatchError, ModelError, ModelNotInstalled
 from greenpatch.repair import infill, probe, rewrite
 from greenpatch.repair.candidates import (
     Candidate, changed_range, changed_tokens, new_imports_exist, normalized, replace_lines, unified_diff,
@@ -93,22 +93,28 @@ class RepairPipeline:
         report.level = baseline.level
         report.tests_run = len(baseline.results)
         failing = baseline.failed
-        if baseline.error and not failing:
-            broken = self._unparsable(focus)
-            if not broken:
-                report.error = baseline.error
-                report.seconds = time.monotonic() - started
-                return report
-            failing = [TestResult(nodeid=f"{rel}::<syntax>", outcome="error", message=baseline.error.splitlines()[0]
-                                  if baseline.error else "syntax error") for rel in broken]
-        if not failing:
+        # A syntax error shows up as a collection error (a node id without "::") or as a broken run.
+        collection = [r for r in failing if "::" not in r.nodeid]
+        broken = self._unparsable(focus) if (baseline.error or collection) else []
+        if baseline.error and not failing and not broken:
+            report.error = baseline.error
+            report.seconds = time.monotonic() - started
+            return report
+        if not failing and not broken:
             report.seconds = time.monotonic() - started
             return report
         self._baseline = baseline
         self._passed_before = {r.nodeid for r in baseline.results if r.outcome == "passed"}
         coverage = self.verifier.line_coverage() or {}
         focus_set = {f for f in (focus or []) if not is_test_path(f)} or None
-        groups, lost = self._group(failing, coverage, focus_set)
+        groups, lost = self._group([r for r in failing if "::" in r.nodeid], coverage, focus_set)
+        for rel in broken:
+            message = (collection[0].message if collection else baseline.error) or "syntax error"
+            results = collection or [TestResult(nodeid=rel, outcome="error", message=message)]
+            groups.insert(0, _Group(rel, "<syntax>", results))
+            collection = []  # the first broken file owns the collection errors
+        if not broken:
+            lost.extend(collection)
         for result in lost:
             report.failures.append(self._failure(result, None))
         fixed: set[str] = set()
@@ -184,11 +190,7 @@ class RepairPipeline:
         files = self._python_files()
         groups: dict[tuple[str, str], _Group] = {}
         lost: list[TestResult] = []
-        syntax: list[TestResult] = []
         for result in failing:
-            if result.nodeid.endswith("::<syntax>"):
-                syntax.append(result)
-                continue
             found = localize([result], passing, coverage, self._map, focus, files, self._test_text)
             if not found:
                 lost.append(result)
@@ -204,10 +206,7 @@ class RepairPipeline:
             # the group's own function first, then other suspects
             group.suspects.sort(key=lambda s: (s.path != group.path or s.function.name != group.function,
                                                -s.score, -s.line))
-        out = list(groups.values())
-        for result in syntax:
-            out.append(_Group(result.nodeid.split("::")[0], "<syntax>", [result]))
-        return out, lost
+        return list(groups.values()), lost
 
     def _test_text(self, rel: str) -> str:
         return self._text(rel) or ""
@@ -220,7 +219,7 @@ class RepairPipeline:
         elif group is not None and group.suspects:
             path, line = group.suspects[0].path, group.suspects[0].line
         elif group is not None and group.function == "<syntax>":
-            path = group.path
+            path, line = group.path, _syntax_line(self._text(group.path) or "")
         else:
             frames = [f for f in result.frames if not is_test_path(f.path)]
             if frames:
@@ -326,7 +325,6 @@ class RepairPipeline:
             return []
         futures: list[concurrent.futures.Future[Any]] = []
         samples = SAMPLES[0] if round_no == 1 else SAMPLES[1]
-        tests = self._test_context(group)
         made = 0
         for suspect in window:
             text = self._text(suspect.path)
@@ -343,9 +341,14 @@ class RepairPipeline:
                         seed: int = seed, suspect: Suspect = suspect, text: str = text) -> list[Candidate]:
                     if self._cancel.is_set() or self._out_of_time():
                         return []
-                    context = infill.render_context(engine.fim, suspect.path, tests, self.root.name)
-                    filled = infill.fill(engine, hole, context, temperature=temperature, seed=seed,
-                                         cancel=self._cancel)
+                    # No repo context: measured with the 0.5B model, putting the failing test before the file made
+                    # it fill every hole with code from elsewhere; the bare file fills correctly.
+                    try:
+                        filled = infill.fill(engine, hole, "", temperature=temperature, seed=seed,
+                                             cancel=self._cancel)
+                    except ModelError:  # a failed decode clears the engine's cache; one fresh try
+                        filled = infill.fill(engine, hole, "", temperature=temperature, seed=seed,
+                                             cancel=self._cancel)
                     if filled is None:
                         return []
                     new_lines, gen = filled
@@ -377,10 +380,12 @@ class RepairPipeline:
                 break
             except Cancelled:
                 self._check_cancel()
-            except GreenpatchError as exc:
+            except (EngineUnavailable, ModelNotInstalled) as exc:
                 self._engine_error = f"model not used: {exc}"
                 self._cancel_pending(futures)
                 break
+            except GreenpatchError as exc:  # one failed sample; the others may work
+                log.warning("a model candidate failed: %s", exc)
         self._check_cancel()
         return sorted(out, key=lambda c: (-c.prior, -(c.logprob if c.logprob is not None else -99.0)))
 
@@ -526,8 +531,6 @@ class RepairPipeline:
                                                 f"line {at} completed"))
         seen: dict[str, Candidate] = {}
         fresh = self._dedupe(candidates, seen)
-        if not fresh and self.engine is not None:
-            pass
         verified: list[_Verified] = []
         for cand in fresh[: self.settings.candidates * 2]:
             self._check_cancel()
@@ -537,7 +540,7 @@ class RepairPipeline:
                 verified.append(_Verified(cand, run, changed_tokens(text, cand.text)))
                 break
         self._rank(group, verified)
-        return [self._fix(group, v, []) for v in verified[:1]]
+        return [self._fix(group, v, [r.nodeid for r in group.failing]) for v in verified[:1]]
 
     # --- rank and report ---------------------------------------------------------------------------------
 
@@ -630,6 +633,14 @@ class RepairPipeline:
                    "logprob": cand.logprob, "behaviour_group": v.behaviour, "test_seconds": round(v.run.seconds, 3),
                    "suspiciousness": round(cand.prior, 3)},
         )
+
+
+def _syntax_line(text: str) -> int | None:
+    try:
+        compile(text, "<file>", "exec")
+    except SyntaxError as exc:
+        return exc.lineno
+    return None
 
 
 def _describe(run: TestRun) -> str:

@@ -1,0 +1,3 @@
+def total_upto(n):
+    """Sum of 1..n."""
+    return sum(range(n))

@@ -1,0 +1,93 @@
+"""Pure parts of the repair pipeline: mutation operators, localization, candidate checks, the CodeT probe."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from greenpatch.repair.candidates import changed_range, changed_tokens, new_imports_exist, normalized, unified_diff
+from greenpatch.repair.localize import SourceMap, is_test_path, localize
+from greenpatch.repair.mutate import mutations
+from greenpatch.repair.probe import call_examples, digests, extra_inputs, probe_source
+from greenpatch.repair.rewrite import extract_function, splice_function
+from greenpatch.verify.types import Frame
+from greenpatch.verify.types import TestResult as Result
+
+SOURCE = "def is_adult(age):\n    return age > 18\n\n\ndef total(n):\n    return sum(range(n))\n"
+
+
+def test_mutations_change_one_token_and_keep_formatting() -> None:
+    found = dict((desc, new) for new, desc in mutations(SOURCE, 2, 2))
+    assert "`>` -> `>=`" in found
+    assert found["`>` -> `>=`"] == SOURCE.replace("age > 18", "age >= 18")
+    assert found["`18` -> `19`"] == SOURCE.replace("18", "19")
+
+
+def test_mutations_include_off_by_one_on_range_stops() -> None:
+    texts = [new for new, _ in mutations(SOURCE, 6, 6)]
+    assert SOURCE.replace("range(n)", "range(n + 1)") in texts
+
+
+def test_every_mutation_parses() -> None:
+    text = "def f(xs, k):\n    if not xs or k <= 0:\n        return xs[1:-1]\n    return max(xs) - min(xs) * k\n"
+    for new, _ in mutations(text, 2, 4):
+        ast.parse(new)
+
+
+def test_normalized_key_ignores_formatting_and_comments() -> None:
+    assert normalized("x = (1 +  2)  # c\n") == normalized("x = 1 + 2\n")
+    assert normalized("x = 1 -") is None
+
+
+def test_candidates_importing_missing_modules_are_dropped(tmp_path: Path) -> None:
+    assert not new_imports_exist("x = 1\n", "import no_such_module_xyz\nx = 1\n", tmp_path)
+    assert new_imports_exist("x = 1\n", "import math\nx = 1\n", tmp_path)
+
+
+def test_changed_range_and_tokens_describe_the_edit() -> None:
+    new = SOURCE.replace("age > 18", "age >= 18")
+    assert changed_range(SOURCE, new) == (1, 1)
+    assert changed_tokens(SOURCE, new) == 1
+    assert "-    return age > 18\n+    return age >= 18\n" in unified_diff("a.py", SOURCE, new)
+
+
+def test_localize_ranks_lines_run_by_failing_tests_above_shared_ones() -> None:
+    text = "def f(x):\n    y = x + 1\n    if x > 3:\n        return y * 2\n    return y\n"
+    coverage = {"t.py::test_bad": {"m.py": {2, 3, 4}}, "t.py::test_ok": {"m.py": {2, 3, 5}}}
+    failing = [Result("t.py::test_bad", "failed", frames=[Frame("t.py", 3, "test_bad")])]
+    found = localize(failing, ["t.py::test_ok"], coverage, lambda rel: SourceMap(text), None)
+    assert found[0].line == 4 and found[0].function.name == "f"
+    assert {s.line for s in found} == {2, 3, 4}
+
+
+def test_test_files_are_never_suspects() -> None:
+    assert is_test_path("tests/test_x.py") and is_test_path("pkg/x_test.py") and is_test_path("conftest.py")
+    assert not is_test_path("pkg/core.py")
+
+
+def test_probe_finds_literal_calls_directly_and_through_check_helpers() -> None:
+    direct = "from m import f\n\ndef test_a():\n    assert f(1, 'ab') == 2\n"
+    assert call_examples(direct, "f") == ("f", [(1, "ab")])
+    helper = "from m import f\n\ndef check(candidate):\n    assert candidate([1, 2]) == 3\n\ndef test_b():\n    check(f)\n"
+    assert call_examples(helper, "f") == ("f", [([1, 2],)])
+
+
+def test_extra_inputs_keep_the_examples_and_their_shapes() -> None:
+    inputs = extra_inputs([([1, 2], 3)], count=10)
+    assert inputs[0] == ([1, 2], 3)
+    assert len(inputs) > 3
+    assert all(isinstance(a, list) and isinstance(b, int) for a, b in inputs)
+
+
+def test_probe_source_reports_a_digest_per_input() -> None:
+    src = probe_source("from m import f\n", "f", [(1,), (2,)])
+    ast.parse(src)
+    assert digests("AssertionError: GREENPATCH-PROBE ab12cd 0f0f0f\nassert False") == ("ab12cd", "0f0f0f")
+
+
+def test_rewrite_reply_is_spliced_in_with_the_original_indentation() -> None:
+    text = "class A:\n    def f(self):\n        return 1\n\n    def g(self):\n        return 2\n"
+    reply = "Here:\n```python\ndef f(self):\n    return 3\n```\n"
+    new_fn = extract_function(reply, "A.f")
+    assert new_fn == "def f(self):\n    return 3"
+    assert splice_function(text, 2, 3, new_fn) == text.replace("return 1", "return 3")
