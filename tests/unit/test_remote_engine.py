@@ -34,6 +34,9 @@ class Reply:
     events: list[Any] | None = None  # SSE: dicts, "[DONE]", or a threading.Event to stall on
     body: Any = None  # JSON
     close_silently: bool = False  # drop the connection after replying, without saying Connection: close
+    stall_first: threading.Event | None = (
+        None  # wait on this before sending anything (a long prompt evaluation)
+    )
 
 
 @dataclass
@@ -69,6 +72,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length)) if length else None
         self.script.seen.append(Seen(method, self.path, body, dict(self.headers), self.client_address[1]))
         reply = self.script.route(self.path, body)
+        if reply.stall_first is not None:
+            reply.stall_first.wait(10)
         try:
             if reply.events is None:
                 data = json.dumps(reply.body if reply.body is not None else {}).encode()
@@ -146,6 +151,8 @@ def test_known_models_get_a_fim_prompt_with_context_first_and_every_option_sent(
         "seed": 3,
         "stream": True,
         "logprobs": 1,
+        "top_p": 1.0,
+        "repeat_penalty": 1.0,
     }
 
 
@@ -361,6 +368,22 @@ def test_cancel_closes_a_stalled_stream_at_once(fake: tuple[str, Script]) -> Non
     assert generation.stop_reason == "cancelled" and generation.text == "x"
     assert elapsed < 0.6
     assert engine._http._idle == []  # a half-read response is never reused
+
+
+def test_cancel_closes_the_request_while_the_server_has_not_answered_yet(fake: tuple[str, Script]) -> None:
+    url, script = fake
+    stall = threading.Event()
+    script.route = lambda path, body: Reply(events=completion_events("x"), stall_first=stall)
+    engine = RemoteEngine(url, model=CODER, timeout=10)
+    cancel = CancelToken()
+    threading.Timer(0.2, cancel.cancel).start()
+
+    start = time.monotonic()
+    generation = engine.infill("a", "b", cancel=cancel)
+    elapsed = time.monotonic() - start
+    stall.set()
+
+    assert generation.stop_reason == "cancelled" and elapsed < 0.6
 
 
 def test_a_stalled_server_times_out_within_the_timeout(fake: tuple[str, Script]) -> None:

@@ -196,25 +196,31 @@ class _Http:
         *,
         streaming: bool,
         deadline: float,
-        cancel: CancelToken | None,
+        watch: _Watch | None = None,
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """Send one request and return its response headers, retrying what is safe to retry."""
         data = json.dumps(body).encode("utf-8") if body is not None else None
         full_path = self.target.base_path + path
         attempt = 0
         while True:
+            if watch is not None and watch.why_stopped:
+                raise _Stopped
             conn, reused = self._take()
             try:
                 if conn.sock is None:
                     conn.timeout = min(CONNECT_TIMEOUT, max(0.05, deadline - time.monotonic()))
                     conn.connect()
                 assert conn.sock is not None
+                if watch is not None:
+                    watch.attach(conn)
                 # A little past the deadline: the stream's watcher enforces the deadline itself, with a clear error.
                 conn.sock.settimeout(max(0.05, deadline - time.monotonic()) + (1.0 if streaming else 0.0))
                 conn.request(method, full_path, body=data, headers=self._headers(streaming))
                 resp = conn.getresponse()
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
+                if watch is not None and watch.why_stopped:
+                    raise _Stopped from None
                 if reused and isinstance(
                     exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
                 ):
@@ -248,19 +254,19 @@ class _Http:
                     "check that it is running; greenpatch retries automatically",
                     status=status,
                 )
-            if cancel is not None and cancel.wait(backoff):
-                raise _CancelledBeforeStart
-            if cancel is None:
+            if watch is not None and watch.cancel is not None:
+                watch.cancel.wait(backoff)  # the loop's first check sees a cancel or a passed deadline
+            else:
                 time.sleep(backoff)
 
     def get_json(self, path: str, *, timeout: float | None = None) -> Any:
         deadline = time.monotonic() + (timeout or self.timeout)
-        conn, resp = self._open("GET", path, None, streaming=False, deadline=deadline, cancel=None)
+        conn, resp = self._open("GET", path, None, streaming=False, deadline=deadline)
         return self._read_json(conn, resp, path)
 
     def post_json(self, path: str, body: dict[str, Any], *, timeout: float | None = None) -> Any:
         deadline = time.monotonic() + (timeout or self.timeout)
-        conn, resp = self._open("POST", path, body, streaming=False, deadline=deadline, cancel=None)
+        conn, resp = self._open("POST", path, body, streaming=False, deadline=deadline)
         return self._read_json(conn, resp, path)
 
     def _read_json(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse, path: str) -> Any:
@@ -283,64 +289,58 @@ class _Http:
     def stream(
         self, path: str, body: dict[str, Any], *, cancel: CancelToken | None, timeout: float | None = None
     ) -> Iterator[_EventStream]:
-        """POST with stream=true; yields an iterator of parsed events that ends early on cancel."""
-        deadline = time.monotonic() + (timeout or self.timeout)
+        """POST with stream=true; yields an iterator of parsed events that ends early on cancel or deadline."""
+        watch = _Watch(cancel, time.monotonic() + (timeout or self.timeout))
         try:
-            conn, resp = self._open("POST", path, body, streaming=True, deadline=deadline, cancel=cancel)
-        except _CancelledBeforeStart:
-            yield _EventStream.cancelled()
-            return
-        events = _EventStream(conn, resp, cancel, deadline, str(self.target))
-        try:
-            yield events
+            try:
+                conn, resp = self._open(
+                    "POST", path, body, streaming=True, deadline=watch.deadline, watch=watch
+                )
+            except _Stopped:
+                yield _EventStream(None, watch, str(self.target))
+                return
+            events = _EventStream(resp, watch, str(self.target))
+            try:
+                yield events
+            finally:
+                watch.stop()
+                if events.finished_cleanly and not watch.why_stopped:
+                    self._give_back(conn)
+                else:
+                    conn.close()
         finally:
-            events.stop()
-            if events.finished_cleanly and not events.why_stopped:
-                self._give_back(conn)
-            else:
-                conn.close()
+            watch.stop()
 
 
-class _CancelledBeforeStart(Exception):
-    pass
+class _Stopped(Exception):
+    """The watch fired (cancel or deadline) before the response headers arrived."""
 
 
-class _EventStream:
-    """Server-sent events of one response. A watcher thread shuts the socket on cancel or deadline."""
+class _Watch:
+    """A thread that shuts the request's socket down when the CancelToken fires or the deadline passes.
 
-    def __init__(
-        self,
-        conn: http.client.HTTPConnection | None,
-        resp: http.client.HTTPResponse | None,
-        cancel: CancelToken | None,
-        deadline: float,
-        server: str,
-    ) -> None:
-        self.conn = conn
-        self.resp = resp
+    That unblocks a reader stuck in recv() at once, and the server sees the client go away and stops generating.
+    It runs from before the request is sent, so a cancel during a long prompt evaluation also closes at once.
+    """
+
+    def __init__(self, cancel: CancelToken | None, deadline: float) -> None:
         self.cancel = cancel
         self.deadline = deadline
-        self.server = server
-        self.finished_cleanly = False
-        self.saw_done = False
-        self.why_stopped = ""  # "cancel" | "timeout" once the watcher fired
+        self.why_stopped = ""  # "cancel" | "timeout" once fired
+        self._conn: http.client.HTTPConnection | None = None
+        self._lock = threading.Lock()
         self._done = threading.Event()
-        self._watcher: threading.Thread | None = None
-        if conn is not None:
-            self._watcher = threading.Thread(target=self._watch, name="greenpatch-remote-watch", daemon=True)
-            self._watcher.start()
+        self._thread = threading.Thread(target=self._run, name="greenpatch-remote-watch", daemon=True)
+        self._thread.start()
 
-    @classmethod
-    def cancelled(cls) -> _EventStream:
-        stream = cls(None, None, None, 0.0, "")
-        stream.why_stopped = "cancel"
-        return stream
+    def attach(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._conn = conn
+            fired = bool(self.why_stopped)
+        if fired:
+            self._shutdown(conn)
 
-    @property
-    def was_cancelled(self) -> bool:
-        return self.why_stopped == "cancel"
-
-    def _watch(self) -> None:
+    def _run(self) -> None:
         while not self._done.is_set():
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
@@ -355,10 +355,17 @@ class _EventStream:
                 return
 
     def _fire(self, why: str) -> None:
-        if self._done.is_set():
-            return
-        self.why_stopped = why
-        sock = self.conn.sock if self.conn is not None else None
+        with self._lock:
+            if self._done.is_set():
+                return
+            self.why_stopped = why
+            conn = self._conn
+        if conn is not None:
+            self._shutdown(conn)
+
+    @staticmethod
+    def _shutdown(conn: http.client.HTTPConnection) -> None:
+        sock = conn.sock
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -366,9 +373,34 @@ class _EventStream:
                 pass
 
     def stop(self) -> None:
-        self._done.set()
-        if self._watcher is not None and self._watcher is not threading.current_thread():
-            self._watcher.join(timeout=1.0)
+        with self._lock:
+            self._done.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=1.0)
+
+
+class _EventStream:
+    """Server-sent events of one response; ends early (why_stopped set) when the watch fired."""
+
+    def __init__(
+        self,
+        resp: http.client.HTTPResponse | None,
+        watch: _Watch,
+        server: str,
+    ) -> None:
+        self.resp = resp
+        self.watch = watch
+        self.server = server
+        self.finished_cleanly = False
+        self.saw_done = False
+
+    @property
+    def why_stopped(self) -> str:
+        return self.watch.why_stopped
+
+    @property
+    def was_cancelled(self) -> bool:
+        return self.watch.why_stopped == "cancel"
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if self.resp is None:
@@ -609,6 +641,10 @@ class RemoteEngine:
         if seed is not None:
             body["seed"] = seed
         body["stream"] = True
+        # Plain sampling like the in-process engine. llama-cpp-python's server otherwise applies a 1.1 repeat
+        # penalty (and min_p/top_p cuts), which changes greedy completions; OpenAI-style servers ignore the field.
+        body.setdefault("top_p", 1.0)
+        body.setdefault("repeat_penalty", 1.0)
         if self._send_logprobs:
             body["logprobs"] = True if chat else 1
         try:
