@@ -55,7 +55,7 @@ class LlamaEngine:
         self.min_chunk = min_chunk
         started = time.perf_counter()
         try:
-            with _no_amx_repack():
+            with _patched_defaults():
                 self._llm = llama_cpp.Llama(
                     model_path=str(path), n_ctx=n_ctx, n_batch=512, n_ubatch=512, n_threads=self.threads,
                     n_threads_batch=self.threads, logits_all=False, verbose=False,
@@ -162,9 +162,14 @@ class LlamaEngine:
                 ctx = []
             pre = pre[-budget:]
             return self._bos_tokens() + ctx + pre
+        # The start of the cursor's line goes after the middle token (as llama.vscode does): typing along a line
+        # then only appends tokens, so the whole prompt before them stays cached.
+        cut = prefix.rfind("\n") + 1
+        head, tail = self.tokenize(prefix[:cut]), self.tokenize(prefix[cut:])
+        pre = head
         suf = self.tokenize(suffix)
         s = self._special
-        fixed = 3 + len(self._bos_tokens())
+        fixed = 3 + len(self._bos_tokens()) + len(tail)
         if fixed + len(ctx) + len(pre) + len(suf) > budget:
             ctx = []
         room = budget - fixed
@@ -172,7 +177,7 @@ class LlamaEngine:
             suf = suf[: max(room // 4, room - len(pre))]
             pre = pre[-(room - len(suf)) :]
         return (self._bos_tokens() + ctx + [s[self.fim.prefix]] + pre + [s[self.fim.suffix]] + suf
-                + [s[self.fim.middle]])
+                + [s[self.fim.middle]] + tail)
 
     def chat_tokens(self, messages: list[ChatMessage], max_tokens: int = 512) -> tuple[list[int], list[str]]:
         if self._chat_formatter is None:
@@ -200,8 +205,8 @@ class LlamaEngine:
 
     # --- decoding -------------------------------------------------------------------------------------------
 
-    def _decode(self, tokens: Sequence[int], positions: Sequence[int]) -> None:
-        """Decode tokens at explicit positions; logits are kept only for the last one."""
+    def _decode(self, tokens: Sequence[int], positions: Sequence[int], seq: int = 0) -> None:
+        """Decode tokens at consecutive positions of sequence `seq`; logits are kept only for the last one."""
         for start in range(0, len(tokens), self._n_batch):
             part = range(start, min(start + self._n_batch, len(tokens)))
             batch = self._batch
@@ -210,7 +215,7 @@ class LlamaEngine:
                 batch.token[j] = tokens[i]
                 batch.pos[j] = positions[i]
                 batch.n_seq_id[j] = 1
-                batch.seq_id[j][0] = 0
+                batch.seq_id[j][0] = seq
                 batch.logits[j] = i == len(tokens) - 1
             rc = llama_cpp.llama_decode(self._ctx, batch)
             if rc != 0:
@@ -242,7 +247,20 @@ class LlamaEngine:
                 else:
                     llama_cpp.llama_memory_seq_add(self._mem, 0, p0, p1, delta)
         try:
-            self._decode([prompt[i] for i in plan.evaluate], plan.evaluate)
+            for run in _runs(plan.evaluate):
+                tokens = [prompt[i] for i in run]
+                if run[-1] == len(prompt) - 1:
+                    self._decode(tokens, run)
+                    continue
+                # llama.cpp only appends to a sequence (positions must continue its last one), but reused
+                # chunks already sit after this gap. Evaluate the gap in scratch sequence 1, which holds just the
+                # cells before it (so the new tokens attend to exactly what a fresh evaluation would), then
+                # give its cells to sequence 0 as well.
+                llama_cpp.llama_memory_seq_rm(self._mem, 1, -1, -1)
+                llama_cpp.llama_memory_seq_cp(self._mem, 0, 1, 0, run[0])
+                self._decode(tokens, run, seq=1)
+                llama_cpp.llama_memory_seq_cp(self._mem, 1, 0, run[0], run[-1] + 1)
+                llama_cpp.llama_memory_seq_rm(self._mem, 1, -1, -1)
         except BaseException:
             self._clear()
             raise
@@ -370,30 +388,49 @@ def amx_build() -> bool:
 
 
 @contextlib.contextmanager
-def _no_amx_repack() -> Iterator[None]:
-    """Load weights without llama.cpp's "extra buffer types" when the build uses AMX.
+def _patched_defaults() -> Iterator[None]:
+    """Context with two sequences; and weights without llama.cpp's "extra buffer types" when the build uses AMX.
 
     A llama.cpp built with GGML_NATIVE on an AMX CPU routes matmuls through AMX tiles, which segfault in VMs
     that do not grant tile state (seen on this project's CI machines). Plain buffers avoid the AMX path (and the
     weight repacking). GREENPATCH_EXTRA_BUFTS=1 keeps them.
     """
-    if os.environ.get("GREENPATCH_EXTRA_BUFTS") == "1" or not amx_build():
-        yield
-        return
     import llama_cpp.llama as llama_module
 
-    original = llama_module.llama_cpp.llama_model_default_params
+    low = llama_module.llama_cpp
+    model_defaults, context_defaults = low.llama_model_default_params, low.llama_context_default_params
+    no_extra = os.environ.get("GREENPATCH_EXTRA_BUFTS") != "1" and amx_build()
 
-    def params() -> object:
-        p = original()
-        p.use_extra_bufts = False
+    def model_params() -> object:
+        p = model_defaults()
+        if no_extra:
+            p.use_extra_bufts = False
         return p
 
-    llama_module.llama_cpp.llama_model_default_params = params
+    def context_params() -> object:
+        # A second sequence is the scratch space for evaluating new tokens *before* reused chunks (see _prepare);
+        # a unified cache lets both sequences share cells.
+        p = context_defaults()
+        p.n_seq_max = 2
+        p.kv_unified = True
+        return p
+
+    low.llama_model_default_params, low.llama_context_default_params = model_params, context_params
     try:
         yield
     finally:
-        llama_module.llama_cpp.llama_model_default_params = original
+        low.llama_model_default_params, low.llama_context_default_params = model_defaults, context_defaults
+
+
+def _runs(positions: list[int]) -> list[list[int]]:
+    """Split ascending positions into runs of consecutive ones."""
+    runs: list[list[int]] = []
+    for p in positions:
+        if runs and runs[-1][-1] == p - 1:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    return runs
 
 
 def _find_stop(text: str, stops: list[str]) -> int | None:

@@ -1,0 +1,256 @@
+"""`greenpatch bench complete`: latency of inline completion while typing, and HumanEval single-line quality.
+
+Latency: lines of real files are retyped one character at a time against the warm engine through the real
+CompletionService (debounce excluded: it is a client-side wait), once per KV reuse mode in the same run:
+"chunk" (prefix reuse + llama.cpp-style shifting of the cached suffix), "prefix" (longest common token prefix
+only) and "none" (the whole prompt every time; fewer keystrokes, it is slow). Reports p50/p95 over all
+keystrokes and over those that called the model, the ratio to no reuse, and the process RSS.
+
+Quality: HumanEval single-line infilling (../shared/eval/): each task's line is removed, the service fills it
+(line mode, gate off, so every suggestion and its mean log-probability is recorded), and the tests run in a
+subprocess with a timeout. Reports pass rate, exact match, and for a sweep of gate thresholds the share shown
+and the pass rate of what was shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from greenpatch.completion.service import CompletionService
+from greenpatch.config import CompletionSettings, Settings
+from greenpatch.engine import EngineWorker, load_engine, models
+from greenpatch.engine.base import Engine
+
+EVAL = "humaneval-singleline-infilling.jsonl.gz"
+GATES = [-0.05, -0.1, -0.15, -0.2, -0.25, -0.3, -0.35, -0.4, -0.5, -0.6, -0.8, -1.0, -99.0]
+
+
+def _eval_dir() -> Path:
+    for candidate in (Path.cwd() / "../shared/eval", Path(__file__).resolve().parents[4] / "shared" / "eval",
+                      Path("/work/shared/eval")):
+        if (candidate / EVAL).exists():
+            return candidate.resolve()
+    raise FileNotFoundError(f"{EVAL} not found in ../shared/eval")
+
+
+def _rss_mb() -> float:
+    try:
+        for row in Path("/proc/self/status").read_text().splitlines():
+            if row.startswith("VmRSS:"):
+                return int(row.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return round(ordered[k], 4)
+
+
+def _default_files() -> list[Path]:
+    root = Path(__file__).resolve().parents[1]
+    return [root / "engine" / "models.py", root / "completion" / "service.py", root / "context" / "builder.py"]
+
+
+def keystroke_streams(files: list[Path], keystrokes: int, lines_per_file: int = 2) -> list[tuple[Path, str, int, str]]:
+    """(file, text with the target line cut to its indentation, line number, the line's text) per target line."""
+    targets = []
+    for path in files:
+        rows = path.read_text(encoding="utf-8").split("\n")
+        good = [i for i, r in enumerate(rows) if 24 <= len(r.strip()) <= 90 and not r.strip().startswith(("#", '"', "'"))
+                and i > 20]
+        if not good:
+            continue
+        step = max(1, len(good) // (lines_per_file + 1))
+        for i in good[step::step][:lines_per_file]:
+            indent = rows[i][: len(rows[i]) - len(rows[i].lstrip())]
+            cut = rows[:i] + [indent] + rows[i + 1 :]
+            targets.append((path, "\n".join(cut), i, rows[i]))
+    return targets
+
+
+async def _replay(service: CompletionService, streams: list[tuple[Path, str, int, str]], keystrokes: int,
+                  per_line: int) -> list[dict[str, Any]]:
+    samples: list[dict[str, Any]] = []
+    version = 0
+    for path, text, line, target in streams:
+        rows = text.split("\n")
+        indent = rows[line]
+        uri = path.as_uri()
+        body = target[len(indent) :]
+        for n in range(0, min(len(body), per_line) + 1):
+            if len(samples) >= keystrokes:
+                return samples
+            rows[line] = indent + body[:n]
+            version += 1
+            doc = "\n".join(rows)
+            service.notify_change(uri, version)
+            started = time.perf_counter()
+            s = await service.complete(uri, path, doc, version, line, len(rows[line]))
+            elapsed = time.perf_counter() - started
+            if n == 0:
+                continue  # the first request at a new place warms the cache for it; typing starts after
+            samples.append({
+                "seconds": elapsed, "model": bool(s is not None and not s.cached), "shown": bool(s and s.shown),
+                "reused": s.reused_tokens if s else 0, "prompt": s.prompt_tokens if s else 0,
+            })
+    return samples
+
+
+def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any]:
+    streams = keystroke_streams(files, keystrokes)
+    per_line = max(4, keystrokes // max(1, len(streams)))
+    out: dict[str, Any] = {"files": [str(f) for f in files], "lines": len(streams)}
+    modes = ["chunk", "prefix", "none"] if hasattr(engine, "reuse") else ["fake"]
+    for mode in modes:
+        n = keystrokes if mode != "none" else max(3, keystrokes // 10)
+        if hasattr(engine, "reuse"):
+            engine.reuse = mode  # type: ignore[attr-defined]
+            engine._clear()  # type: ignore[attr-defined]
+        worker = EngineWorker(lambda: engine, owns_engine=False)
+        service = CompletionService(worker, CompletionSettings(debounce_ms=0))
+        started = time.perf_counter()
+        samples = asyncio.run(_replay(service, streams, n, per_line))
+        worker.close()
+        times = [s["seconds"] for s in samples]
+        model_times = [s["seconds"] for s in samples if s["model"]]
+        out[mode] = {
+            "keystrokes": len(samples), "model_calls": len(model_times),
+            "p50": _pct(times, 0.5), "p95": _pct(times, 0.95), "mean": round(statistics.mean(times), 4) if times else None,
+            "model_p50": _pct(model_times, 0.5), "model_p95": _pct(model_times, 0.95),
+            "shown": sum(s["shown"] for s in samples),
+            "mean_prompt_tokens": round(statistics.mean([s["prompt"] for s in samples if s["model"]] or [0]), 1),
+            "mean_reused_tokens": round(statistics.mean([s["reused"] for s in samples if s["model"]] or [0]), 1),
+            "wall_seconds": round(time.perf_counter() - started, 2),
+        }
+    if "none" in out and "chunk" in out:
+        for key in ("p50", "model_p50"):
+            a, b = out["chunk"][key], out["none"]["model_p50"]
+            out[f"speedup_{key}_vs_none"] = round(b / a, 1) if a and b else None
+        a, b = out["prefix"]["model_p50"], out["chunk"]["model_p50"]
+        out["chunk_vs_prefix_model_p50"] = round(a / b, 2) if a and b else None
+    return out
+
+
+def _passes(program: str, timeout: float = 10.0) -> bool:
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
+        handle.write(program)
+        name = handle.name
+    try:
+        proc = subprocess.run([sys.executable, name], capture_output=True, timeout=timeout)
+        return proc.returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+    finally:
+        os.unlink(name)
+
+
+def quality(engine: Engine, tasks: int) -> dict[str, Any]:
+    path = _eval_dir() / EVAL
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        rows = [json.loads(x) for x in handle]
+    stride = max(1, len(rows) // tasks)
+    chosen = rows[::stride][:tasks]
+    worker = EngineWorker(lambda: engine, owns_engine=False)
+    settings = CompletionSettings(debounce_ms=0, gate_threshold=-1e9)
+    results = []
+
+    async def go() -> None:
+        for k, row in enumerate(chosen):
+            service = CompletionService(worker, settings)
+            doc = row["prompt"] + "\n" + row["suffix"]
+            line = row["prompt"].count("\n")
+            s = await service.complete(f"file:///humaneval/{k}.py", None, doc, 1, line, 0, mode="line")
+            text = s.text if s else ""
+            program = row["prompt"] + text + "\n" + row["suffix"] + "\n" + row["test"] + f"\ncheck({row['entry_point']})\n"
+            results.append({
+                "task_id": row["task_id"], "text": text, "raw": s.raw if s else "", "filtered": not text,
+                "mean_logprob": s.mean_logprob if s else None, "seconds": round(s.seconds, 3) if s else None,
+                "exact": text.strip() == row["canonical_solution"].strip(),
+                "passed": bool(text) and _passes(program),
+            })
+
+    started = time.perf_counter()
+    asyncio.run(go())
+    worker.close()
+    n = len(results)
+    passed = sum(r["passed"] for r in results)
+    sweep = []
+    for gate in GATES:
+        shown = [r for r in results if r["text"] and (r["mean_logprob"] is None or r["mean_logprob"] >= gate)]
+        ok = sum(r["passed"] for r in shown)
+        sweep.append({"gate": gate, "shown": round(len(shown) / n, 3) if n else None,
+                      "pass_of_shown": round(ok / len(shown), 3) if shown else None,
+                      "abstain": round(1 - len(shown) / n, 3) if n else None})
+    return {
+        "dataset": str(path), "tasks": n, "pass_rate": round(passed / n, 3) if n else None,
+        "exact_match": round(sum(r["exact"] for r in results) / n, 3) if n else None,
+        "filtered": sum(r["filtered"] for r in results),
+        "pass_rate_unfiltered_shown": round(passed / max(1, sum(not r["filtered"] for r in results)), 3),
+        "gate_sweep": sweep, "seconds": round(time.perf_counter() - started, 1),
+        "p50_seconds": _pct([r["seconds"] for r in results if r["seconds"] is not None], 0.5),
+        "results": results,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    settings = Settings()
+    name = args.model or "default"
+    if name != "fake":
+        models.ensure_model(name, settings.model.cache_dir)
+    rss_before = _rss_mb()
+    load_started = time.perf_counter()
+    engine = load_engine(name, settings)
+    load_seconds = time.perf_counter() - load_started
+    spec, model_path = (None, None) if name == "fake" else models.resolve_model(name)
+    files = [Path(f) for f in args.files] or _default_files()
+    report: dict[str, Any] = {"model": name, "threads": getattr(engine, "threads", None),
+                              "load_seconds": round(load_seconds, 2), "cpu_count": os.cpu_count()}
+    if args.keystrokes > 0:
+        report["latency"] = latency(engine, files, args.keystrokes)
+    rss = _rss_mb()
+    model_mb = model_path.stat().st_size / 1e6 if model_path is not None and model_path.exists() else 0.0
+    report["rss_mb"] = round(rss, 1)
+    report["rss_before_load_mb"] = round(rss_before, 1)
+    report["model_file_mb"] = round(model_mb, 1)
+    threshold = settings.completions.gate_threshold
+    if args.tasks > 0:
+        report["quality"] = quality(engine, args.tasks)
+    if args.engine:
+        report["remote_engine"] = "not measured by this benchmark"
+    summary: dict[str, Any] = {"model": name, "rss_mb": report["rss_mb"], "model_file_mb": report["model_file_mb"]}
+    lat = report.get("latency", {})
+    for mode in ("chunk", "prefix", "none"):
+        if mode in lat:
+            summary[f"{mode}_p50"] = lat[mode]["p50"]
+            summary[f"{mode}_p95"] = lat[mode]["p95"]
+            summary[f"{mode}_model_p50"] = lat[mode]["model_p50"]
+    for key in ("speedup_p50_vs_none", "speedup_model_p50_vs_none", "chunk_vs_prefix_model_p50"):
+        if key in lat:
+            summary[key] = lat[key]
+    q = report.get("quality")
+    if q:
+        summary.update({"tasks": q["tasks"], "pass_rate": q["pass_rate"], "exact_match": q["exact_match"]})
+        at = min(q["gate_sweep"], key=lambda g: abs(g["gate"] - threshold))
+        summary.update({"gate_threshold": threshold, "shown_at_gate": at["shown"],
+                        "pass_of_shown_at_gate": at["pass_of_shown"]})
+    report["summary"] = summary
+    engine.close()
+    return report

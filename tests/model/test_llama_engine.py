@@ -1,0 +1,106 @@
+"""The llama.cpp engine with the real tiny model: generation, cancellation, logprobs, KV reuse."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+from greenpatch.cancel import CancelToken
+from greenpatch.completion.service import CompletionService
+from greenpatch.config import CompletionSettings
+from greenpatch.engine.base import ChatMessage
+from greenpatch.engine.worker import EngineWorker
+
+pytestmark = pytest.mark.model
+
+CODE = "def add(a, b):\n    return"
+
+
+class StopAfter(CancelToken):
+    """Cancels itself once it has been asked `n` times (the engine asks once per generated token)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n, self.asked = n, 0
+
+    def is_set(self) -> bool:
+        self.asked += 1
+        if self.asked >= self.n:
+            self.cancel()
+        return super().is_set()
+
+
+def test_infill_generates_text_with_one_logprob_per_token(tiny_engine) -> None:
+    g = tiny_engine.infill(CODE, "\n", max_tokens=12, stop=["\n"])
+    assert g.text.strip(), "the tiny model completes a trivial function"
+    assert g.logprobs and all(lp <= 0 for lp in g.logprobs)
+    assert g.stop_reason in ("stop", "eos", "length")
+    assert tiny_engine.fim is None, "SmolLM2 has no FIM tokens: infill falls back to the prefix"
+
+
+def test_a_cancelled_generation_stops_within_a_few_tokens(tiny_engine) -> None:
+    token = StopAfter(3)
+    g = tiny_engine.complete("Once upon a time", max_tokens=200, cancel=token)
+    assert g.stop_reason == "cancelled"
+    assert len(g.logprobs) <= 3
+
+
+def test_cancelling_from_another_thread_stops_a_long_generation(tiny_engine) -> None:
+    token = CancelToken()
+    timer = threading.Timer(0.3, token.cancel)
+    timer.start()
+    g = tiny_engine.complete("Write a long story about a dragon.", max_tokens=2000, cancel=token)
+    timer.join()
+    assert g.stop_reason == "cancelled" and len(g.logprobs) < 2000
+
+
+def test_a_repeated_prompt_reuses_the_evaluated_prefix(tiny_engine) -> None:
+    tiny_engine.reuse = "chunk"
+    first = tiny_engine.infill(CODE, "", max_tokens=4)
+    again = tiny_engine.infill(CODE + " a", "", max_tokens=4)
+    assert again.reused_tokens >= first.prompt_tokens - 2
+
+
+@pytest.mark.parametrize("mode", ["chunk", "prefix", "none"])
+def test_every_reuse_mode_gives_the_same_greedy_answer(tiny_engine, mode: str) -> None:
+    text = "# Utilities\nimport os\n\n\ndef read(path):\n    with open(path) as handle:\n        return"
+    tiny_engine.reuse = "none"
+    expected = tiny_engine.infill(text, "", max_tokens=8).text
+    tiny_engine.reuse = mode
+    tiny_engine.infill(text.replace("read", "load"), "", max_tokens=8)
+    assert tiny_engine.infill(text, "", max_tokens=8).text == expected
+    tiny_engine.reuse = "chunk"
+
+
+def test_chat_uses_the_gguf_template(tiny_engine) -> None:
+    g = tiny_engine.chat([ChatMessage("user", "Say hello.")], max_tokens=8, temperature=0)
+    assert g.text.strip() and g.prompt_tokens > 5
+
+
+def test_the_completion_service_gets_a_suggestion_from_the_real_model(tiny_model_path: Path) -> None:
+    from greenpatch.engine.llama import LlamaEngine
+
+    worker = EngineWorker(lambda: LlamaEngine(tiny_model_path, name="tiny", n_ctx=2048))
+    service = CompletionService(worker, CompletionSettings(debounce_ms=0, gate_threshold=-99))
+    try:
+        s = asyncio.run(service.complete("file:///t.py", None, CODE + "\n", 1, 1, 10, CancelToken()))
+    finally:
+        worker.close()
+    assert s is not None and s.text.strip() and s.mean_logprob is not None
+
+
+def test_text_inserted_mid_prompt_keeps_the_cached_text_after_it(tiny_engine) -> None:
+    head = "# Inventory helpers\nimport os\n\n"
+    tail = "\n\ndef count(stock, name):\n    return stock.get(name, 0)\n\n\ndef names(stock):\n    return sorted"
+    tiny_engine.reuse = "chunk"
+    tiny_engine.complete(head + tail, max_tokens=2)
+    inserted = tiny_engine.complete(head + "import sys\n" + tail, max_tokens=2)
+    keep = len(tiny_engine.tokenize(head)) - 1
+    assert inserted.reused_tokens > keep + 10, "the text after the insertion was shifted, not recomputed"
+    tiny_engine.reuse = "none"
+    fresh = tiny_engine.complete(head + "import sys\n" + tail, max_tokens=6)
+    tiny_engine.reuse = "chunk"
+    tiny_engine.complete(head + tail, max_tokens=2)
+    assert tiny_engine.complete(head + "import sys\n" + tail, max_tokens=6).text == fresh.text
