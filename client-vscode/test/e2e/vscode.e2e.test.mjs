@@ -187,6 +187,16 @@ class VsCode {
     await this.page.locator(".monaco-editor .view-lines").first().click();
   }
 
+  /** Runs a command from the command palette by its title. */
+  async runCommand(title) {
+    await this.page.keyboard.press("F1");
+    const input = this.page.locator(".quick-input-widget input");
+    await input.waitFor();
+    await input.fill(`>${title}`);
+    await this.page.locator(".quick-input-list .monaco-list-row").filter({ hasText: title }).first().waitFor();
+    await this.page.keyboard.press("Enter");
+  }
+
   /** The editor's visible text, with the non-breaking spaces Monaco renders turned back into spaces. */
   async editorText() {
     const text = await this.page.locator(".monaco-editor .view-lines").first().innerText();
@@ -318,6 +328,8 @@ describe("greenpatch in VS Code (code-server), trusted workspace", { timeout: TE
   it("on save, shows the failing test as a diagnostic and applies the verified quick fix", { timeout: TEST_TIMEOUT }, async () => {
     await withShotOnFailure(vscode, "repair", async () => {
       await vscode.page.keyboard.press("Control+S");
+      await vscode.waitForStatus(/verifying/, 60_000);
+      await vscode.shot("status-verifying");
       await vscode.page.keyboard.press("Control+Shift+M");
       const problem = vscode.page.locator(".markers-panel .monaco-list-row").filter({ hasText: "test_bulk_discount_starts_at_ten" }).first();
       await problem.waitFor({ timeout: 180_000 });
@@ -377,6 +389,30 @@ describe("greenpatch in VS Code (code-server), restricted workspace", { timeout:
       await vscode.page.keyboard.type("\ndef add(", { delay: 30 });
       assert.equal((await vscode.waitForGhostText("a, b):")).trim(), "a, b):");
       await vscode.shot("untrusted-ghost-text");
+      // Leave valid Python behind for the next test: dismiss the suggestion and clear the line.
+      await vscode.page.keyboard.press("Escape");
+      await vscode.page.keyboard.press("Home");
+      await vscode.page.keyboard.press("Shift+End");
+      await vscode.page.keyboard.press("Backspace");
     });
   });
+
+  it("runs the tests once the user trusts the workspace", { timeout: TEST_TIMEOUT }, async () => {
+    await withShotOnFailure(vscode, "trust-granted", async () => {
+      await vscode.runCommand("Workspaces: Manage Workspace Trust");
+      await vscode.page.locator(".workspace-trust-editor .monaco-button").filter({ hasText: /^Trust/ }).first().click();
+      await vscode.page.locator(".statusbar-item").filter({ hasText: "Restricted Mode" }).waitFor({ state: "detached" });
+      await vscode.shot("trusted-now");
+      await vscode.runCommand("View: Close Editor"); // the trust editor opens as a modal over the workbench
+      await vscode.page.locator(".workspace-trust-editor").waitFor({ state: "hidden" });
+      await vscode.openFile("pricing.py");
+      await vscode.page.keyboard.press("Control+End");
+      await vscode.page.keyboard.type("\n# trusted now\n");
+      await vscode.page.keyboard.press("Control+S");
+      await vscode.page.keyboard.press("Control+Shift+M");
+      await vscode.page.locator(".markers-panel .monaco-list-row").filter({ hasText: "test_bulk_discount_starts_at_ten" }).first().waitFor({ timeout: 180_000 });
+      await vscode.shot("trusted-now-diagnostic");
+    });
+  });
+
 });
