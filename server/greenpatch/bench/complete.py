@@ -128,6 +128,8 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
         service = CompletionService(worker, CompletionSettings(debounce_ms=0))
         started = time.perf_counter()
         samples = asyncio.run(_replay(service, streams, n, per_line))
+        print(f"bench complete: {mode}: {len(samples)} keystrokes in {time.perf_counter() - started:.1f} s",
+              file=sys.stderr)
         worker.close()
         times = [s["seconds"] for s in samples]
         model_times = [s["seconds"] for s in samples if s["model"]]
@@ -140,6 +142,8 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
             "mean_reused_tokens": round(statistics.mean([s["reused"] for s in samples if s["model"]] or [0]), 1),
             "wall_seconds": round(time.perf_counter() - started, 2),
         }
+    if hasattr(engine, "reuse"):
+        engine.reuse = "chunk"  # what the server uses
     if "none" in out and "chunk" in out:
         for key in ("p50", "model_p50"):
             a, b = out["chunk"][key], out["none"]["model_p50"]
@@ -180,6 +184,7 @@ def quality(engine: Engine, tasks: int) -> dict[str, Any]:
             s = await service.complete(f"file:///humaneval/{k}.py", None, doc, 1, line, 0, mode="line")
             text = s.text if s else ""
             program = row["prompt"] + text + "\n" + row["suffix"] + "\n" + row["test"] + f"\ncheck({row['entry_point']})\n"
+            print(f"bench complete: task {k + 1}/{len(chosen)}", file=sys.stderr)
             results.append({
                 "task_id": row["task_id"], "text": text, "raw": s.raw if s else "", "filtered": not text,
                 "mean_logprob": s.mean_logprob if s else None, "seconds": round(s.seconds, 3) if s else None,
