@@ -143,3 +143,16 @@ def test_cancelling_stops_the_repair_between_candidates(workspace, verifier_for)
     with pytest.raises(Cancelled):
         pipeline.repair(cancel=cancel, progress=progress)
     assert sum(m.startswith("verifying candidate") for m in seen) == 1
+
+
+def test_when_weak_tests_let_several_fixes_through_the_majority_behaviour_wins_and_says_so(
+    workspace, verifier_for
+) -> None:
+    root = workspace("buggy_weak_tests")
+    report = _pipeline(root, verifier_for(root)).repair()
+    # `age >= 18`, `age > 17` and `age == 18` all pass the one test; on extra ages the first two agree.
+    assert len(report.fixes) >= 2
+    best = report.fixes[0]
+    assert "age >= 18" in best.new_text or "age > 17" in best.new_text
+    assert "candidates disagree on extra inputs" in best.note
+    assert best.score["behaviour_group"] >= 2

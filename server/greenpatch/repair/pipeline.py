@@ -353,8 +353,10 @@ class RepairPipeline:
                         return []
                     new_lines, gen = filled
                     new_text = replace_lines(text, hole.first, hole.last, new_lines)
+                    shown = " ".join(line.strip() for line in new_lines)
+                    shown = shown if len(shown) <= 60 else shown[:57] + "..."
                     return [Candidate(suspect.path, new_text, "infill", suspect.line,
-                                      f"line {suspect.line} re-filled", gen.mean_logprob, suspect.score)]
+                                      f"line {suspect.line} -> `{shown}`", gen.mean_logprob, suspect.score)]
 
                 future = self._submit(job)
                 if future is not None:
@@ -393,23 +395,6 @@ class RepairPipeline:
     def _cancel_pending(futures: list[concurrent.futures.Future[Any]]) -> None:
         for future in futures:
             future.cancel()
-
-    def _test_context(self, group: _Group) -> list[tuple[str, str]]:
-        files: list[tuple[str, str]] = []
-        for result in group.failing:
-            rel = test_file_of(result.nodeid)
-            if rel in dict(files):
-                continue
-            text = self._text(rel) or ""
-            if len(text) > 6000:  # keep the prompt small: the failing test function is what matters
-                text = _test_function(text, result.nodeid) or text[:6000]
-            files.append((rel, text))
-        messages = [f"# {r.nodeid.split('::')[-1]} fails: {r.message.splitlines()[0][:200]}"
-                    for r in group.failing if r.message]
-        if files and messages:
-            rel, text = files[0]
-            files[0] = (rel, text.rstrip() + "\n" + "\n".join(messages[:3]) + "\n")
-        return files
 
     def _rewrite(
         self, engine: Engine, group: _Group, round_no: int, feedback: list[ChatMessage], last_error: str
@@ -606,10 +591,9 @@ class RepairPipeline:
             v.behaviour = sum(v2.candidate.votes for v2, b2 in zip(plausible, behaviours) if b2 == b) if b else 0
         distinct = set(known)
         if len(distinct) > 1:
-            for v, b in zip(plausible, behaviours):
-                others = sum(1 for b2 in known if b2 != b)
-                v.note = f"candidates disagree on extra inputs ({len(distinct)} behaviours among {len(known)} fixes)"
-                del others
+            note = f"candidates disagree on extra inputs ({len(distinct)} behaviours among {len(known)} fixes)"
+            for v in plausible:
+                v.note = note
 
     def _now_passing(self, run: TestRun, target_ids: list[str]) -> list[str]:
         """The baseline's failing tests this candidate makes pass (its targets, and others it fixes too)."""
