@@ -304,6 +304,21 @@ describe("greenpatch in VS Code (code-server), trusted workspace", { timeout: TE
     });
   });
 
+  it("opens the greenpatch menu from the status bar item and shows the server log", { timeout: TEST_TIMEOUT }, async () => {
+    await withShotOnFailure(vscode, "menu", async () => {
+      await vscode.status().click();
+      const rows = vscode.page.locator(".quick-input-list .monaco-list-row");
+      for (const label of ["Show log", "Restart server", "Install model", "Repair current file", "Turn completions off"]) {
+        await rows.filter({ hasText: label }).first().waitFor();
+      }
+      await vscode.shot("status-menu");
+      await rows.filter({ hasText: "Show log" }).first().click();
+      await vscode.page.locator(".output-view, .panel .monaco-editor").filter({ hasText: /greenpatch/ }).first().waitFor();
+      await vscode.shot("server-log");
+      await vscode.page.locator(".monaco-editor .view-lines").first().click();
+    });
+  });
+
   it("shows an inline completion as ghost text and accepts it with Tab", { timeout: TEST_TIMEOUT }, async () => {
     await withShotOnFailure(vscode, "completion", async () => {
       await vscode.page.keyboard.press("Control+End");
