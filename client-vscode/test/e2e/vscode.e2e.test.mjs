@@ -53,9 +53,10 @@ function freePort() {
 
 /** One code-server with a fresh profile, the extension installed, and the example workspace copy. */
 class VsCode {
-  constructor(name, { trusted }) {
+  constructor(name, { trusted, python = env.python }) {
     this.name = name;
     this.trusted = trusted;
+    this.python = python;
     this.base = mkdtempSync(join(tmpdir(), `greenpatch-e2e-${name}-`));
     this.extensions = join(this.base, "extensions");
     this.userData = join(this.base, "user-data");
@@ -74,7 +75,7 @@ class VsCode {
       join(this.userData, "User", "settings.json"),
       JSON.stringify(
         {
-          "greenpatch.python": env.python,
+          "greenpatch.python": typeof this.python === "function" ? this.python(this.base) : this.python,
           "greenpatch.model.completion": "fake",
           "greenpatch.model.repair": "fake",
           "greenpatch.logLevel": "debug",
@@ -430,4 +431,37 @@ describe("greenpatch in VS Code (code-server), restricted workspace", { timeout:
     });
   });
 
+});
+
+describe("greenpatch in VS Code (code-server), Python without greenpatch", { timeout: TEST_TIMEOUT * 2 }, () => {
+  // A fresh virtual environment: the interpreter runs, but greenpatch is not installed in it.
+  const bare = (base) => {
+    const venv = join(base, "bare-venv");
+    const made = spawnSync(env.python, ["-m", "venv", "--without-pip", venv], { encoding: "utf8" });
+    assert.equal(made.status, 0, `python -m venv failed: ${made.stderr}`);
+    return join(venv, "bin", "python");
+  };
+  const vscode = new VsCode("not-installed", { trusted: true, python: bare });
+  before(() => vscode.start(), { timeout: 180_000 });
+  after(() => vscode.stop());
+
+  it("says greenpatch is not installed there and offers to install it", { timeout: TEST_TIMEOUT }, async () => {
+    await withShotOnFailure(vscode, "not-installed", async () => {
+      await vscode.openFile("pricing.py");
+      const toast = vscode.page.locator(".notification-toast").filter({ hasText: /greenpatch is not installed/ }).first();
+      await toast.waitFor();
+      await toast.locator(".monaco-button").filter({ hasText: /^Install$/ }).first().waitFor();
+      await vscode.waitForStatus(/codicon-error/);
+      await vscode.shot("install-offer");
+    });
+  });
+
+  it("runs pip on Install and explains why it failed in a Python without pip", { timeout: TEST_TIMEOUT }, async () => {
+    await withShotOnFailure(vscode, "install-fails", async () => {
+      const offer = vscode.page.locator(".notification-toast").filter({ hasText: /greenpatch is not installed/ }).first();
+      await offer.locator(".monaco-button").filter({ hasText: /^Install$/ }).first().click();
+      await vscode.page.locator(".notification-toast").filter({ hasText: /Installing greenpatch failed: this Python has no pip/ }).first().waitFor();
+      await vscode.shot("install-no-pip");
+    });
+  });
 });
