@@ -185,7 +185,9 @@ export class GreenpatchServer implements vscode.Disposable {
         this.status.update({ state: "error", message: "the server stopped; see the log" });
       }
     });
+    let reported = false;
     client.onNotification(STATUS_NOTIFICATION, (raw: unknown) => {
+      reported = true;
       const status = parseStatus(raw);
       this.status.update(status);
       if (status.state === "noModel" && !this.offeredModelInstall) {
@@ -201,7 +203,7 @@ export class GreenpatchServer implements vscode.Disposable {
       return;
     }
     // A server that reports no state of its own is ready once initialized.
-    if (this.status.state === "starting") {
+    if (!reported && this.status.state === "starting") {
       this.status.update({ state: "ready", message: `Python: ${python}` });
     }
   }
