@@ -278,6 +278,12 @@ class VsCode {
       await exited;
       clearTimeout(timer);
     }
+    try {
+      // The extension host (and the Python server under it) can outlive code-server's exit: end the whole group.
+      process.kill(-this.process.pid, "SIGKILL");
+    } catch {
+      // nothing left
+    }
     rmSync(this.base, { recursive: true, force: true });
   }
 }
