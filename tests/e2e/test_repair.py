@@ -97,3 +97,19 @@ async def test_an_untrusted_workspace_runs_no_tests_on_save(untrusted_client: La
     assert "runs none of its code" in message.message
     assert not [p for m, p in client.notes.seen if m == "greenpatch/status" and p.state == "verifying"]  # type: ignore[attr-defined]
     assert not (root / ".pytest_cache").exists() and not (root / ".coverage").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_the_repair_file_command_starts_a_repair_on_request(client: LanguageClient) -> None:
+    root = client.root  # type: ignore[attr-defined]
+    uri = open_file(client, root / "shop" / "pricing.py")
+    await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="greenpatch.repairFile", arguments=[uri])
+    )
+    params = await client.notes.wait_for(  # type: ignore[attr-defined]
+        types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS,
+        lambda p: p.uri == uri and any(d.code == "test-failure" for d in p.diagnostics),
+        timeout=180,
+    )
+    assert any("verified fix available" in d.message for d in params.diagnostics)

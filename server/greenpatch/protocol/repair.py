@@ -8,9 +8,10 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from lsprotocol import types
+from pygls.lsp.server import LanguageServer
 
 from greenpatch.cancel import CancelToken
 from greenpatch.errors import Cancelled, GreenpatchError, UntrustedWorkspace
@@ -280,7 +281,8 @@ def register(server: GreenpatchServer) -> None:
         return actions
 
     @server.command(REPAIR_COMMAND)
-    def repair_file(ls: GreenpatchServer, *args: Any) -> None:
+    def repair_file(server_: LanguageServer, *args: Any) -> None:  # pygls evaluates these hints at run time
+        ls = cast("GreenpatchServer", server_)
         uri = args[0] if args else None
         if isinstance(uri, dict):
             uri = uri.get("uri")
