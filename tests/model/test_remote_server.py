@@ -127,7 +127,7 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture
 def engine(server: LlamaServer) -> Iterator[RemoteEngine]:
-    eng = RemoteEngine(server.url, timeout=30.0)
+    eng = RemoteEngine(server.url, timeout=90.0)
     yield eng
     eng.close()
 
@@ -224,7 +224,7 @@ def test_killing_the_server_mid_request_falls_back_locally_and_recovers_when_it_
     srv.start()
     statuses = StatusLog()
     engine = FallbackEngine(
-        RemoteEngine(srv.url, timeout=20.0), LocalStub, statuses, probe_interval=0.2, max_probe_interval=0.5
+        RemoteEngine(srv.url, timeout=90.0), LocalStub, statuses, probe_interval=0.2, max_probe_interval=0.5
     )
     try:
         assert (
@@ -264,7 +264,7 @@ def test_a_wrong_api_key_is_one_clear_line_and_the_right_key_works(
     srv.start()
     try:
         monkeypatch.setenv("GP_TEST_REMOTE_KEY", "wrong-key-456")
-        engine = RemoteEngine(srv.url, api_key_env="GP_TEST_REMOTE_KEY", timeout=10.0)
+        engine = RemoteEngine(srv.url, api_key_env="GP_TEST_REMOTE_KEY", timeout=90.0)
         with pytest.raises(RemoteAuthError) as caught:
             engine.infill("x = ", "", max_tokens=2)
         message = str(caught.value)
@@ -281,7 +281,7 @@ def test_a_wrong_api_key_is_one_clear_line_and_the_right_key_works(
 
 
 def test_doctor_reports_reachability_model_and_latency(server: LlamaServer) -> None:
-    settings = settings_from({"engine": {"url": server.url + "/v1", "timeout": 20}})
+    settings = settings_from({"engine": {"url": server.url + "/v1", "timeout": 90}})
 
     checks = check_remote(settings)
 
