@@ -68,7 +68,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from greenpatch.doctor import run_doctor
 
-    return run_doctor(args.path, as_json=args.json)
+    return run_doctor(args.path, as_json=args.json, engine_url=args.engine_url, engine_model=args.engine_model,
+                      api_key_env=args.api_key_env)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -146,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("doctor", cmd_doctor, "check Python, dependencies, grammars, models and the workspace's pytest")
     p.add_argument("path", nargs="?", type=_existing_dir, default=Path.cwd(), help="workspace (default: .)")
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
+    p.add_argument("--engine-url", default="", metavar="URL", help="also check this OpenAI-compatible server")
+    p.add_argument("--engine-model", default="", help="model name to ask that server for")
+    p.add_argument("--api-key-env", default="", metavar="VAR", help="environment variable holding its API key")
 
     p = add("index", cmd_index, "scan a workspace with tree-sitter and print files, symbols, errors and time")
     p.add_argument("path", type=_existing_dir, help="workspace folder")

@@ -80,7 +80,22 @@ def _workspace_pytest(path: Path) -> Check:
     return Check("pytest in workspace", True, f"pytest {out.stdout.strip()} in {python}")
 
 
-def run_doctor(path: Path, *, as_json: bool) -> int:
+def _remote(url: str, model: str, api_key_env: str) -> list[Check]:
+    if not url:
+        return []
+    from greenpatch.config import settings_from
+    from greenpatch.engine.remote import check_remote
+
+    settings = settings_from({"engine": {"url": url, "model": model, "apiKeyEnv": api_key_env}})
+    return [
+        Check("engine server", ok, detail, "" if ok else "start the server or fix greenpatch.engine.url")
+        for ok, detail in check_remote(settings)
+    ]
+
+
+def run_doctor(
+    path: Path, *, as_json: bool, engine_url: str = "", engine_model: str = "", api_key_env: str = ""
+) -> int:
     checks = [
         Check("python", sys.version_info >= (3, 10), sys.version.split()[0], "use Python 3.10 or newer"),
         _module("pygls", "pygls"),
@@ -94,6 +109,7 @@ def run_doctor(path: Path, *, as_json: bool) -> int:
         _grammar(),
         *_models(),
         _workspace_pytest(path),
+        *_remote(engine_url, engine_model, api_key_env),
     ]
     if as_json:
         json.dump([asdict(c) for c in checks], sys.stdout, indent=2)
