@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from greenpatch.cancel import CancelToken
 from greenpatch.config import RepairSettings
 from greenpatch.engine.worker import EngineWorker
@@ -23,7 +22,9 @@ DATA = Path(__file__).parent.parent / "data"
 def _repair(name: str, tmp_path: Path, tiny_model_path: Path, **kwargs: object):
     root = tmp_path / name
     shutil.copytree(DATA / name, root)
-    from greenpatch.engine.llama import LlamaEngine  # after the fixture skipped when llama-cpp-python is missing
+    from greenpatch.engine.llama import (
+        LlamaEngine,  # after the fixture skipped when llama-cpp-python is missing
+    )
 
     # A fresh engine per repair: reusing one LlamaEngine across these runs hits a GGML_ASSERT in llama.cpp
     # (reported to the engine's owner); each repair on its own engine is what the CLI does anyway.

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from greenpatch.cli import main
 
 DATA = Path(__file__).parent.parent / "data"

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from greenpatch.cancel import CancelToken
 from greenpatch.config import RepairSettings
 from greenpatch.engine.fake import FakeEngine
@@ -31,7 +30,7 @@ class InlineWorker:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         try:
             future.set_result(fn(self.engine))
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - the future carries it to the caller
             future.set_exception(exc)
         return future
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from greenpatch.repair.candidates import changed_range, changed_tokens, new_imports_exist, normalized, unified_diff
+from greenpatch.repair.candidates import (
+    changed_range,
+    changed_tokens,
+    new_imports_exist,
+    normalized,
+    unified_diff,
+)
 from greenpatch.repair.localize import SourceMap, is_test_path, localize
 from greenpatch.repair.mutate import mutations
 from greenpatch.repair.probe import call_examples, digests, extra_inputs, probe_source
@@ -17,7 +23,7 @@ SOURCE = "def is_adult(age):\n    return age > 18\n\n\ndef total(n):\n    return
 
 
 def test_mutations_change_one_token_and_keep_formatting() -> None:
-    found = dict((desc, new) for new, desc in mutations(SOURCE, 2, 2))
+    found = {desc: new for new, desc in mutations(SOURCE, 2, 2)}
     assert "`>` -> `>=`" in found
     assert found["`>` -> `>=`"] == SOURCE.replace("age > 18", "age >= 18")
     assert found["`18` -> `19`"] == SOURCE.replace("18", "19")

@@ -47,7 +47,8 @@ def judge(solution: str, test: str, entry_point: str, python: str = sys.executab
         script = Path(tmp) / "judge.py"
         script.write_text(f"{solution}\n\n{test}\n\ncheck({entry_point})\n", encoding="utf-8")
         try:
-            done = subprocess.run([python, str(script)], cwd=tmp, capture_output=True, timeout=JUDGE_TIMEOUT)
+            done = subprocess.run([python, str(script)], cwd=tmp, capture_output=True, timeout=JUDGE_TIMEOUT,
+                                  check=False)
         except subprocess.TimeoutExpired:
             return False
         return done.returncode == 0

@@ -51,8 +51,7 @@ def _engine_worker(model: str, settings: Settings) -> tuple[object | None, str]:
         if model != "fake":
             return None, ("llama-cpp-python is not installed, so no model runs: using the model-free mutation "
                           "candidates only (install it with `pip install 'greenpatch[llm]'`)")
-    from greenpatch.engine import EngineWorker, load_engine
-    from greenpatch.engine import models
+    from greenpatch.engine import EngineWorker, load_engine, models
 
     if model != "fake":
         models.ensure_model(model, settings.model.cache_dir, progress=True)
@@ -161,4 +160,4 @@ def _print_report(report: RepairReport, applied: list[str]) -> None:
         print("greenpatch: run again with --apply to write the fix", file=err)
 
 
-__all__ = ["repair_command", "run_repair", "exit_code", "GreenpatchError"]
+__all__ = ["GreenpatchError", "exit_code", "repair_command", "run_repair"]

@@ -21,7 +21,13 @@ from greenpatch.engine.base import ChatMessage, Engine
 from greenpatch.errors import Cancelled, EngineUnavailable, GreenpatchError, ModelError, ModelNotInstalled
 from greenpatch.repair import infill, probe, rewrite
 from greenpatch.repair.candidates import (
-    Candidate, changed_range, changed_tokens, new_imports_exist, normalized, replace_lines, unified_diff,
+    Candidate,
+    changed_range,
+    changed_tokens,
+    new_imports_exist,
+    normalized,
+    replace_lines,
+    unified_diff,
 )
 from greenpatch.repair.localize import SourceMap, Suspect, is_test_path, localize, test_file_of
 from greenpatch.repair.mutate import mutations

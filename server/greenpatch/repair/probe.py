@@ -8,9 +8,12 @@ each input and fails on purpose with a digest of the outputs in its message."""
 from __future__ import annotations
 
 import ast
+import logging
 import re
 from pathlib import PurePosixPath
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 PROBE_FILE = "test_greenpatch_probe.py"
 MARK = "GREENPATCH-PROBE"
@@ -79,7 +82,7 @@ def call_examples(test_text: str, name: str) -> tuple[str, list[tuple[Any, ...]]
     )
     if not examples or not names:
         return None
-    arity = max(set(len(e) for e in examples), key=lambda n: sum(len(e) == n for e in examples))
+    arity = max({len(e) for e in examples}, key=lambda n: sum(len(e) == n for e in examples))
     return names[0], [e for e in examples if len(e) == arity][:20]
 
 
@@ -139,8 +142,8 @@ def extra_inputs(examples: list[tuple[Any, ...]], count: int = 24, seed: int = 0
 
     try:
         collect()
-    except Exception:  # a strategy hypothesis cannot draw from: keep what we have
-        pass
+    except Exception as exc:  # noqa: BLE001 - a strategy hypothesis cannot draw from: keep what we have
+        log.debug("drawing extra inputs failed: %s", exc)
     unique: dict[str, tuple[Any, ...]] = {}
     for args in list(examples) + drawn:  # examples first
         unique.setdefault(repr(args), args)

@@ -10,7 +10,7 @@ import textwrap
 from greenpatch.engine.base import ChatMessage
 from greenpatch.resources import read_prompt
 
-_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.S)
+_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)
 
 
 def first_messages(path: str, function: str, source: str, test: str, error: str) -> list[ChatMessage]:
