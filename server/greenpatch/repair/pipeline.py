@@ -262,7 +262,9 @@ class RepairPipeline:
             fresh = self._dedupe(queue, seen)
             found, last_error = self._verify(fresh, target_ids, plausible, last_error)
             plausible.extend(found)
-            model_candidates = self._finish_model(pending)
+            # With a verified fix in hand, only the model samples already made (or being made) are worth waiting
+            # for: they can agree with it or beat it; the queued ones would only spend the time budget.
+            model_candidates = self._finish_model(pending, settle=bool(plausible))
             fresh = self._dedupe(model_candidates, seen)
             found, last_error = self._verify(fresh, target_ids, plausible, last_error)
             plausible.extend(found)
@@ -376,9 +378,11 @@ class RepairPipeline:
                 futures.append(future)
         return futures
 
-    def _finish_model(self, futures: list[concurrent.futures.Future[Any]]) -> list[Candidate]:
+    def _finish_model(self, futures: list[concurrent.futures.Future[Any]], settle: bool = False) -> list[Candidate]:
         out: list[Candidate] = []
         for future in futures:
+            if settle and not future.done() and future.cancel():
+                continue  # not started yet: dropped
             remaining = max(0.1, self._deadline - time.monotonic())
             try:
                 out.extend(future.result(timeout=remaining))
