@@ -242,7 +242,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.tasks > 0:
         report["quality"] = quality(engine, args.tasks)
     if args.engine:
-        report["remote_engine"] = "not measured by this benchmark"
+        from greenpatch.bench.remote import remote_latency
+
+        report["remote_engine"] = remote_latency(args.engine, engine, files, max(args.keystrokes, 1), model=name)
     summary: dict[str, Any] = {"model": name, "rss_mb": report["rss_mb"], "model_file_mb": report["model_file_mb"]}
     lat = report.get("latency", {})
     for mode in ("chunk", "prefix", "none"):
@@ -253,6 +255,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("speedup_p50_vs_none", "speedup_model_p50_vs_none", "chunk_vs_prefix_model_p50"):
         if key in lat:
             summary[key] = lat[key]
+    remote = report.get("remote_engine", {}).get("summary", {})
+    if "http_overhead_p50" in remote:
+        summary["http_overhead_p50"] = remote["http_overhead_p50"]
     q = report.get("quality")
     if q:
         summary.update({"tasks": q["tasks"], "pass_rate": q["pass_rate"], "exact_match": q["exact_match"]})

@@ -27,7 +27,14 @@ def engine_worker(ls: GreenpatchServer, model: str) -> Any:
         if state == "error":
             ls.notify_threadsafe(ls.say_once, f"engine:{model}:{message}", message, types.MessageType.Error)
 
-    worker = EngineWorker(lambda: load_engine(model, settings), on_status=on_status)
+    def on_remote(status: Any) -> None:
+        # the shared server went down (local fallback) or came back
+        state = "ready" if status.state in ("remote", "fallback") else "error"
+        on_status(state, status.message)
+        if status.state != "remote":
+            ls.notify_threadsafe(ls.say, status.message, types.MessageType.Warning)
+
+    worker = EngineWorker(lambda: load_engine(model, settings, on_remote), on_status=on_status)
     ls.services[key] = worker
     return worker
 
