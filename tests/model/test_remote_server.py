@@ -39,10 +39,7 @@ def _tiny_model() -> Path:
         pytest.skip(f"llama_cpp.server cannot be imported ({exc}); pip install 'llama-cpp-python[server]'")
     from greenpatch.engine import models
 
-    spec, path = models.resolve_model("tiny")
-    if spec is None or not models.is_installed(spec, path):
-        pytest.skip("the tiny test model is not installed (greenpatch model install tiny)")
-    return path
+    return models.ensure_model("tiny", progress=False)  # installed on first use, like tests/model/conftest.py
 
 
 def _free_port() -> int:
