@@ -47,6 +47,30 @@ MAX_FIXES = 3  # fixes reported per failure group
 PROBE_INPUTS = 24
 
 
+class _ModelStop:
+    """The model's cancel token: set when the repair is cancelled, or when a verified fix makes the remaining
+    samples not worth their time (the engine checks it after every token)."""
+
+    def __init__(self, parent: CancelToken) -> None:
+        self.parent = parent
+        self.own = CancelToken()
+
+    def cancel(self) -> None:
+        self.own.cancel()
+
+    def is_set(self) -> bool:
+        return self.parent.is_set() or self.own.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.parent.wait(min(left, 0.05))
+        return True
+
+
 @dataclass
 class _Group:
     """Failing tests whose most suspicious code is the same function: repaired together."""
@@ -323,7 +347,7 @@ class RepairPipeline:
     def _submit(self, fn: Callable[[Engine], Any]) -> concurrent.futures.Future[Any] | None:
         if self.engine is None or self._engine_error:
             return None
-        return self.engine.submit(fn, self._cancel)  # type: ignore[no-any-return]
+        return self.engine.submit(fn, self._model_stop)  # type: ignore[no-any-return]
 
     def _start_model(
         self, group: _Group, window: list[Suspect], round_no: int, budget: int, feedback: list[ChatMessage],
@@ -332,6 +356,7 @@ class RepairPipeline:
         if self.engine is None or self._engine_error:
             return []
         futures: list[concurrent.futures.Future[Any]] = []
+        self._model_stop = _ModelStop(self._cancel)
         samples = SAMPLES[0] if round_no == 1 else SAMPLES[1]
         made = 0
         for suspect in window:
@@ -353,10 +378,10 @@ class RepairPipeline:
                     # it fill every hole with code from elsewhere; the bare file fills correctly.
                     try:
                         filled = infill.fill(engine, hole, "", temperature=temperature, seed=seed,
-                                             cancel=self._cancel)
+                                             cancel=self._model_stop)
                     except ModelError:  # a failed decode clears the engine's cache; one fresh try
                         filled = infill.fill(engine, hole, "", temperature=temperature, seed=seed,
-                                             cancel=self._cancel)
+                                             cancel=self._model_stop)
                     if filled is None:
                         return []
                     new_lines, gen = filled
@@ -380,9 +405,9 @@ class RepairPipeline:
 
     def _finish_model(self, futures: list[concurrent.futures.Future[Any]], settle: bool = False) -> list[Candidate]:
         out: list[Candidate] = []
+        if settle and futures:
+            self._model_stop.cancel()  # queued samples are skipped, the running one stops within a token
         for future in futures:
-            if settle and not future.done() and future.cancel():
-                continue  # not started yet: dropped
             remaining = max(0.1, self._deadline - time.monotonic())
             try:
                 out.extend(future.result(timeout=remaining))
@@ -390,7 +415,7 @@ class RepairPipeline:
                 self._cancel_pending(futures)
                 self._report.notes.append("stopped at the time limit")
                 break
-            except Cancelled:
+            except (Cancelled, concurrent.futures.CancelledError):
                 self._check_cancel()
             except (EngineUnavailable, ModelNotInstalled) as exc:
                 self._engine_error = f"model not used: {exc}"
@@ -425,7 +450,8 @@ class RepairPipeline:
         else:
             feedback.append(rewrite.feedback_message(group.function, last_error))
         gen = engine.chat(feedback, max_tokens=min(768, 64 + 2 * len(source)),
-                          temperature=min(1.0, 0.2 + 0.3 * (round_no - 1)), seed=round_no, cancel=self._cancel)
+                          temperature=min(1.0, 0.2 + 0.3 * (round_no - 1)), seed=round_no,
+                          cancel=self._model_stop)
         feedback.append(ChatMessage("assistant", gen.text))
         new_fn = rewrite.extract_function(gen.text, group.function)
         if new_fn is None:
