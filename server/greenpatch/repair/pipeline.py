@@ -573,7 +573,7 @@ class RepairPipeline:
             v.tokens,
             -v.candidate.votes,
             -(v.candidate.logprob if v.candidate.logprob is not None else -5.0),
-            v.run.seconds,
+            round(v.run.seconds),  # whole seconds: finer differences are noise; ties keep the order found
         ))
         notes = []
         covering = self._covering_tests(group)
