@@ -51,7 +51,9 @@ def test_cancelling_from_another_thread_stops_a_long_generation(tiny_engine) -> 
     token = CancelToken()
     timer = threading.Timer(0.3, token.cancel)
     timer.start()
-    g = tiny_engine.complete("Write a long story about a dragon.", max_tokens=2000, cancel=token)
+    # a count the model keeps going with, so it cannot reach end-of-text before the cancel lands
+    count = ", ".join(str(n) for n in range(1, 40)) + ","
+    g = tiny_engine.complete(count, max_tokens=2000, cancel=token)
     timer.join()
     assert g.stop_reason == "cancelled" and len(g.logprobs) < 2000
 
