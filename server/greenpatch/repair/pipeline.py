@@ -405,9 +405,11 @@ class RepairPipeline:
 
     def _finish_model(self, futures: list[concurrent.futures.Future[Any]], settle: bool = False) -> list[Candidate]:
         out: list[Candidate] = []
-        if settle and futures:
-            self._model_stop.cancel()  # queued samples are skipped, the running one stops within a token
-        for future in futures:
+        for number, future in enumerate(futures):
+            if settle and number == 1:
+                # The greedy fill of the most suspicious line has had its say (it often agrees with, or beats, a
+                # mutation that weak tests let through); the rest are skipped or stopped within a token.
+                self._model_stop.cancel()
             remaining = max(0.1, self._deadline - time.monotonic())
             try:
                 out.extend(future.result(timeout=remaining))
