@@ -214,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--files", nargs="*", default=[], help="files to replay typing through")
     bp.add_argument("--tasks", type=int, default=60, help="HumanEval single-line tasks (0: skip quality)")
     bp.add_argument("--keystrokes", type=int, default=60, help="keystrokes to replay for latency")
+    bp.add_argument("--suffix-lines", type=int, default=None, help="override completions.suffixLines for quality")
     bp.add_argument("--output", "-o")
     bp = bsub.add_parser("repair", help="fix rate and precision on HumanEvalFix")
     bp.add_argument("--dataset", default="../shared/eval/humanevalfix-python.jsonl")

@@ -77,3 +77,15 @@ def test_the_gate_withholds_low_confidence_and_shows_what_it_cannot_judge() -> N
     assert passes_gate(-0.1, -0.35)
     assert not passes_gate(-0.9, -0.35)
     assert passes_gate(None, -0.35)
+
+
+def test_a_short_statement_also_found_higher_up_is_still_shown() -> None:
+    text = "for k in keys:\n    if bad(k):\n        break\n    else:\n        \n"
+    req = _request(text, 4, 8, mode="line")
+    assert post_filter("break", req) == "break"
+
+
+def test_echoing_the_line_right_above_is_not_shown() -> None:
+    text = "total = 0\ncount = len(items)\n\n"
+    req = _request(text, 2, 0, mode="line")
+    assert post_filter("count = len(items)", req) is None

@@ -120,3 +120,14 @@ async def test_a_cancelled_client_request_returns_nothing(engine: FakeEngine) ->
         assert await asyncio.wait_for(task, 2) is None
     finally:
         worker.close()
+
+
+async def test_a_line_cut_off_by_the_token_limit_is_not_shown() -> None:
+    engine = FakeEngine(text=" ".join(["word"] * 200))
+    worker = EngineWorker(lambda: engine)
+    try:
+        service = CompletionService(worker, CompletionSettings(debounce_ms=0))
+        s = await service.complete(URI, PATH, DOC, 1, 1, 14, CancelToken())
+        assert s is not None and not s.shown and s.text == ""
+    finally:
+        worker.close()

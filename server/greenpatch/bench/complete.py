@@ -169,7 +169,7 @@ def _passes(program: str, timeout: float = 10.0) -> bool:
         os.unlink(name)
 
 
-def quality(engine: Engine, tasks: int) -> dict[str, Any]:
+def quality(engine: Engine, tasks: int, suffix_lines: int | None = None) -> dict[str, Any]:
     path = _eval_dir() / EVAL
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         rows = [json.loads(x) for x in handle]
@@ -177,6 +177,8 @@ def quality(engine: Engine, tasks: int) -> dict[str, Any]:
     chosen = rows[::stride][:tasks]
     worker = EngineWorker(lambda: engine, owns_engine=False)
     settings = CompletionSettings(debounce_ms=0, gate_threshold=-1e9)
+    if suffix_lines is not None:
+        settings.suffix_lines = suffix_lines
     results = []
 
     async def go() -> None:
@@ -240,7 +242,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report["model_file_mb"] = round(model_mb, 1)
     threshold = settings.completions.gate_threshold
     if args.tasks > 0:
-        report["quality"] = quality(engine, args.tasks)
+        report["quality"] = quality(engine, args.tasks, getattr(args, "suffix_lines", None))
     if args.engine:
         from greenpatch.bench.remote import remote_latency
 

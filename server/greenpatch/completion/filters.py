@@ -84,9 +84,9 @@ def post_filter(completion: str, req: CompletionRequest, *, check_syntax: bool =
         return None
     first_line = (current_before + text.split("\n", 1)[0]).strip()
     following = [x.strip() for x in after_line.split("\n")[:3] if x.strip()]
-    previous = [x.strip() for x in req.full_prefix.split("\n")[:-1][-2:] if x.strip()]
-    if first_line and (following[:1] == [first_line] or first_line in previous):
-        return None  # it repeats the line below or above the cursor
+    above = [x.strip() for x in req.full_prefix.split("\n")[:-1] if x.strip()][-1:]
+    if first_line and (following[:1] == [first_line] or above == [first_line]):
+        return None  # it echoes the line right below or right above the cursor
     if len(text.strip()) >= 4 and req.full_suffix.lstrip().startswith(text.strip()):
         return None  # it repeats what follows the cursor
     if check_syntax:

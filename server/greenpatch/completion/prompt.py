@@ -9,7 +9,7 @@ from greenpatch.config import CompletionSettings
 from greenpatch.context.builder import CHARS_PER_TOKEN, RecentEdits, SymbolIndex, nearby, repo_context, split_at
 from greenpatch.engine.base import FimFormat
 
-LINE_MAX_TOKENS = 32
+LINE_MAX_TOKENS = 48
 BLOCK_STOPS = ["\n\n\n", "\ndef ", "\nclass ", "\nif __name__"]
 
 

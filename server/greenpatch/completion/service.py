@@ -170,7 +170,9 @@ class CompletionService:
             if generation.stop_reason == "cancelled" or token.is_set() or self._stale(uri, version):
                 return None
             request = request_box[0]
-            shown_text = post_filter(generation.text, request) or ""
+            cut_short = request.mode == "line" and generation.stop_reason == "length"
+            # a line the token limit cut off mid-way is not a complete unit: show nothing rather than half a line
+            shown_text = "" if cut_short else post_filter(generation.text, request) or ""
             mean = generation.mean_logprob
             self.cache.put(full_prefix, full_suffix, mode, Cached(shown_text, mean, bool(shown_text)))
             shown = bool(shown_text) and passes_gate(mean, self.settings.gate_threshold)

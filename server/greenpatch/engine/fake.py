@@ -66,7 +66,8 @@ class FakeEngine:
         if self.delay and cancel is not None and cancel.wait(self.delay):
             return Generation("", [], "cancelled", seconds=time.perf_counter() - started)
         text = self._answer(prefix)
-        tokens = re.findall(r"\s*\S+|\s+", text)[:max_tokens]
+        every = re.findall(r"\s*\S+|\s+", text)
+        tokens = every[:max_tokens]
         out = ""
         for token in tokens:
             if cancel is not None and cancel.is_set():
@@ -74,7 +75,7 @@ class FakeEngine:
             if self.per_token:
                 time.sleep(self.per_token)
             out += token
-        reason = "eos"
+        reason = "length" if len(every) > max_tokens else "eos"
         for s in stop or []:
             if s and s in out:
                 out = out[: out.index(s)]
