@@ -132,6 +132,10 @@ def _print_report(report: RepairReport, applied: list[str]) -> None:
     if report.error and not report.failures:
         print(f"greenpatch: the tests could not run: {report.error.splitlines()[0]}", file=err)
         return
+    if not report.failures and report.tests_run == 0:
+        print("greenpatch: no tests found (pytest collected none), so there is nothing to verify a fix against",
+              file=err)
+        return
     if not report.failures:
         print(f"greenpatch: all {report.tests_run} tests pass; nothing to repair", file=err)
         return
