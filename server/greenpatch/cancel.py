@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 
 class CancelToken:
@@ -19,3 +20,24 @@ class CancelToken:
 
     def wait(self, timeout: float) -> bool:
         return self._event.wait(timeout)
+
+
+class LinkedToken(CancelToken):
+    """Set when it is cancelled itself or when any parent is (the client's request, a newer document version,
+    the whole repair)."""
+
+    def __init__(self, *parents: CancelToken | None) -> None:
+        super().__init__()
+        self._parents = [p for p in parents if p is not None]
+
+    def is_set(self) -> bool:
+        return super().is_set() or any(p.is_set() for p in self._parents)
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            super().wait(min(left, 0.01))
+        return True

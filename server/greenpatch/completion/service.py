@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from greenpatch.cancel import CancelToken
+from greenpatch.cancel import CancelToken, LinkedToken
 from greenpatch.completion.cache import Cached, SuggestionCache, TypedAlong
 from greenpatch.completion.filters import passes_gate, post_filter
 from greenpatch.completion.prompt import CompletionRequest, build_request, wants_block
@@ -39,26 +39,6 @@ class Suggestion:
     reused_tokens: int = 0
     raw: str = ""  # what the model produced before the filters (for --verbose and the benchmark)
     model_seconds: float = 0.0
-
-
-class LinkedToken(CancelToken):
-    """Set when it is cancelled itself or when any parent is (the client's request, a newer document version)."""
-
-    def __init__(self, *parents: CancelToken | None) -> None:
-        super().__init__()
-        self._parents = [p for p in parents if p is not None]
-
-    def is_set(self) -> bool:
-        return super().is_set() or any(p.is_set() for p in self._parents)
-
-    def wait(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not self.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            super().wait(min(left, 0.01))
-        return True
 
 
 class CompletionService:

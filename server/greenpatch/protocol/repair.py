@@ -203,13 +203,10 @@ def _show(ls: GreenpatchServer, document: Document, version: int, report: Any) -
 
 def _minimal_edit(old: str, new: str) -> types.TextEdit:
     """One TextEdit replacing only the lines that differ (whole lines keep columns trivially correct)."""
+    from greenpatch.repair.candidates import differing_lines
+
     old_lines, new_lines = old.split("\n"), new.split("\n")
-    start = 0
-    while start < min(len(old_lines), len(new_lines)) and old_lines[start] == new_lines[start]:
-        start += 1
-    end_old, end_new = len(old_lines), len(new_lines)
-    while end_old > start and end_new > start and old_lines[end_old - 1] == new_lines[end_new - 1]:
-        end_old, end_new = end_old - 1, end_new - 1
+    start, end_old, end_new = differing_lines(old_lines, new_lines)
     replacement = "".join(line + "\n" for line in new_lines[start:end_new])
     if end_old == len(old_lines):  # the change reaches the end of the file: no trailing newline to restore
         replacement = "\n".join(new_lines[start:end_new])

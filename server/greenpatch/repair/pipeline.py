@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from greenpatch.cancel import CancelToken
+from greenpatch.cancel import CancelToken, LinkedToken
 from greenpatch.config import RepairSettings
 from greenpatch.engine.base import ChatMessage, Engine
 from greenpatch.errors import Cancelled, EngineUnavailable, GreenpatchError, ModelError, ModelNotInstalled
@@ -47,28 +47,9 @@ MAX_FIXES = 3  # fixes reported per failure group
 PROBE_INPUTS = 24
 
 
-class _ModelStop:
+class _ModelStop(LinkedToken):
     """The model's cancel token: set when the repair is cancelled, or when a verified fix makes the remaining
     samples not worth their time (the engine checks it after every token)."""
-
-    def __init__(self, parent: CancelToken) -> None:
-        self.parent = parent
-        self.own = CancelToken()
-
-    def cancel(self) -> None:
-        self.own.cancel()
-
-    def is_set(self) -> bool:
-        return self.parent.is_set() or self.own.is_set()
-
-    def wait(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not self.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            self.parent.wait(min(left, 0.05))
-        return True
 
 
 @dataclass
