@@ -6,10 +6,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from lsp_helpers import edit, open_file
 from lsprotocol import types
 from pytest_lsp import LanguageClient
-
-from lsp_helpers import edit, open_file
 
 
 async def inline(client: LanguageClient, uri: str, line: int, character: int) -> list[types.InlineCompletionItem]:

@@ -6,10 +6,9 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from lsp_helpers import edit, open_file
 from lsprotocol import types
 from pytest_lsp import LanguageClient
-
-from lsp_helpers import edit, open_file
 
 
 def save(client: LanguageClient, uri: str) -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 import pytest
+from lsp_helpers import diagnostics_for, edit, open_file, reindexed
 from lsprotocol import types
 from pytest_lsp import LanguageClient
-
-from lsp_helpers import diagnostics_for, edit, open_file, reindexed
 
 
 @pytest.mark.asyncio
