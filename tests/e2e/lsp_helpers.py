@@ -108,3 +108,13 @@ async def start(client: LanguageClient, root: Path, options: dict[str, Any] | No
             initialization_options={"model": {"completion": "fake", "repair": "fake"}, **(options or {})},
         )
     )
+
+
+async def begin(
+    client: LanguageClient, tmp_path_factory: pytest.TempPathFactory, options: dict[str, Any] | None = None
+) -> None:
+    """Initialize `client` on a fresh copy of the example project; record notifications on `client.notes`."""
+    root = workspace_copy(tmp_path_factory)
+    client.root = root  # type: ignore[attr-defined]
+    client.notes = Notifications(client)  # type: ignore[attr-defined]
+    client.init_result = await start(client, root, options)  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 import pytest_lsp
-from lsp_helpers import SERVER, Notifications, open_file, start, workspace_copy
+from lsp_helpers import SERVER, begin, open_file
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
@@ -19,10 +19,7 @@ EMPTY_MODELS = tempfile.mkdtemp(prefix="greenpatch-no-models-")
     server_command=SERVER, server_env={**os.environ, "GREENPATCH_MODELS_DIR": EMPTY_MODELS}
 ))
 async def bare_client(lsp_client: LanguageClient, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    root = workspace_copy(tmp_path_factory)
-    lsp_client.root = root  # type: ignore[attr-defined]
-    lsp_client.notes = Notifications(lsp_client)  # type: ignore[attr-defined]
-    await start(lsp_client, root, {"model": {"completion": "default", "repair": "default"}})
+    await begin(lsp_client, tmp_path_factory, {"model": {"completion": "default", "repair": "default"}})
     yield
     await lsp_client.shutdown_session()
 
