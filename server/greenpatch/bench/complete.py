@@ -31,6 +31,7 @@ from greenpatch.completion.service import CompletionService
 from greenpatch.config import CompletionSettings, Settings
 from greenpatch.engine import EngineWorker, load_engine, models
 from greenpatch.engine.base import Engine
+from greenpatch.engine.kvplan import DEFAULT_REUSE
 
 EVAL = "humaneval-singleline-infilling.jsonl.gz"
 GATES = [-0.05, -0.1, -0.15, -0.2, -0.25, -0.3, -0.35, -0.4, -0.5, -0.6, -0.8, -1.0, -99.0]
@@ -146,10 +147,10 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
             "wall_seconds": round(time.perf_counter() - started, 2),
         }
     if hasattr(engine, "reuse"):
-        engine.reuse = "chunk"  # what the server uses
-    if "none" in out and "chunk" in out:
+        engine.reuse = DEFAULT_REUSE  # what the server uses
+    if "none" in out and DEFAULT_REUSE in out:
         for key in ("p50", "model_p50"):
-            a, b = out["chunk"][key], out["none"]["model_p50"]
+            a, b = out[DEFAULT_REUSE][key], out["none"]["model_p50"]
             out[f"speedup_{key}_vs_none"] = round(b / a, 1) if a and b else None
         a, b = out["prefix"]["model_p50"], out["chunk"]["model_p50"]
         out["chunk_vs_prefix_model_p50"] = round(a / b, 2) if a and b else None

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from greenpatch.engine.base import CancelToken, ChatMessage, FimFormat, Generation
-from greenpatch.engine.kvplan import MODES, ReusePlan, kv_operations, plan_reuse
+from greenpatch.engine.kvplan import DEFAULT_REUSE, MODES, ReusePlan, kv_operations, plan_reuse
 from greenpatch.errors import EngineUnavailable, ModelError
 
 try:
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 DEFAULT_CTX = 4096
 
 
+
 class LlamaEngine:
     def __init__(
         self,
@@ -43,7 +44,7 @@ class LlamaEngine:
         fim: FimFormat | None = None,
         threads: int = 0,
         n_ctx: int = DEFAULT_CTX,
-        reuse: str = "chunk",
+        reuse: str = DEFAULT_REUSE,
         min_chunk: int = 12,
     ) -> None:
         if reuse not in MODES:
