@@ -75,8 +75,8 @@ class Notifications:
         client.protocol._handle_notification = record  # type: ignore[method-assign]
 
     async def wait_for(self, method: str, match: Callable[[Any], bool] = lambda _: True, timeout: float = 20) -> Any:
-        start = 0
-        async with asyncio.timeout(timeout):
+        async def first_match() -> Any:
+            start = 0
             while True:
                 for index in range(start, len(self.seen)):
                     name, params = self.seen[index]
@@ -85,6 +85,8 @@ class Notifications:
                 start = len(self.seen)
                 self._changed.clear()
                 await self._changed.wait()
+
+        return await asyncio.wait_for(first_match(), timeout)  # asyncio.timeout needs Python 3.11
 
     async def diagnostics(self, uri: str, version: int, timeout: float = 20) -> list[types.Diagnostic]:
         params = await self.wait_for(
