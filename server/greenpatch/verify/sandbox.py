@@ -153,7 +153,9 @@ class Pristine:
         return digest.hexdigest()
 
 
-def hardlink_tree(src: Path, dst: Path, files: list[str]) -> None:
+def place_tree(src: Path, dst: Path, files: list[str], *, link: bool) -> None:
+    """Recreate `files` of `src` under `dst`, as hard links (cheap) or as copies."""
+    place = os.link if link else shutil.copyfile
     dst.mkdir(parents=True, exist_ok=True)
     made: set[str] = set()
     for rel in files:
@@ -161,18 +163,7 @@ def hardlink_tree(src: Path, dst: Path, files: list[str]) -> None:
         if parent and parent not in made:
             (dst / parent).mkdir(parents=True, exist_ok=True)
             made.add(parent)
-        os.link(src / rel, dst / rel)
-
-
-def copy_tree(src: Path, dst: Path, files: list[str]) -> None:
-    dst.mkdir(parents=True, exist_ok=True)
-    made: set[str] = set()
-    for rel in files:
-        parent = rel.rpartition("/")[0]
-        if parent and parent not in made:
-            (dst / parent).mkdir(parents=True, exist_ok=True)
-            made.add(parent)
-        shutil.copyfile(src / rel, dst / rel)
+        place(src / rel, dst / rel)
 
 
 @dataclass
@@ -189,7 +180,7 @@ def make_sandbox(pristine: Pristine, base: Path, changes: dict[str, str], *, lin
     path = Path(tempfile.mkdtemp(prefix="run-", dir=base))
     box = Sandbox(path, path / "src", path / "home", path / "tmp", path / "out")
     files = [rel for rel in pristine.files() if rel not in changes]
-    (hardlink_tree if link else copy_tree)(pristine.path, box.src, files)
+    place_tree(pristine.path, box.src, files, link=link)
     for rel, content in changes.items():
         target = box.src / rel
         try:
