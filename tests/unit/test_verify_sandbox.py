@@ -20,11 +20,18 @@ def hostile(tmp_path: Path) -> Path:
     return copy_workspace("verify_hostile", tmp_path)
 
 
+@pytest.fixture(params=[True, False], ids=["warm", "cold"])
+def warm(request: pytest.FixtureRequest) -> bool:
+    """Every containment test runs both ways: forked from the warm zygote and started cold."""
+    return bool(request.param)
+
+
 @pytest.fixture
-def verifier(hostile: Path, tmp_path: Path):
-    v = Verifier(hostile, timeout=20, memory_mb=1024, state_dir=tmp_path / "state")
+def verifier(hostile: Path, tmp_path: Path, warm: bool):
+    v = Verifier(hostile, timeout=20, memory_mb=1024, state_dir=tmp_path / "state", warm=warm)
     yield v
     v.close()
+    assert bool(v.warm_runs) == warm or not v.sessions
 
 
 def assert_all_gone(verifier: Verifier) -> None:
@@ -33,8 +40,8 @@ def assert_all_gone(verifier: Verifier) -> None:
     assert processes_with("987.654") == []
 
 
-def test_an_infinite_loop_is_killed_at_the_timeout_with_nothing_left(hostile: Path, tmp_path: Path) -> None:
-    with Verifier(hostile, timeout=3, state_dir=tmp_path / "s") as v:
+def test_an_infinite_loop_is_killed_at_the_timeout_with_nothing_left(hostile: Path, tmp_path: Path, warm: bool) -> None:
+    with Verifier(hostile, timeout=3, state_dir=tmp_path / "s", warm=warm) as v:
         started = time.monotonic()
         run = v.run(tests=["tests/test_loop.py"])
         elapsed = time.monotonic() - started
@@ -43,6 +50,7 @@ def test_an_infinite_loop_is_killed_at_the_timeout_with_nothing_left(hostile: Pa
         assert "timed out" in run.results[0].message
         assert elapsed < 3 + 2
         assert_all_gone(v)
+        assert bool(v.warm_runs) == warm
 
 
 def test_a_fork_bomb_is_bounded_and_every_child_is_killed(verifier: Verifier) -> None:
@@ -96,14 +104,14 @@ def test_close_removes_every_sandbox_and_the_private_copy(verifier: Verifier) ->
 
 
 def test_without_a_pids_cgroup_the_watchdog_still_bounds_a_fork_bomb(
-    hostile: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    hostile: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warm: bool
 ) -> None:
     from greenpatch.verify import process
 
     real = process.isolation()
     weaker = process.Isolation(real.prefix, real.network_blocked, real.pid_namespace, real.mount_namespace, "", False)
     monkeypatch.setattr(process, "isolation", lambda: weaker)
-    with Verifier(hostile, timeout=20, state_dir=tmp_path / "s") as v:
+    with Verifier(hostile, timeout=20, state_dir=tmp_path / "s", warm=warm) as v:
         run = v.run(tests=["tests/test_forkbomb.py"])
         assert not run.timed_out
         assert run.error.startswith("killed: started more than") or run.passed

@@ -22,6 +22,10 @@ in `Isolation.describe()`):
   above the limit. The cgroup also lists every process to kill at the end.
 * Wall clock: the watchdog kills the whole tree at the deadline or when the CancelToken is set (checked every 20 ms).
 * Output: stdout+stderr go to a file inside the sandbox (bounded by RLIMIT_FSIZE); only the last 16 KiB are kept.
+* Warm runs (zygote.py): a `python -m pytest` run may instead be forked from a fork server that has pytest imported;
+  the child applies every item above itself (session, cgroup, rlimits, PR_SET_PDEATHSIG, the same namespaces with
+  private mount propagation, read-only file systems, output file) before any project code is imported, and the
+  watchdog and kill below treat it exactly like a cold run.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from greenpatch.cancel import CancelToken
+from greenpatch.verify.zygote import SETUP_FAILED, WarmProcess, Zygote
 
 OUTPUT_TAIL = 16 * 1024
 PR_SET_PDEATHSIG = 1
@@ -129,6 +135,7 @@ class Outcome:
     killed: str = ""  # why the watchdog killed it ("" if it ended by itself)
     output: str = ""  # last OUTPUT_TAIL bytes of stdout+stderr
     leftovers: list[int] = field(default_factory=list)  # pids that could not be killed (should stay empty)
+    warm: bool = False  # forked from the warm zygote rather than started cold
 
 
 def _session_pids(sid: int) -> list[int]:
@@ -168,8 +175,10 @@ def _kill(pid: int) -> None:
 
 def run(
     argv: list[str], *, cwd: Path, env: dict[str, str], output: Path, timeout: float, memory_mb: int,
-    max_procs: int = 64, cancel: CancelToken | None = None,
+    max_procs: int = 64, cancel: CancelToken | None = None, zygote: Zygote | None = None,
 ) -> Outcome:
+    """Run `argv` under the limits above. With a `zygote` a `python -m pytest` run is forked from the warm fork
+    server instead of started fresh (same limits, see zygote.py); it falls back to a cold start by itself."""
     iso = isolation()
     cgroup = ""
     if iso.cgroup_root:
@@ -204,16 +213,29 @@ def run(
 
     started = time.monotonic()
     result = Outcome()
-    with open(output, "wb") as out:
-        proc = subprocess.Popen(
-            [*iso.prefix, *argv], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=preexec, close_fds=True,  # noqa: PLW1509 - rlimits only
-        )
-    sid = result.session = proc.pid
+    handle: _Handle | None = None
+    if zygote is not None and argv[1:3] == ["-m", "pytest"]:
+        handle = zygote.spawn({
+            "argv": argv[3:], "cwd": str(cwd), "env": {k: v for k, v in env.items() if k != "GREENPATCH_READONLY"},
+            "output": str(output), "cgroup": cgroup,
+            "limits": {"cpu": int(timeout) + 5, "as": memory_mb * 1024 * 1024, "fsize": FSIZE_BYTES, "nproc": nproc},
+            "unshare": {"net": iso.network_blocked, "pid": iso.pid_namespace, "mount": iso.mount_namespace,
+                        "user": "--map-root-user" in iso.prefix},
+            "readonly": env.get("GREENPATCH_READONLY", ""),
+        })
+        result.warm = handle is not None
+    if handle is None:
+        with open(output, "wb") as out:
+            handle = _Cold(subprocess.Popen(
+                [*iso.prefix, *argv], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=preexec,  # noqa: PLW1509 - rlimits only
+                close_fds=True,
+            ))
+    sid = result.session = handle.pid
     deadline = started + timeout
     next_count = 0.0
     try:
-        while proc.poll() is None:
+        while handle.poll() is None:
             now = time.monotonic()
             if cancel is not None and cancel.is_set():
                 result.cancelled, result.killed = True, "cancelled"
@@ -226,29 +248,66 @@ def run(
                 if len(_session_pids(sid)) > max_procs:
                     result.killed = f"started more than {max_procs} processes"
                     break
-            if cancel is not None:
-                cancel.wait(0.02)
-            else:
-                time.sleep(0.02)
+            handle.wait(min(0.02, max(0.001, deadline - now)))  # returns as soon as the run ends
     finally:
-        result.leftovers = _kill_all(proc, sid, cgroup, iso)
-        result.returncode = proc.returncode
+        result.leftovers = _kill_all(handle, sid, cgroup, iso)
+        result.returncode = handle.returncode
         result.seconds = time.monotonic() - started
         result.output = _tail(output)
+    if result.warm and not result.cancelled and not result.timed_out and zygote is not None:
+        lost = isinstance(handle, WarmProcess) and handle.lost
+        failed = result.returncode == SETUP_FAILED and "greenpatch zygote: cannot set up" in result.output
+        if failed:
+            zygote.disable(_last_line(result.output))
+        if lost or failed:  # nothing of the tests' doing: run them again the cold way
+            return run(argv, cwd=cwd, env=env, output=output, timeout=timeout, memory_mb=memory_mb,
+                       max_procs=max_procs, cancel=cancel)
     return result
 
 
-def _kill_all(proc: subprocess.Popen[bytes], sid: int, cgroup: str, iso: Isolation) -> list[int]:
+class _Handle(Protocol):
+    pid: int
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float) -> int | None: ...
+
+
+class _Cold:
+    """A `subprocess.Popen` with the `wait(timeout)` of WarmProcess (returns instead of raising)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _kill_all(proc: _Handle, sid: int, cgroup: str, iso: Isolation) -> list[int]:
     """Kill the whole tree and reap what we can. Returns pids still alive (empty unless something is badly wrong)."""
     if iso.pid_namespace and proc.poll() is None:
         # Kill the namespace's first process before `unshare`, so `unshare` is still there to reap it and the
         # kernel takes every other process of the namespace down with it.
         for child in _children(proc.pid):
             _kill(child)
-        try:
-            proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            pass
+        proc.wait(2)
     deadline = time.monotonic() + 5
     while True:
         pids = set(_session_pids(sid))
@@ -262,10 +321,7 @@ def _kill_all(proc: subprocess.Popen[bytes], sid: int, cgroup: str, iso: Isolati
             pass
         for pid in pids:
             _kill(pid)
-        try:
-            proc.wait(timeout=0.05)
-        except subprocess.TimeoutExpired:
-            pass
+        proc.wait(0.05)
         alive = [p for p in pids if _alive(p)]
         if not alive or time.monotonic() > deadline:
             break

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,7 @@ from greenpatch.verify.sandbox import (
 )
 from greenpatch.verify.select import Selection, importers, is_test_file, select
 from greenpatch.verify.types import Changes, Frame, TestResult, TestRun
+from greenpatch.verify.zygote import Zygote, warm_enabled
 
 PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
 CACHE_LIMIT = 512
@@ -78,7 +80,7 @@ class Verifier:
 
     def __init__(
         self, root: Path, *, python: str = "", timeout: float = 60.0, memory_mb: int = 2048, parallel: int = 2,
-        trusted: bool = True, state_dir: Path | None = None,
+        trusted: bool = True, state_dir: Path | None = None, warm: bool | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
@@ -100,6 +102,9 @@ class Verifier:
         self._cache: dict[str, dict[str, object]] = self._load_cache()
         self._sources: dict[str, tuple[int, int, str]] = {}
         self.sessions: list[int] = []  # session ids of every test process tree started (all killed when runs end)
+        self.warm = warm_enabled(warm)  # fork runs from a warm zygote (see zygote.py); None: GREENPATCH_VERIFY_WARM
+        self._zygote: Zygote | None = None
+        self.warm_runs = 0  # runs that went through the zygote (the others started cold)
         atexit.register(self.close)
 
     # --- public API ------------------------------------------------------------------------------------------
@@ -190,6 +195,9 @@ class Verifier:
         with self._idle:
             self._idle.wait_for(lambda: self._active == 0, timeout=30)
             work, self._work, self._pristine = self._work, None, None
+            zygote, self._zygote = self._zygote, None
+        if zygote is not None:
+            zygote.close()
         if work is not None:
             remove_tree(work)
         atexit.unregister(self.close)
@@ -325,8 +333,9 @@ class Verifier:
             argv.extend(targets)
         env = self._environment(box, results_file, coverage)
         outcome = process.run(argv, cwd=box.src, env=env, output=box.out / "output.log", timeout=self.timeout,
-                              memory_mb=self.memory_mb, cancel=cancel)
+                              memory_mb=self.memory_mb, cancel=cancel, zygote=self._get_zygote())
         self.sessions.append(outcome.session)
+        self.warm_runs += outcome.warm
         records = read_records(results_file)
         results, started = build_results(records, box.src, outcome.killed)
         run = TestRun(results=results, level=level, selected=list(targets), seconds=outcome.seconds,
@@ -345,19 +354,24 @@ class Verifier:
                 outcome.output, 3)
         return run
 
-    def _environment(self, box: object, results_file: Path, coverage: bool) -> dict[str, str]:
-        from greenpatch.verify.sandbox import Sandbox
+    def _get_zygote(self) -> Zygote | None:
+        if not self.warm:
+            return None
+        with self._lock:
+            if self._zygote is None and not self._closing.is_set():
+                # the zygote's own environment: what the interpreter reads at start-up is the same as in a run
+                env = self._base_environment(home="/nonexistent", tmp=tempfile.gettempdir())
+                self._zygote = Zygote(self.python, env, PLUGIN_DIR)
+            return self._zygote
 
-        assert isinstance(box, Sandbox)
+    def _base_environment(self, home: str, tmp: str) -> dict[str, str]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(box.home), "USERPROFILE": str(box.home),
-            "TMPDIR": str(box.tmp), "TMP": str(box.tmp), "TEMP": str(box.tmp),
-            "PWD": str(box.src), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+            "HOME": home, "USERPROFILE": home, "TMPDIR": tmp, "TMP": tmp, "TEMP": tmp,
+            "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "PYTHONHASHSEED": "0",
             "PYTHONPATH": str(PLUGIN_DIR), "PYTHONIOENCODING": "utf-8",
             "NO_COLOR": "1", "COLUMNS": "120", "CI": "1",
-            "GREENPATCH_RESULTS": str(results_file),
         }
         venv = Path(self.python).parent.parent
         if (venv / "pyvenv.cfg").exists():
@@ -365,6 +379,15 @@ class Verifier:
             env["PATH"] = f"{Path(self.python).parent}{os.pathsep}{env['PATH']}"
         if os.name == "nt":
             env["SYSTEMROOT"] = os.environ.get("SYSTEMROOT", "")
+        return env
+
+    def _environment(self, box: object, results_file: Path, coverage: bool) -> dict[str, str]:
+        from greenpatch.verify.sandbox import Sandbox
+
+        assert isinstance(box, Sandbox)
+        env = self._base_environment(str(box.home), str(box.tmp))
+        env["PWD"] = str(box.src)
+        env["GREENPATCH_RESULTS"] = str(results_file)
         if process.isolation().network_blocked:
             env["GREENPATCH_NETNS"] = "1"
         if process.isolation().mount_namespace:

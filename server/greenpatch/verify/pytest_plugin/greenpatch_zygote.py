@@ -1,0 +1,279 @@
+"""Fork server for warm test runs: greenpatch starts one per (interpreter, workspace) with this folder on PYTHONPATH.
+
+It imports pytest and the greenpatch plugin once (standard library and site-packages only: never a module of the
+project, so nothing can go stale between candidates) and then forks one child per run. The child puts itself under
+exactly the limits of a cold run before anything of the project is imported: its own session, the run's pids
+cgroup, rlimits, PR_SET_PDEATHSIG, the same namespaces `unshare` would create (mount propagation made private first,
+then everything read-only except the sandbox; no network; a pid namespace whose first process is the run), the
+output file as stdout/stderr, the scrubbed environment, and the sandbox as working directory and sys.path[0]. Then
+it runs `pytest.console_main()` as `python -m pytest` would.
+
+Protocol (JSON lines on the socket given as argv[1]): greenpatch sends {"op": "run", "id", "argv", "cwd", "env",
+"output", "cgroup", "limits", "unshare"}; the zygote answers {"id", "pid"} right after the fork and
+{"id", "exit"} when the run's first process is reaped (the exit status as subprocess reports it). End of file on
+the socket (greenpatch closed it or died) kills every run and ends the zygote; PR_SET_PDEATHSIG kills the zygote
+if greenpatch dies first. A child that cannot set up its limits exits with SETUP_FAILED and says why in its output;
+greenpatch then runs that test cold.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import resource
+import signal
+import socket
+import sys
+import traceback
+from typing import Any
+
+SETUP_FAILED = 119
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x10000000, 0x20000000, 0x40000000
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
+MS_REC, MS_PRIVATE = 16384, 1 << 18
+MAX_REQUEST = 4 * 1024 * 1024
+
+_libc: Any = None
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        import ctypes
+
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _setup_child(req: dict[str, Any], zygote_pid: int) -> None:
+    """In the forked child, before any project code: session, cgroup, rlimits, parent-death signal, output."""
+    os.setsid()
+    cgroup = req.get("cgroup") or ""
+    if cgroup:
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+    limits = req["limits"]
+    cpu = int(limits["cpu"])
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (int(limits["as"]), int(limits["as"])))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(limits["fsize"]), int(limits["fsize"])))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if int(limits.get("nproc") or 0):
+        resource.setrlimit(resource.RLIMIT_NPROC, (int(limits["nproc"]), int(limits["nproc"])))
+    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL), "prctl")
+    if os.getppid() != zygote_pid:  # the zygote died before the line above: nobody would ever kill us
+        os._exit(SETUP_FAILED)
+    out = os.open(req["output"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(out)
+    os.close(null)
+
+
+def _unshare(spec: dict[str, Any]) -> None:
+    flags = (CLONE_NEWNET if spec.get("net") else 0) | (CLONE_NEWPID if spec.get("pid") else 0)
+    flags |= (CLONE_NEWNS if spec.get("mount") else 0) | (CLONE_NEWUSER if spec.get("user") else 0)
+    if not flags:
+        return
+    uid, gid = os.getuid(), os.getgid()
+    _check(_libc.unshare(flags), "unshare")
+    if spec.get("user"):  # as `unshare --map-root-user`: root inside, our own user outside
+        with open("/proc/self/setgroups", "w") as f:
+            f.write("deny")
+        with open("/proc/self/uid_map", "w") as f:
+            f.write(f"0 {uid} 1")
+        with open("/proc/self/gid_map", "w") as f:
+            f.write(f"0 {gid} 1")
+    if spec.get("mount"):  # as `unshare --mount` does by default: nothing we mount here reaches the host
+        _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+
+
+def _relay(pid: int) -> None:
+    """Like `unshare --fork`: wait for the namespace's first process and end the same way it did."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except ChildProcessError:
+            os._exit(1)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+    os._exit(os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8)
+
+
+def _run_pytest(req: dict[str, Any]) -> None:
+    """In the run's first process: become `python -m pytest ARGS` in the sandbox and never return."""
+    import pytest
+
+    keep = req.get("readonly") or ""
+    if keep:
+        import greenpatch_pytest
+
+        greenpatch_pytest._read_only_except(keep)
+    # `-p greenpatch_pytest` imports it again, as in a cold run (pytest's assertion rewriter warns about a plugin
+    # module that is already imported)
+    sys.modules.pop("greenpatch_pytest", None)
+    cwd = req["cwd"]
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(req["env"])
+    sys.path.insert(0, cwd)  # what `python -m` puts first
+    sys.argv = [os.path.join(os.path.dirname(pytest.__file__), "__main__.py"), *req["argv"]]
+    if "tempfile" in sys.modules:
+        sys.modules["tempfile"].tempdir = None  # computed again from this run's TMPDIR
+    code: Any = 1
+    try:
+        code = pytest.console_main()
+    except SystemExit as exc:
+        code = exc.code
+    except BaseException:  # noqa: BLE001 - an uncaught error ends the interpreter with 1, as in a cold run
+        traceback.print_exc()
+        code = 1
+    try:
+        import atexit
+
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001,S110 - the output file may be full
+                pass
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        sys.stderr.write(f"{code}\n")
+        sys.stderr.flush()
+        code = 1
+    os._exit(code & 0xFF)
+
+
+def _child(req: dict[str, Any], zygote_pid: int, keep_fds: tuple[int, ...]) -> None:
+    try:
+        for fd in keep_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        _setup_child(req, zygote_pid)
+        spec = req.get("unshare") or {}
+        _unshare(spec)
+        if spec.get("pid"):
+            pid = os.fork()
+            if pid:
+                _relay(pid)
+            # the namespace's first process: dies with the relay (`unshare --kill-child`); all others die with it
+            _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL), "prctl")
+    except BaseException:  # noqa: BLE001 - report and let greenpatch run this one cold
+        try:
+            sys.stderr.write("greenpatch zygote: cannot set up the run\n" + traceback.format_exc())
+            sys.stderr.flush()
+        finally:
+            os._exit(SETUP_FAILED)
+    try:
+        _run_pytest(req)
+    finally:
+        os._exit(1)
+
+
+def _send(sock: socket.socket, message: dict[str, Any]) -> None:
+    sock.sendall((json.dumps(message) + "\n").encode())
+
+
+def main() -> None:
+    global _libc
+    import ctypes
+
+    _libc = ctypes.CDLL(None, use_errno=True)
+    control = socket.socket(fileno=int(sys.argv[1]))
+    parent = int(sys.argv[2])
+    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL), "prctl")
+    if os.getppid() != parent:
+        os._exit(1)
+    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of finished runs come back here to be reaped
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]  # the run puts its sandbox there
+    import greenpatch_pytest  # noqa: F401 - imported once here, registered by `-p greenpatch_pytest` in each run
+    import pytest
+
+    try:  # the entry-point scan every run makes for plugins: its per-folder listing cache is kept by the children
+        from importlib import metadata
+
+        metadata.entry_points()
+    except Exception:  # noqa: BLE001,S110 - only an optimisation
+        pass
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    os.set_blocking(wake_r, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    _send(control, {"ready": True, "pid": os.getpid(), "pytest": pytest.__version__})
+    me = os.getpid()
+    runs: dict[int, int] = {}  # pid -> request id
+    buffer = b""
+    import select
+
+    def reap() -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid in runs:
+                code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else (
+                    -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+                _send(control, {"id": runs.pop(pid), "exit": code})
+
+    try:
+        while True:
+            try:
+                readable, _, _ = select.select([control, wake_r], [], [])
+            except InterruptedError:
+                continue
+            if wake_r in readable:
+                try:
+                    while os.read(wake_r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+                reap()
+            if control not in readable:
+                continue
+            data = control.recv(65536)
+            if not data:
+                break
+            buffer += data
+            if len(buffer) > MAX_REQUEST:
+                break
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                req = json.loads(line)
+                if req.get("op") != "run":
+                    continue
+                pid = os.fork()
+                if pid == 0:
+                    signal.set_wakeup_fd(-1)
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    _child(req, me, (control.fileno(), wake_r, wake_w))
+                runs[pid] = req["id"]
+                _send(control, {"id": req["id"], "pid": pid})
+            reap()
+    finally:
+        for pid in list(runs):
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(pid, signal.SIGKILL)
+                except OSError as exc:
+                    if exc.errno not in (errno.ESRCH, errno.EPERM):
+                        raise
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Warm runs forked from the zygote: same results and limits as cold runs, fresh project code in every run, and a
+cold fallback whenever the zygote is gone. (Containment through the warm path: test_verify_sandbox.py runs every
+hostile test both ways.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from greenpatch.verify import Verifier
+from greenpatch.verify.zygote import wait_gone, warm_enabled
+from verify_helpers import checksum, copy_workspace, processes_with, session_gone
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not warm_enabled(True), reason="the warm path needs Linux (fork, namespaces)"),
+]
+
+
+@pytest.fixture
+def clean(tmp_path: Path) -> Path:
+    return copy_workspace("verify_clean", tmp_path)
+
+
+def ops(root: Path, old: str, new: str) -> dict[str, str]:
+    return {"calc/ops.py": (root / "calc/ops.py").read_text().replace(old, new)}
+
+
+def test_each_warm_run_imports_the_project_fresh_from_its_own_sandbox(clean: Path, tmp_path: Path) -> None:
+    before = checksum(clean)
+    with Verifier(clean, state_dir=tmp_path / "s", warm=True) as v:
+        first = v.run(ops(clean, "return (a + b) * SCALE", "return (a - b) * SCALE"), tests=["tests/test_ops.py"])
+        second = v.run(ops(clean, "return a - b", "return a + b"), tests=["tests/test_ops.py"])
+        third = v.run(tests=["tests/test_ops.py"])
+        assert v.warm_runs == 3
+    assert {r.nodeid.split("::")[1] for r in first.failed} == {"test_add", "test_mul_uses_add"}
+    assert {r.nodeid.split("::")[1] for r in second.failed} == {"test_sub"}
+    assert third.passed and third.results
+    assert checksum(clean) == before
+
+
+def test_a_warm_run_reports_the_same_results_as_a_cold_one(clean: Path, tmp_path: Path) -> None:
+    candidate = ops(clean, "return a - b", "return a + b")
+    runs = []
+    for warm in (True, False):
+        with Verifier(clean, state_dir=tmp_path / f"s-{warm}", warm=warm) as v:
+            runs.append(v.run(candidate))
+            assert bool(v.warm_runs) == warm
+    warm_run, cold_run = runs
+    assert [(r.nodeid, r.outcome, r.message, r.frames) for r in warm_run.results] == [
+        (r.nodeid, r.outcome, r.message, r.frames) for r in cold_run.results]
+    assert warm_run.failed and warm_run.failed[0].frames[-1].path == "tests/test_ops.py"
+
+
+def test_a_warm_run_sees_the_same_interpreter_state_as_a_cold_one(clean: Path, tmp_path: Path) -> None:
+    (clean / "tests/test_env.py").write_text(textwrap.dedent("""
+        import os, sys, tempfile
+        from pathlib import Path
+
+        ROOT = str(Path(__file__).resolve().parents[2])
+
+        def test_reports_its_interpreter_state():
+            seen = (os.getcwd(), sys.path, sorted(os.environ.items()), tempfile.gettempdir(), sys.argv[0],
+                    sys.dont_write_bytecode, sys.flags, os.getpgid(0) == os.getpid(), sorted(sys.modules))
+            assert 0, repr(seen).replace(ROOT, "<SANDBOX>")
+    """))
+    seen = []
+    for warm in (True, False):
+        with Verifier(clean, state_dir=tmp_path / f"s-{warm}", warm=warm) as v:
+            run = v.run(tests=["tests/test_env.py"])
+            assert bool(v.warm_runs) == warm
+            seen.append(run.results[0].message)
+    assert "<SANDBOX>/src" in seen[0]
+    assert seen[0] == seen[1]
+
+
+def test_when_the_zygote_dies_runs_still_work_and_leave_nothing_behind(clean: Path, tmp_path: Path) -> None:
+    with Verifier(clean, state_dir=tmp_path / "s", warm=True) as v:
+        assert v.run(tests=["tests/test_ops.py"]).passed
+        zygote = v._zygote
+        assert zygote is not None and zygote.pid
+        for _ in range(4):  # more deaths than restarts allowed: the later runs go cold
+            if zygote.alive:
+                os.kill(zygote.pid, signal.SIGKILL)
+                assert wait_gone(zygote.pid)
+            run = v.run(ops(clean, "SCALE = 1", "SCALE = 2"), tests=["tests/test_ops.py"])
+            assert [r.outcome for r in run.results].count("failed") == 2, run
+            clean.joinpath("calc/ops.py").write_text(clean.joinpath("calc/ops.py").read_text() + "\n")
+        assert zygote.disabled
+        assert v.warm_runs >= 1 and len(v.sessions) > v.warm_runs
+        assert all(session_gone(sid) for sid in v.sessions)
+
+
+def test_switched_off_by_the_environment_every_run_is_cold(
+    clean: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GREENPATCH_VERIFY_WARM", "0")
+    with Verifier(clean, state_dir=tmp_path / "s") as v:
+        assert v.run(tests=["tests/test_ops.py"]).passed
+        assert v.warm_runs == 0 and v._zygote is None
+
+
+def test_the_zygote_and_its_runs_die_with_greenpatch(clean: Path, tmp_path: Path) -> None:
+    (clean / "tests/test_slow.py").write_text("import time\n\ndef test_sleeps():\n    time.sleep(876.5)\n")
+    script = textwrap.dedent(f"""
+        import sys, threading, time
+        from pathlib import Path
+        from greenpatch.verify import Verifier
+
+        v = Verifier(Path({str(clean)!r}), state_dir=Path({str(tmp_path / "s")!r}), timeout=600, warm=True)
+        v.run(tests=["tests/test_ops.py"])
+        threading.Thread(target=v.run, kwargs={{"tests": ["tests/test_slow.py"]}}, daemon=True).start()
+        time.sleep(1.5)
+        print(v._zygote.pid, flush=True)
+        time.sleep(600)
+    """)
+    greenpatch = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert greenpatch.stdout is not None
+        zygote_pid = int(greenpatch.stdout.readline())
+        # forked runs keep the zygote's command line: the zygote, the run and the namespace's first process
+        family = processes_with("greenpatch_zygote")
+        assert zygote_pid in family and len(family) >= 2
+    finally:
+        greenpatch.kill()  # no cleanup runs: only PR_SET_PDEATHSIG and end of file reach the zygote
+        greenpatch.wait()
+    assert all(wait_gone(pid) for pid in family)
