@@ -130,3 +130,31 @@ def test_the_zygote_and_its_runs_die_with_greenpatch(clean: Path, tmp_path: Path
         greenpatch.kill()  # no cleanup runs: only PR_SET_PDEATHSIG and end of file reach the zygote
         greenpatch.wait()
     assert all(wait_gone(pid) for pid in family)
+
+
+def test_byte_code_of_imported_files_is_reused_but_never_stands_for_an_edited_file(clean: Path, tmp_path: Path) -> None:
+    with Verifier(clean, state_dir=tmp_path / "s", warm=True) as v:
+        assert v.run(tests=["tests/test_ops.py"]).passed
+        assert _wait_for(lambda: {"calc/ops.py", "tests/test_ops.py"} <= set(v._pristine.compiled()))
+        assert any("-pytest-" in pyc for pyc in v._pristine.compiled()["tests/test_ops.py"])
+        # the edited source and the edited test are compiled from their new content, not from the pristine pycs
+        broken = ops(clean, "return a - b", "return a + b")
+        broken["tests/test_ops.py"] = (clean / "tests/test_ops.py").read_text().replace(
+            "assert add(2, 3) == 5", "assert add(2, 3) == 6")
+        run = v.run(broken, tests=["tests/test_ops.py"])
+        assert {r.nodeid.split("::")[1] for r in run.failed} == {"test_add", "test_sub"}
+        # a saved edit replaces the pristine copy and drops its pycs
+        (clean / "calc/ops.py").write_text(broken["calc/ops.py"])
+        run = v.run(tests=["tests/test_ops.py"])
+        assert {r.nodeid.split("::")[1] for r in run.failed} == {"test_sub"}
+
+
+def _wait_for(condition, timeout: float = 10.0) -> bool:  # noqa: ANN001 - a predicate
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False

@@ -6,11 +6,15 @@ Layout: one private work folder per Verifier (`greenpatch-verify-*` in the syste
   (size, mtime) with the workspace, so only edited files are copied again;
 * `run-*/src/`: one sandbox per run, a *hardlink farm* of `pristine/` (directories created, files linked), with the
   candidate's changed files written as new files (never through a link), plus `run-*/home`, `run-*/tmp` and
-  `run-*/out` (results, coverage data).
+  `run-*/out` (results, coverage data);
+* `pristine/**/__pycache__/*.pyc`: checked-hash byte code of the sources warm runs imported, written by the zygote
+  (zygote.py) and copied into sandboxes next to unchanged sources only; the interpreter and pytest compare the
+  source's hash on every load, and a pyc is dropped when its source is copied again.
 
 The workspace itself is never linked, so nothing a test does to a sandbox file can reach it. A test that writes
 through a link changes `pristine/`; `Pristine.repair()` compares every file's (size, mtime, ctime) after each run
-and copies the changed ones again from the workspace (ctime cannot be set back by a process).
+and copies the changed ones again from the workspace (ctime cannot be set back by a process); as linking itself
+changes a file's ctime, a file whose size and mtime are unchanged is compared by content hash before that.
 Measured (bench `sandbox_ms`): a hardlink farm is several times faster than copying `pristine/` per run.
 """
 
@@ -73,6 +77,14 @@ class _Entry:
     size: int
     mtime_ns: int  # of the workspace file when copied
     signature: tuple[int, int, int]  # (size, mtime_ns, ctime_ns) of the pristine copy
+    digest: bytes = b""  # of the pristine copy's content
+
+
+def _digest(path: Path) -> bytes:
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.blake2b(f.read(), digest_size=16).digest()
 
 
 class Pristine:
@@ -83,6 +95,10 @@ class Pristine:
         self.path = base / "pristine"
         self.path.mkdir(parents=True, exist_ok=True)
         self._entries: dict[str, _Entry] = {}
+        # source -> its byte-compiled files under __pycache__, made by the zygote and copied (never linked: no test
+        # can write to these) into sandboxes next to unchanged sources; checked-hash pycs, so the interpreter and
+        # pytest compare the source's hash on every load and a pyc never stands for other content
+        self._compiled: dict[str, list[str]] = {}
 
     def sync(self) -> list[str]:
         """Copy new and changed workspace files, remove deleted ones. Returns the paths copied or removed."""
@@ -92,6 +108,7 @@ class Pristine:
             if rel not in current:
                 (self.path / rel).unlink(missing_ok=True)
                 del self._entries[rel]
+                self._drop_compiled(rel)
                 touched.append(rel)
         for rel, st in current.items():
             known = self._entries.get(rel)
@@ -102,6 +119,7 @@ class Pristine:
         return touched
 
     def _copy(self, rel: str, st: os.stat_result) -> None:
+        self._drop_compiled(rel)
         target = self.path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".gp-new")
@@ -113,7 +131,8 @@ class Pristine:
             tmp.unlink(missing_ok=True)
             raise VerifyError(f"cannot copy {rel} into the sandbox: {exc.strerror}") from exc
         pst = os.stat(target)
-        self._entries[rel] = _Entry(st.st_size, st.st_mtime_ns, (pst.st_size, pst.st_mtime_ns, pst.st_ctime_ns))
+        self._entries[rel] = _Entry(st.st_size, st.st_mtime_ns, (pst.st_size, pst.st_mtime_ns, pst.st_ctime_ns),
+                                    _digest(target))
 
     def repair(self) -> list[str]:
         """Copy again every pristine file a test changed through a hardlink. Returns their paths."""
@@ -121,7 +140,12 @@ class Pristine:
         for rel, entry in self._entries.items():
             try:
                 pst = os.stat(self.path / rel)
-                if (pst.st_size, pst.st_mtime_ns, pst.st_ctime_ns) == entry.signature:
+                signature = (pst.st_size, pst.st_mtime_ns, pst.st_ctime_ns)
+                if signature == entry.signature:
+                    continue
+                # linking and unlinking the file for a sandbox changes its ctime too: only the content tells
+                if signature[:2] == entry.signature[:2] and _digest(self.path / rel) == entry.digest:
+                    entry.signature = signature
                     continue
             except OSError:
                 pass
@@ -133,6 +157,35 @@ class Pristine:
                 (self.path / rel).unlink(missing_ok=True)
                 del self._entries[rel]
         return broken
+
+    def add_compiled(self, rel: str, pycs: list[str]) -> None:
+        """Record the byte-compiled files of `rel` (relative paths under this copy, inside __pycache__ next to it)."""
+        folder = rel.rpartition("/")[0]
+        expected = f"{folder}/__pycache__/" if folder else "__pycache__/"
+        good = []
+        for pyc in pycs:
+            if not (isinstance(pyc, str) and pyc.startswith(expected) and pyc.endswith(".pyc")
+                    and "/" not in pyc[len(expected):] and ".." not in pyc):
+                continue
+            try:
+                pst = os.stat(self.path / pyc)
+            except OSError:
+                continue
+            if stat.S_ISREG(pst.st_mode):
+                good.append(pyc)
+        if rel in self._entries and good:
+            self._compiled[rel] = sorted(set(self._compiled.get(rel, [])) | set(good))
+        else:
+            for pyc in good:
+                (self.path / pyc).unlink(missing_ok=True)
+
+    def compiled(self) -> dict[str, list[str]]:
+        """Source -> its recorded byte-compiled files."""
+        return {rel: list(pycs) for rel, pycs in self._compiled.items()}
+
+    def _drop_compiled(self, rel: str) -> None:
+        for pyc in self._compiled.pop(rel, {}):
+            (self.path / pyc).unlink(missing_ok=True)
 
     def files(self) -> list[str]:
         return list(self._entries)
@@ -181,6 +234,8 @@ def make_sandbox(pristine: Pristine, base: Path, changes: dict[str, str], *, lin
     box = Sandbox(path, path / "src", path / "home", path / "tmp", path / "out")
     files = [rel for rel in pristine.files() if rel not in changes]
     place_tree(pristine.path, box.src, files, link=link)
+    place_tree(pristine.path, box.src, [pyc for rel, pycs in pristine.compiled().items() if rel not in changes
+                                        for pyc in pycs], link=False)
     for rel, content in changes.items():
         target = box.src / rel
         try:

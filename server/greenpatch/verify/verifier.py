@@ -105,6 +105,7 @@ class Verifier:
         self.warm = warm_enabled(warm)  # fork runs from a warm zygote (see zygote.py); None: GREENPATCH_VERIFY_WARM
         self._zygote: Zygote | None = None
         self.warm_runs = 0  # runs that went through the zygote (the others started cold)
+        self._compiling: dict[str, int] = {}  # pristine file -> pid of the zygote asked to byte-compile it
         atexit.register(self.close)
 
     # --- public API ------------------------------------------------------------------------------------------
@@ -337,6 +338,8 @@ class Verifier:
         self.sessions.append(outcome.session)
         self.warm_runs += outcome.warm
         records = read_records(results_file)
+        if outcome.warm:
+            self._compile_imported(records)
         results, started = build_results(records, box.src, outcome.killed)
         run = TestRun(results=results, level=level, selected=list(targets), seconds=outcome.seconds,
                       timed_out=outcome.timed_out)
@@ -363,6 +366,36 @@ class Verifier:
                 env = self._base_environment(home="/nonexistent", tmp=tempfile.gettempdir())
                 self._zygote = Zygote(self.python, env, PLUGIN_DIR)
             return self._zygote
+
+    def _compile_imported(self, records: list[dict[str, object]]) -> None:
+        """Have the zygote byte-compile the project files this run imported, for the runs after it."""
+        imported = next((r.get("files") for r in records if r.get("event") == "imported"), None)
+        zygote = self._zygote
+        if not isinstance(imported, list) or zygote is None or not zygote.alive:
+            return
+        with self._lock:
+            pristine = self._pristine
+            if pristine is None:
+                return
+            known, done = set(pristine.files()), pristine.compiled()
+            wanted = [rel for rel in imported if isinstance(rel, str) and rel in known and rel not in done
+                      and self._compiling.get(rel) != zygote.pid]
+            if not wanted:
+                return
+            self._compiling.update(dict.fromkeys(wanted, zygote.pid))
+            rewrite = not any("enable_assertion_pass_hook" in (pristine.read(name) or "")
+                              for name in ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg"))
+        zygote.compile(pristine.path, wanted, self._record_compiled, rewrite=rewrite)
+
+    def _record_compiled(self, root: Path, pairs: list[list[object]]) -> None:
+        with self._lock:
+            pristine = self._pristine
+            for pair in pairs:
+                if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)):
+                    continue
+                self._compiling.pop(pair[0], None)
+                if pristine is not None and pristine.path == root and isinstance(pair[1], list):
+                    pristine.add_compiled(pair[0], [str(p) for p in pair[1]])
 
     def _base_environment(self, home: str, tmp: str) -> dict[str, str]:
         env = {

@@ -81,6 +81,7 @@ class Zygote:
         self._keeper: threading.Thread | None = None
         self._settled = threading.Event()
         self._runs: dict[int, WarmProcess] = {}
+        self._compiles: dict[int, Any] = {}  # compile request id -> callback
         self._next_id = 0
         self._starts = 0
         self._closed = False
@@ -109,6 +110,24 @@ class Zygote:
             self._forget(run.id)
             return None
         return run
+
+    def compile(self, root: Path, files: list[str], done: Any, *, rewrite: bool = True) -> bool:
+        """Ask the zygote to byte-compile `files` of the pristine copy `root` between runs; `done(root, pairs)`
+        is called from the reader thread with [(file, [pyc, ...]), ...]. False when the zygote is not running."""
+        with self._lock:
+            sock = self._sock if self._ready.is_set() else None
+            if sock is None or not files:
+                return False
+            self._next_id += 1
+            self._compiles[self._next_id] = done
+            message = json.dumps({"op": "compile", "id": self._next_id, "root": str(root), "files": files,
+                                  "rewrite": rewrite})
+        try:
+            with self._send_lock:
+                sock.sendall((message + "\n").encode())
+        except OSError:
+            return False
+        return True
 
     def disable(self, reason: str) -> None:
         """Stop using the warm path (the child could not set itself up here); running children are unaffected."""
@@ -213,6 +232,15 @@ class Zygote:
         if message.get("ready"):
             self.pid = int(message.get("pid") or 0)
             self._ready.set()
+            return
+        if "compiled" in message:
+            with self._lock:
+                done = self._compiles.pop(int(message.get("id") or 0), None)
+            if done is not None:
+                try:
+                    done(Path(str(message["compiled"])), message.get("files") or [])
+                except Exception:  # a bookkeeping error must not end the reader
+                    log.exception("compiled files not recorded")
             return
         with self._lock:
             run = self._runs.get(int(message.get("id") or 0))

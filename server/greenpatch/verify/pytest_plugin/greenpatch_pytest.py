@@ -107,6 +107,17 @@ def pytest_configure(config: pytest.Config) -> None:
     _emit({"event": "start", "root": str(config.rootpath), "python": sys.version.split()[0]})
 
 
+def _imported_files(root: str) -> list[str]:
+    """The project's source files this run imported (greenpatch byte-compiles them for the next runs)."""
+    prefix = root.rstrip(os.sep) + os.sep
+    found = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and path.startswith(prefix) and path.endswith(".py"):
+            found.add(path[len(prefix):].replace(os.sep, "/"))
+    return sorted(found)[:5000]
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     global _out, _cov
     if _cov is not None:
@@ -114,6 +125,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _cov.save()
         _cov = None
     if _out is not None:
+        _emit({"event": "imported", "files": _imported_files(str(config.rootpath))})
         _emit({"event": "end"})
         _out.close()
         _out = None

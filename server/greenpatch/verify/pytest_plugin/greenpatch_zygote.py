@@ -10,7 +10,9 @@ it runs `pytest.console_main()` as `python -m pytest` would.
 
 Protocol (JSON lines on the socket given as argv[1]): greenpatch sends {"op": "run", "id", "argv", "cwd", "env",
 "output", "cgroup", "limits", "unshare"}; the zygote answers {"id", "pid"} right after the fork and
-{"id", "exit"} when the run's first process is reaped (the exit status as subprocess reports it). End of file on
+{"id", "exit"} when the run's first process is reaped (the exit status as subprocess reports it).
+{"op": "compile", "id", "root", "files"} byte-compiles pristine files (never running them) into checked-hash pycs
+next to them, between runs, and answers {"id", "compiled": root, "files": [[file, [pyc, ...]], ...]}. End of file on
 the socket (greenpatch closed it or died) kills every run and ends the zygote; PR_SET_PDEATHSIG kills the zygote
 if greenpatch dies first. A child that cannot set up its limits exits with SETUP_FAILED and says why in its output;
 greenpatch then runs that test cold.
@@ -180,6 +182,69 @@ def _child(req: dict[str, Any], zygote_pid: int, keep_fds: tuple[int, ...]) -> N
         os._exit(1)
 
 
+def _rewrite_writer() -> Any:
+    """pytest's own writer of rewritten-test pycs, when this pytest validates them by source hash and fixes their
+    file names on load (so a pyc made from the pristine copy is right in every sandbox); None otherwise."""
+    try:
+        import inspect
+
+        from _pytest.assertion import rewrite
+
+        if "source_hash" not in inspect.signature(rewrite._write_pyc_fp).parameters or not hasattr(
+                rewrite, "_fix_code_filename"):
+            return None
+        return rewrite
+    except Exception:  # noqa: BLE001 - another pytest: no rewritten pycs, runs rewrite as usual
+        return None
+
+
+def _compile(root: str, rel: str, rewrite: Any) -> list[str]:
+    """Byte-compile one pristine file next to itself, as checked-hash pycs (the interpreter and pytest compare the
+    source's hash on every load, so a pyc can never stand for other content). Compiling never runs the file. A file
+    whose compilation warns gets no pyc: a cold run would show the warning. Returns the pycs written (relative)."""
+    import importlib.util
+    import py_compile
+    import warnings
+
+    parts = rel.split("/")
+    if not rel.endswith(".py") or rel.startswith("/") or ".." in parts:
+        return []
+    path = os.path.join(root, *parts)
+    written: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with open(path, "rb") as f:
+                source = f.read()
+            cfile = importlib.util.cache_from_source(path)
+            py_compile.compile(path, cfile, doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+            written.append(cfile)
+            name = parts[-1]
+            if rewrite is not None and (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"):
+                import ast
+
+                tree = ast.parse(source, filename=path)
+                rewrite.rewrite_asserts(tree, source, path, None)
+                code = compile(tree, path, "exec", dont_inherit=True)
+                pyc = os.path.join(os.path.dirname(path), "__pycache__", name[:-3] + rewrite.PYC_TAIL)
+                tmp = f"{pyc}.{os.getpid()}"
+                with open(tmp, "wb") as f:
+                    rewrite._write_pyc_fp(f, importlib.util.source_hash(source), code)
+                os.replace(tmp, pyc)
+                written.append(pyc)
+        except Exception:  # noqa: BLE001 - a file that does not compile is simply not cached
+            pass
+    if caught:
+        for pyc in written:
+            try:
+                os.unlink(pyc)
+            except OSError:
+                pass
+        return []
+    return [os.path.relpath(pyc, root).replace(os.sep, "/") for pyc in written]
+
+
 def _send(sock: socket.socket, message: dict[str, Any]) -> None:
     sock.sendall((json.dumps(message) + "\n").encode())
 
@@ -200,12 +265,26 @@ def main() -> None:
     import greenpatch_pytest  # noqa: F401 - imported once here, registered by `-p greenpatch_pytest` in each run
     import pytest
 
+    try:  # pytest's built-in plugins, which every run imports while configuring
+        import importlib
+
+        from _pytest.config import default_plugins
+
+        for name in default_plugins:
+            importlib.import_module(name if "." in name else f"_pytest.{name}")
+    except Exception:  # noqa: BLE001,S110 - only an optimisation
+        pass
     try:  # the entry-point scan every run makes for plugins: its per-folder listing cache is kept by the children
         from importlib import metadata
 
         metadata.entry_points()
     except Exception:  # noqa: BLE001,S110 - only an optimisation
         pass
+    rewrite = _rewrite_writer()
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the children's garbage collections (pytest runs two at exit) skip everything imported here
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     os.set_blocking(wake_r, False)
@@ -230,11 +309,20 @@ def main() -> None:
                     -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
                 _send(control, {"id": runs.pop(pid), "exit": code})
 
+    jobs: list[tuple[int, str, list[str], list[list[Any]], Any]] = []  # (id, root, files left, done, rewrite)
     try:
         while True:
-            try:
-                readable, _, _ = select.select([control, wake_r], [], [])
+            try:  # compile only while nothing else is asked for: a run never waits for more than one file
+                readable, _, _ = select.select([control, wake_r], [], [], 0 if jobs else None)
             except InterruptedError:
+                continue
+            if not readable and jobs:
+                job_id, root, files, done, job_rewrite = jobs[0]
+                rel = files.pop()
+                done.append([rel, _compile(root, rel, job_rewrite)])
+                if not files:
+                    jobs.pop(0)
+                    _send(control, {"id": job_id, "compiled": root, "files": done})
                 continue
             if wake_r in readable:
                 try:
@@ -254,6 +342,9 @@ def main() -> None:
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 req = json.loads(line)
+                if req.get("op") == "compile" and req.get("files"):
+                    jobs.append((req["id"], str(req["root"]), [str(f) for f in req["files"]][::-1], [],
+                                 rewrite if req.get("rewrite", True) else None))
                 if req.get("op") != "run":
                     continue
                 pid = os.fork()
