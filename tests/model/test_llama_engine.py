@@ -40,6 +40,15 @@ def test_infill_generates_text_with_one_logprob_per_token(tiny_engine) -> None:
     assert tiny_engine.fim is None, "SmolLM2 has no FIM tokens: infill falls back to the prefix"
 
 
+def test_code_first_writes_on_the_empty_line_instead_of_leaving_it_empty(tiny_engine) -> None:
+    plain = tiny_engine.infill("x = 1\n\n", "", max_tokens=8, stop=["\n"])
+    assert plain.text == "", "precondition: left alone, the model breaks the line at once"
+    first = tiny_engine.infill("x = 1\n\n", "", max_tokens=8, stop=["\n"], code_first=True)
+    assert first.text.strip() and not first.text.startswith("\n")
+    # the masked step's log-probability is the model's own (unmasked) one, so the gate still sees the doubt
+    assert first.logprobs[0] < -0.1
+
+
 def test_a_cancelled_generation_stops_within_a_few_tokens(tiny_engine) -> None:
     token = StopAfter(3)
     g = tiny_engine.complete("Once upon a time", max_tokens=200, cancel=token)

@@ -35,6 +35,13 @@ def test_an_empty_body_after_a_colon_asks_for_a_block() -> None:
     assert req.max_tokens == CompletionSettings().max_tokens
 
 
+def test_only_an_empty_line_asks_the_model_for_code_first() -> None:
+    assert _request(SOURCE, 8, 4).code_first, "an indented empty line"
+    assert _request("x = 1\n\ny = 2\n", 1, 0).code_first, "a blank line at column 0"
+    assert not _request(SOURCE, 4, 10).code_first, "text before the cursor"
+    assert not _request("x = 1\n    foo()\n", 1, 4).code_first, "text after the cursor"
+
+
 def test_the_suffix_window_follows_the_setting() -> None:
     text = "x = 1\n" + "\n".join(f"y{i} = {i}" for i in range(20))
     req = build_request(text, 0, 5, CompletionSettings(suffix_lines=2), fim=FAKE_FIM)

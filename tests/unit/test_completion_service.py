@@ -34,6 +34,12 @@ async def test_a_suggestion_completes_the_line(service: CompletionService) -> No
     assert s is not None and s.shown and s.text == " b" and not s.cached
 
 
+async def test_an_empty_line_asks_the_engine_for_code_first(service: CompletionService, engine: FakeEngine) -> None:
+    await service.complete(URI, PATH, DOC + "    \n", 1, 2, 4, CancelToken())
+    await service.complete(URI, PATH, DOC, 2, 1, 14, CancelToken())
+    assert [c["code_first"] for c in engine.calls] == [True, False]
+
+
 async def test_typing_the_start_of_the_suggestion_answers_from_the_cache(
     service: CompletionService, engine: FakeEngine
 ) -> None:

@@ -23,6 +23,7 @@ class CompletionRequest:
     max_tokens: int
     full_prefix: str  # the whole document before the cursor (filters and the cache use these)
     full_suffix: str
+    code_first: bool = False  # the cursor's line is empty: ask for text on it, not for nothing or a line break
 
 
 def wants_block(text: str, line: int, col: int) -> bool:
@@ -70,4 +71,5 @@ def build_request(
         stop, max_tokens = list(BLOCK_STOPS), settings.max_tokens
     else:
         stop, max_tokens = ["\n"], min(settings.max_tokens, LINE_MAX_TOKENS)
-    return CompletionRequest(prefix, suffix, context, mode, stop, max_tokens, full_prefix, full_suffix)
+    blank_line = not full_prefix.rsplit("\n", 1)[-1].strip() and not full_suffix.split("\n", 1)[0].strip()
+    return CompletionRequest(prefix, suffix, context, mode, stop, max_tokens, full_prefix, full_suffix, blank_line)

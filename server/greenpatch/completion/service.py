@@ -135,7 +135,8 @@ class CompletionService:
                 )
                 request_box.append(request)
                 return engine.infill(request.prefix, request.suffix, context=request.context,
-                                     max_tokens=request.max_tokens, stop=request.stop, cancel=token)
+                                     max_tokens=request.max_tokens, stop=request.stop, cancel=token,
+                                     code_first=request.code_first)
 
             try:
                 self.model_calls += 1

@@ -62,8 +62,14 @@ class Engine(Protocol):
         temperature: float = 0.0,
         seed: int | None = None,
         cancel: CancelToken | None = None,
+        code_first: bool = False,
     ) -> Generation:
-        """Generate the text between prefix and suffix. `context` is repo context placed first (stable, reused)."""
+        """Generate the text between prefix and suffix. `context` is repo context placed first (stable, reused).
+
+        `code_first`: the cursor sits on an empty line, so ending at once or breaking the line would leave it
+        empty; engines that sample themselves take the best token that writes something (the local engine);
+        others may ignore it.
+        """
         ...
 
     def chat(

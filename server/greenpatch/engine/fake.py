@@ -58,10 +58,11 @@ class FakeEngine:
         temperature: float = 0.0,
         seed: int | None = None,
         cancel: CancelToken | None = None,
+        code_first: bool = False,
     ) -> Generation:
         with self._lock:
             self.calls.append({"prefix": prefix, "suffix": suffix, "context": context, "stop": stop,
-                               "max_tokens": max_tokens})
+                               "max_tokens": max_tokens, "code_first": code_first})
         started = time.perf_counter()
         if self.delay and cancel is not None and cancel.wait(self.delay):
             return Generation("", [], "cancelled", seconds=time.perf_counter() - started)
@@ -82,6 +83,11 @@ class FakeEngine:
                 reason = "stop"
         logprobs = [-0.05] * max(1, len(tokens)) if out else []
         return Generation(out, logprobs, reason, len(prefix) // 4, 0, time.perf_counter() - started)
+
+    def score(self, prefix: str, suffix: str, middle: str, *, context: str = "",
+              cancel: CancelToken | None = None) -> list[float]:
+        """The fake has no distribution to score with: unscored, like an engine without log-probabilities."""
+        return []
 
     def chat(
         self,

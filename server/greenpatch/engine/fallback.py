@@ -89,6 +89,7 @@ class FallbackEngine:
         temperature: float = 0.0,
         seed: int | None = None,
         cancel: CancelToken | None = None,
+        code_first: bool = False,
     ) -> Generation:
         return self._run(
             lambda e: e.infill(
@@ -100,9 +101,22 @@ class FallbackEngine:
                 temperature=temperature,
                 seed=seed,
                 cancel=cancel,
+                code_first=code_first,
             ),
             cancel,
         )
+
+    def score(self, prefix: str, suffix: str, middle: str, *, context: str = "",
+              cancel: CancelToken | None = None) -> list[float]:
+        """Teacher-forced scoring where the engine in use can (the local one); [] otherwise."""
+        engine = self.primary if self._healthy or self._fallback is None else self._fallback
+        scorer = getattr(engine, "score", None)
+        if scorer is None:
+            return []
+        try:
+            return list(scorer(prefix, suffix, middle, context=context, cancel=cancel))
+        except GreenpatchError:
+            return []
 
     def chat(
         self,

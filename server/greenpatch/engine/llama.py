@@ -83,6 +83,7 @@ class LlamaEngine:
         self._add_bos = bool(self._llm._model.add_bos_token())
         self._bos = self._llm.token_bos()
         self._chat_formatter: object | None = None
+        self._empty_ids: np.ndarray | None = None
 
     # --- tokens ---------------------------------------------------------------------------------------------
 
@@ -227,6 +228,17 @@ class LlamaEngine:
         llama_cpp.llama_memory_clear(self._mem, True)
         self._cached = []
 
+    def _empty_line_ids(self) -> np.ndarray:
+        """Tokens that end the generation or only break the line: the ones a code-first step masks."""
+        if self._empty_ids is None:
+            ids = set(self._stop_ids)
+            for token in range(self.n_vocab):
+                piece = self._piece_bytes(token)
+                if llama_cpp.llama_vocab_is_eog(self._vocab, token) or (b"\n" in piece and not piece.strip()):
+                    ids.add(token)
+            self._empty_ids = np.array(sorted(ids), dtype=np.int64)
+        return self._empty_ids
+
     def _logits(self) -> np.ndarray:
         ptr = llama_cpp.llama_get_logits_ith(self._ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float32, copy=True)
@@ -278,6 +290,7 @@ class LlamaEngine:
         seed: int | None,
         cancel: CancelToken | None,
         mode: str | None = None,
+        code_first: bool = False,
     ) -> Generation:
         started = time.perf_counter()
         if cancel is not None and cancel.is_set():
@@ -296,9 +309,18 @@ class LlamaEngine:
                 reason = "cancelled"
                 break
             logits = self._logits()
-            token = self._sample(logits, temperature, rng)
             top = float(logits.max())
-            logprob = float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+            norm = top + float(np.log(np.exp(logits - top).sum()))
+            if code_first and not text.strip():
+                # Nothing but whitespace so far: the end of text or a line break would leave the line empty.
+                # The log-probability below still comes from the unmasked distribution, so the gate sees how
+                # unsure the model was.
+                masked = logits.copy()
+                masked[self._empty_line_ids()] = -np.inf
+                token = self._sample(masked, temperature, rng)
+            else:
+                token = self._sample(logits, temperature, rng)
+            logprob = float(logits[token] - norm)
             if token in self._stop_ids or llama_cpp.llama_vocab_is_eog(self._vocab, token):
                 reason = "eos"
                 break
@@ -351,10 +373,37 @@ class LlamaEngine:
         seed: int | None = None,
         cancel: CancelToken | None = None,
         reuse: str | None = None,
+        code_first: bool = False,
     ) -> Generation:
         prompt = self.infill_tokens(prefix, suffix, context, max_tokens)
         return self._generate(prompt, max_tokens=max_tokens, stop=stop, temperature=temperature, seed=seed,
-                              cancel=cancel, mode=reuse)
+                              cancel=cancel, mode=reuse, code_first=code_first)
+
+    def score(self, prefix: str, suffix: str, middle: str, *, context: str = "",
+              cancel: CancelToken | None = None) -> list[float]:
+        """Log-probabilities of `middle` filling the gap between prefix and suffix, one per token, then one for
+        ending the fill there (teacher forcing; how natural the model finds a given fill)."""
+        if self.fim is None:
+            return []
+        tokens = self.tokenize(middle) if middle else []
+        prompt = self.infill_tokens(prefix, suffix, context, max_tokens=len(tokens) + 8)
+        self._prepare(prompt, "prefix")
+        stops = np.array(sorted(self._stop_ids), dtype=np.int64)
+        out: list[float] = []
+        for token in [*tokens, -1]:
+            if cancel is not None and cancel.is_set():
+                return []
+            logits = self._logits()
+            top = float(logits.max())
+            norm = top + float(np.log(np.exp(logits - top).sum()))
+            if token < 0:  # the end of the fill: any token that ends it
+                ends = logits[stops]
+                out.append(float(ends.max() + np.log(np.exp(ends - ends.max()).sum())) - norm)
+                break
+            out.append(float(logits[token]) - norm)
+            self._decode([token], [len(self._cached)])
+            self._cached.append(token)
+        return out
 
     def complete(self, prompt: str, *, max_tokens: int = 64, stop: list[str] | None = None,
                  temperature: float = 0.0, seed: int | None = None, cancel: CancelToken | None = None) -> Generation:

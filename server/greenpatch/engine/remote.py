@@ -551,6 +551,7 @@ class RemoteEngine:
         temperature: float = 0.0,
         seed: int | None = None,
         cancel: CancelToken | None = None,
+        code_first: bool = False,
     ) -> Generation:
         if self.fim is None and self._infill_endpoint is not False:
             generation = self._llama_infill(

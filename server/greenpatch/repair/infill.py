@@ -44,7 +44,8 @@ def fill(engine: Engine, hole: Hole, context: str, *, temperature: float, seed: 
     n_lines = hole.last - hole.first + 1
     stop = ["\n"] if n_lines == 1 else ["\n\n"]
     gen = engine.infill(hole.prefix, hole.suffix, context=context, max_tokens=max_tokens * n_lines, stop=stop,
-                        temperature=temperature, seed=seed, cancel=cancel)  # type: ignore[arg-type]
+                        temperature=temperature, seed=seed, cancel=cancel,  # type: ignore[arg-type]
+                        code_first=True)  # an empty fill is unusable: ask for the best one that writes code
     if gen.stop_reason == "cancelled":
         return None
     text = gen.text
