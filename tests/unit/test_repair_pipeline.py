@@ -155,3 +155,35 @@ def test_when_weak_tests_let_several_fixes_through_the_majority_behaviour_wins_a
     assert "age >= 18" in best.new_text or "age > 17" in best.new_text
     assert "candidates disagree on extra inputs" in best.note
     assert best.score["behaviour_group"] >= 2
+
+
+class Reviewer(FakeEngine):
+    """A fake whose teacher-forced score prefers changed lines containing `liked` (a stand-in for the model)."""
+
+    def __init__(self, liked: str) -> None:
+        super().__init__()
+        self.liked = liked
+        self.scored: list[str] = []
+
+    def score(self, prefix: str, suffix: str, middle: str, *, context: str = "", cancel: Any = None) -> list[float]:
+        self.scored.append(middle)
+        return [-0.05, -0.05] if self.liked in middle else [-1.5, -0.5]
+
+
+@pytest.mark.parametrize("liked", ["age > 17", "age >= 18"])
+def test_among_fixes_that_behave_alike_the_one_the_model_finds_most_natural_wins(
+    workspace, verifier_for, liked: str
+) -> None:
+    root = workspace("buggy_weak_tests")
+    reviewer = Reviewer(liked)
+    report = _pipeline(root, verifier_for(root), InlineWorker(reviewer)).repair()
+    best = report.fixes[0]
+    assert liked in best.new_text
+    assert best.score["naturalness"] == -0.05
+    assert all("\n" not in m and m.strip() for m in reviewer.scored), "only the changed line is scored"
+
+
+def test_the_model_liking_a_fix_never_beats_the_behaviour_most_fixes_share(workspace, verifier_for) -> None:
+    root = workspace("buggy_weak_tests")
+    report = _pipeline(root, verifier_for(root), InlineWorker(Reviewer("age == 18"))).repair()
+    assert "age == 18" not in report.fixes[0].new_text

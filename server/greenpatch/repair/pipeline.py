@@ -24,6 +24,7 @@ from greenpatch.repair.candidates import (
     Candidate,
     changed_range,
     changed_tokens,
+    differing_lines,
     new_imports_exist,
     normalized,
     replace_lines,
@@ -68,6 +69,7 @@ class _Verified:
     run: TestRun
     tokens: int
     behaviour: int = 0  # size of the group of candidates behaving the same on extra inputs
+    natural: float | None = None  # mean log-probability the model gives the changed lines in place
     note: str = ""
 
 
@@ -549,10 +551,15 @@ class RepairPipeline:
     # --- rank and report ---------------------------------------------------------------------------------
 
     def _rank(self, group: _Group, plausible: list[_Verified]) -> None:
-        if len(plausible) > 1 and group.function != "<syntax>" and not self._out_of_time():
-            self._compare_behaviour(group, plausible)
+        if group.function != "<syntax>" and not self._out_of_time():
+            if len(plausible) > 1:
+                self._compare_behaviour(group, plausible)
+            self._score_naturalness(plausible)
         plausible.sort(key=lambda v: (
             -v.behaviour,
+            # Coder-Reviewer style: among fixes the tests cannot tell apart, the one the model finds most natural
+            # in place (a 0.1-nat step per token: finer differences are noise), then the smaller edit.
+            -(round(v.natural, 1) if v.natural is not None else -99.0),
             v.tokens,
             -v.candidate.votes,
             -(v.candidate.logprob if v.candidate.logprob is not None else -5.0),
@@ -564,6 +571,44 @@ class RepairPipeline:
             notes.append(f"few tests cover this code ({covering})")
         for v in plausible:
             v.note = "; ".join(notes + ([v.note] if v.note else []))
+
+    def _score_naturalness(self, plausible: list[_Verified]) -> None:
+        """Score every passing candidate's changed lines with the model, the same way for every generator
+        (model-free mutations included), so that ranking compares like with like."""
+        holes = []
+        for v in plausible:
+            old = (self._text(v.candidate.path) or "").split("\n")
+            new = v.candidate.text.split("\n")
+            start, _, end_new = differing_lines(old, new)
+            prefix = "\n".join(new[:start]) + "\n"
+            middle = "\n".join(new[start:end_new])
+            rest = "\n".join(new[end_new:])
+            holes.append((prefix, middle, "\n" + rest if middle else rest))
+
+        def job(engine: Engine) -> list[list[float]]:
+            scorer = getattr(engine, "score", None)
+            if scorer is None:
+                return []
+            return [scorer(prefix, suffix, middle, cancel=self._model_stop) for prefix, middle, suffix in holes]
+
+        self._model_stop = _ModelStop(self._cancel)
+        future = self._submit(job)
+        if future is None:
+            return
+        try:
+            scores = future.result(timeout=max(0.1, self._deadline - time.monotonic()))
+        except concurrent.futures.TimeoutError:
+            self._model_stop.cancel()
+            return
+        except (Cancelled, concurrent.futures.CancelledError):
+            self._check_cancel()
+            return
+        except GreenpatchError as exc:
+            log.warning("scoring the candidates failed: %s", exc)
+            return
+        if len(scores) == len(plausible) and all(scores):
+            for v, values in zip(plausible, scores):
+                v.natural = sum(values) / len(values)
 
     def _covering_tests(self, group: _Group) -> int | None:
         coverage = self.verifier.line_coverage() or {}
@@ -633,7 +678,8 @@ class RepairPipeline:
             generator=cand.generator, tests_run=len(v.run.results), tests_passed=passed, verified=True,
             note=v.note, changed_range=(first, last), fixes=self._now_passing(v.run, target_ids),
             score={"changed_tokens": v.tokens, "votes": cand.votes, "generators": sorted(cand.generators),
-                   "logprob": cand.logprob, "behaviour_group": v.behaviour, "test_seconds": round(v.run.seconds, 3),
+                   "logprob": cand.logprob, "naturalness": None if v.natural is None else round(v.natural, 3),
+                   "behaviour_group": v.behaviour, "test_seconds": round(v.run.seconds, 3),
                    "suspiciousness": round(cand.prior, 3)},
         )
 
