@@ -127,6 +127,13 @@ def completion_events(*pieces: str, logprobs: bool = True) -> list[Any]:
     return events
 
 
+def test_typing_along_a_line_only_appends_to_the_fim_prompt() -> None:
+    before = build_fim_prompt(QWEN, "def f(x):\n    ret", "\n\nprint(f(1))\n")  # type: ignore[arg-type]
+    after = build_fim_prompt(QWEN, "def f(x):\n    retu", "\n\nprint(f(1))\n")  # type: ignore[arg-type]
+    assert after == before + "u", "the server can reuse everything it evaluated for the previous keystroke"
+    assert before == "<|fim_prefix|>def f(x):\n<|fim_suffix|>\n\nprint(f(1))\n<|fim_middle|>    ret"
+
+
 def test_known_models_get_a_fim_prompt_with_context_first_and_every_option_sent(
     fake: tuple[str, Script],
 ) -> None:
@@ -140,7 +147,7 @@ def test_known_models_get_a_fim_prompt_with_context_first_and_every_option_sent(
     assert generation.stop_reason == "stop"
     sent = script.seen[-1]
     assert sent.path == "/v1/completions"
-    assert sent.body["prompt"] == "# ctx\n<|fim_prefix|>return<|fim_suffix|>\n<|fim_middle|>"
+    assert sent.body["prompt"] == "# ctx\n<|fim_prefix|><|fim_suffix|>\n<|fim_middle|>return"
     assert sent.body["prompt"] == build_fim_prompt(QWEN, "return", "\n", "# ctx\n")  # type: ignore[arg-type]
     assert sent.body | {"prompt": ""} == {
         "prompt": "",

@@ -102,8 +102,14 @@ def fim_for_served_model(model: str) -> FimFormat | None:
 
 
 def build_fim_prompt(fim: FimFormat, prefix: str, suffix: str, context: str = "") -> str:
-    """Prefix-suffix-middle order with the stable repo context first, so servers can reuse its cached prefix."""
-    return f"{context}{fim.prefix}{prefix}{fim.suffix}{suffix}{fim.middle}"
+    """Prefix-suffix-middle order with the stable repo context first, so servers can reuse its cached prefix.
+
+    As in the local engine, the start of the cursor's line goes after the middle token: typing along a line then
+    only appends to the prompt, so a server that reuses the longest common prefix re-evaluates a few tokens per
+    keystroke instead of the whole suffix.
+    """
+    cut = prefix.rfind("\n") + 1
+    return f"{context}{fim.prefix}{prefix[:cut]}{fim.suffix}{suffix}{fim.middle}{prefix[cut:]}"
 
 
 @dataclass
