@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -149,7 +150,7 @@ def test_byte_code_of_imported_files_is_reused_but_never_stands_for_an_edited_fi
         assert {r.nodeid.split("::")[1] for r in run.failed} == {"test_sub"}
 
 
-def _wait_for(condition, timeout: float = 10.0) -> bool:  # noqa: ANN001 - a predicate
+def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     import time
 
     deadline = time.monotonic() + timeout

@@ -229,11 +229,15 @@ def _compile(root: str, rel: str, rewrite: Any) -> list[str]:
                 code = compile(tree, path, "exec", dont_inherit=True)
                 pyc = os.path.join(os.path.dirname(path), "__pycache__", name[:-3] + rewrite.PYC_TAIL)
                 tmp = f"{pyc}.{os.getpid()}"
-                with open(tmp, "wb") as f:
-                    rewrite._write_pyc_fp(f, importlib.util.source_hash(source), code)
-                os.replace(tmp, pyc)
+                try:
+                    with open(tmp, "wb") as f:
+                        rewrite._write_pyc_fp(f, importlib.util.source_hash(source), code)
+                    os.replace(tmp, pyc)
+                finally:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
                 written.append(pyc)
-        except Exception:  # noqa: BLE001 - a file that does not compile is simply not cached
+        except Exception:  # noqa: BLE001,S110 - a file that does not compile is simply not cached
             pass
     if caught:
         for pyc in written:
@@ -243,6 +247,39 @@ def _compile(root: str, rel: str, rewrite: Any) -> list[str]:
                 pass
         return []
     return [os.path.relpath(pyc, root).replace(os.sep, "/") for pyc in written]
+
+
+# What every run imports while configuring and reporting, besides pytest's built-in plugins: standard library and
+# pytest's own dependencies only.
+PRELOAD = ("_pytest._argcomplete", "faulthandler", "pdb", "tomllib", "tomli", "packaging.version", "inspect")
+
+
+def _preload() -> None:
+    """Import and prime, once, what each run would otherwise redo: pytest's built-in plugins and the modules they
+    import lazily, the entry-point listing, and inspect's file -> module map (failure reports look modules up)."""
+    import importlib
+
+    try:
+        from _pytest.config import default_plugins
+    except ImportError:
+        default_plugins = ()
+    for name in (*(n if "." in n else f"_pytest.{n}" for n in default_plugins), *PRELOAD):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001,S112 - only an optimisation
+            continue
+    try:
+        from importlib import metadata
+
+        metadata.entry_points()  # its per-folder listing cache is kept by the children
+    except Exception:  # noqa: BLE001,S110 - only an optimisation
+        pass
+    try:
+        import inspect
+
+        inspect.getmodule(_preload)
+    except Exception:  # noqa: BLE001,S110 - only an optimisation
+        pass
 
 
 def _send(sock: socket.socket, message: dict[str, Any]) -> None:
@@ -265,21 +302,7 @@ def main() -> None:
     import greenpatch_pytest  # noqa: F401 - imported once here, registered by `-p greenpatch_pytest` in each run
     import pytest
 
-    try:  # pytest's built-in plugins, which every run imports while configuring
-        import importlib
-
-        from _pytest.config import default_plugins
-
-        for name in default_plugins:
-            importlib.import_module(name if "." in name else f"_pytest.{name}")
-    except Exception:  # noqa: BLE001,S110 - only an optimisation
-        pass
-    try:  # the entry-point scan every run makes for plugins: its per-folder listing cache is kept by the children
-        from importlib import metadata
-
-        metadata.entry_points()
-    except Exception:  # noqa: BLE001,S110 - only an optimisation
-        pass
+    _preload()
     rewrite = _rewrite_writer()
     import gc
 
