@@ -5,6 +5,11 @@ in the project's non-test modules, run the whole suite and the selected tests on
 compare wall time (interpreter start included), in-test time (sum of pytest's per-test durations) and the failures
 the full suite sees that the selection misses. Also: the one-off cost of the coverage-map run vs a plain full run,
 and the time to set up a sandbox as a hardlink farm vs a full copy.
+
+Both runs of a mutation go the server's way: forked from the warm zygote when it is on (`warm` in the report);
+`wall_time_ratio` compares those. Each mutation is also run cold (a fresh `python -m pytest`, full suite and
+selection, through a second verifier with the zygote off), side by side, for `cold_wall_time_ratio` (both cold, the
+figure before the zygote) and `wall_time_ratio_vs_cold_full` (cold full suite vs warm selection).
 """
 
 from __future__ import annotations
@@ -127,7 +132,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     state = Path(tempfile.mkdtemp(prefix="greenpatch-bench-state-"))
     rows: list[dict[str, Any]] = []
     try:
-        with Verifier(root, timeout=300, state_dir=state, parallel=1) as v:
+        with Verifier(root, timeout=300, state_dir=state, parallel=1) as v, \
+                Verifier(root, timeout=300, state_dir=state / "cold", parallel=1, warm=False) as cold:
             plain = v.run(tests=[])  # whole suite, no coverage
             if plain.error:
                 raise SystemExit(f"the suite does not run: {plain.error}")
@@ -139,6 +145,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 full = v.run(changes, tests=[])
                 selection = v.select(changes)
                 picked = v.run(changes)
+                full_cold = cold.run(changes, tests=[])
+                picked_cold = cold.run(changes, tests=selection.tests or [])
                 full_failed = {r.nodeid for r in full.failed} - preexisting
                 sel_failed = {r.nodeid for r in picked.failed} - preexisting
                 rows.append({
@@ -146,16 +154,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "level": selection.level, "selected": len(selection.tests),
                     "full_tests": len(full.results), "selected_tests": len(picked.results),
                     "full_seconds": round(full.seconds, 3), "selected_seconds": round(picked.seconds, 3),
+                    "full_cold_seconds": round(full_cold.seconds, 3),
+                    "selected_cold_seconds": round(picked_cold.seconds, 3),
                     "full_test_seconds": round(sum(r.duration for r in full.results), 4),
                     "selected_test_seconds": round(sum(r.duration for r in picked.results), 4),
                     "full_failures": len(full_failed), "selected_failures": len(sel_failed),
                     "missed": sorted(full_failed - sel_failed),
-                    "errors": [e for e in (full.error, picked.error) if e],
+                    "errors": [e for e in (full.error, picked.error, full_cold.error, picked_cold.error) if e],
                 })
+            warm, warm_runs = v.warm, v.warm_runs
+            runs = len(v.sessions)
     finally:
         shutil.rmtree(state, ignore_errors=True)
     full_wall = sum(r["full_seconds"] for r in rows)
     sel_wall = sum(r["selected_seconds"] for r in rows)
+    full_cold = sum(r["full_cold_seconds"] for r in rows)
+    sel_cold = sum(r["selected_cold_seconds"] for r in rows)
     full_in = sum(r["full_test_seconds"] for r in rows)
     sel_in = sum(r["selected_test_seconds"] for r in rows)
     full_n = sum(r["full_tests"] for r in rows)
@@ -172,10 +186,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "levels": levels,
         "preexisting_failures": sorted(preexisting),
         "tests_run_ratio": round(full_n / sel_n, 2) if sel_n else None,
+        "warm": warm, "warm_runs": f"{warm_runs} of {runs}",
         "wall_time_ratio": round(full_wall / sel_wall, 2) if sel_wall else None,
+        "wall_time_ratio_vs_cold_full": round(full_cold / sel_wall, 2) if sel_wall else None,
+        "cold_wall_time_ratio": round(full_cold / sel_cold, 2) if sel_cold else None,
         "in_test_time_ratio": round(full_in / sel_in, 2) if sel_in else None,
         "full_seconds_p50": describe([r["full_seconds"] for r in rows]).get("p50"),
         "selected_seconds_p50": describe([r["selected_seconds"] for r in rows]).get("p50"),
+        "full_cold_seconds_p50": describe([r["full_cold_seconds"] for r in rows]).get("p50"),
+        "selected_cold_seconds_p50": describe([r["selected_cold_seconds"] for r in rows]).get("p50"),
         "plain_full_run_seconds": round(plain.seconds, 3),
         "coverage_map_run_seconds": round(baseline.seconds, 3),
         "coverage_map_overhead_ratio": round(baseline.seconds / plain.seconds, 2) if plain.seconds else None,
