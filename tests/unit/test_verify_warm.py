@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,6 +96,36 @@ def test_when_the_zygote_dies_runs_still_work_and_leave_nothing_behind(clean: Pa
         assert zygote.disabled
         assert v.warm_runs >= 1 and len(v.sessions) > v.warm_runs
         assert all(session_gone(sid) for sid in v.sessions)
+
+
+def test_a_run_whose_zygote_dies_under_it_is_run_again_cold(clean: Path, tmp_path: Path) -> None:
+    (clean / "tests/test_slow.py").write_text("import time\n\ndef test_sleeps():\n    time.sleep(1.5)\n")
+    with Verifier(clean, state_dir=tmp_path / "s", warm=True) as v:
+        assert v.run(tests=["tests/test_ops.py"]).passed
+        zygote = v._zygote
+        assert zygote is not None and zygote.pid
+        killer = threading.Timer(0.7, os.kill, (zygote.pid, signal.SIGKILL))
+        killer.start()
+        run = v.run(tests=["tests/test_slow.py"])
+        killer.join()
+        assert run.passed and [r.outcome for r in run.results] == ["passed"], run
+        assert v.warm_runs == 1 and len(v.sessions) == 3  # the lost warm attempt, then the cold one
+        assert all(session_gone(sid) for sid in v.sessions)
+
+
+def test_the_zygote_never_imports_the_project(clean: Path, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    init = clean / "calc/__init__.py"
+    init.write_text(f"import os\ntry:\n    open(os.path.join({str(marks)!r}, str(os.getpid())), 'w').close()\n"
+                    f"except OSError:\n    pass\n" + init.read_text())
+    with Verifier(clean, state_dir=tmp_path / "s", warm=True) as v:
+        for _ in range(2):
+            assert v.run(tests=["tests/test_ops.py"], stop_at_first_failure=_ == 1).passed
+        zygote = v._zygote
+        assert zygote is not None and zygote.pid and v.warm_runs == 2
+        assert _wait_for(lambda: "calc/__init__.py" in v._pristine.compiled())  # compiled there, never run
+        assert not (marks / str(zygote.pid)).exists()
 
 
 def test_switched_off_by_the_environment_every_run_is_cold(

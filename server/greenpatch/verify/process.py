@@ -136,6 +136,7 @@ class Outcome:
     output: str = ""  # last OUTPUT_TAIL bytes of stdout+stderr
     leftovers: list[int] = field(default_factory=list)  # pids that could not be killed (should stay empty)
     warm: bool = False  # forked from the warm zygote rather than started cold
+    abandoned: list[int] = field(default_factory=list)  # sessions of warm attempts given up for a cold run
 
 
 def _session_pids(sid: int) -> list[int]:
@@ -259,9 +260,15 @@ def run(
         failed = result.returncode == SETUP_FAILED and "greenpatch zygote: cannot set up" in result.output
         if failed:
             zygote.disable(_last_line(result.output))
-        if lost or failed:  # nothing of the tests' doing: run them again the cold way
-            return run(argv, cwd=cwd, env=env, output=output, timeout=timeout, memory_mb=memory_mb,
+        if lost or failed:  # nothing of the tests' doing: run them again the cold way, from a clean slate
+            if env.get("GREENPATCH_RESULTS"):
+                with open(env["GREENPATCH_RESULTS"], "w"):
+                    pass
+            cold = run(argv, cwd=cwd, env=env, output=output, timeout=timeout, memory_mb=memory_mb,
                        max_procs=max_procs, cancel=cancel)
+            cold.abandoned.append(result.session)
+            cold.leftovers += result.leftovers
+            return cold
     return result
 
 

@@ -335,7 +335,7 @@ class Verifier:
         env = self._environment(box, results_file, coverage)
         outcome = process.run(argv, cwd=box.src, env=env, output=box.out / "output.log", timeout=self.timeout,
                               memory_mb=self.memory_mb, cancel=cancel, zygote=self._get_zygote())
-        self.sessions.append(outcome.session)
+        self.sessions += [*outcome.abandoned, outcome.session]
         self.warm_runs += outcome.warm
         records = read_records(results_file)
         if outcome.warm:
