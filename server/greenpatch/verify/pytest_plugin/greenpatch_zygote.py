@@ -277,7 +277,7 @@ def _preload() -> None:
     try:
         import inspect
 
-        inspect.getmodule(_preload)
+        inspect.getmodule(_preload.__code__)  # a code object: functions answer from __module__ at once
     except Exception:  # noqa: BLE001,S110 - only an optimisation
         pass
 
