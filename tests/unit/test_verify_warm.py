@@ -128,6 +128,23 @@ def test_the_zygote_never_imports_the_project(clean: Path, tmp_path: Path) -> No
         assert not (marks / str(zygote.pid)).exists()
 
 
+def test_a_zygote_that_stops_answering_is_killed_and_runs_go_cold(
+    clean: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from greenpatch.verify import zygote as zygote_module
+
+    monkeypatch.setattr(zygote_module, "SPAWN_TIMEOUT", 1.0)
+    with Verifier(clean, state_dir=tmp_path / "s", warm=True) as v:
+        assert v.run(tests=["tests/test_ops.py"]).passed
+        zygote = v._zygote
+        assert zygote is not None and zygote.pid
+        os.kill(zygote.pid, signal.SIGSTOP)  # hung: it would fork the run later, outside any watchdog
+        run = v.run(tests=["tests/test_ops.py"], stop_at_first_failure=True)
+        assert run.passed and run.results and v.warm_runs == 1
+        assert zygote.disabled
+        assert wait_gone(zygote.pid, timeout=10)
+
+
 def test_switched_off_by_the_environment_every_run_is_cold(
     clean: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

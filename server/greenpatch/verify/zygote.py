@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 SETUP_FAILED = 119  # the child could not put itself under the limits (greenpatch_zygote.SETUP_FAILED)
 MAX_STARTS = 3
 READY_TIMEOUT = 30.0
+SPAWN_TIMEOUT = 10.0  # a fork takes milliseconds; the zygote may be finishing one byte-compilation first
 
 
 def warm_enabled(setting: bool | None = None) -> bool:
@@ -88,8 +89,9 @@ class Zygote:
 
     # --- public ----------------------------------------------------------------------------------------------
 
-    def spawn(self, request: dict[str, Any], timeout: float = 10.0) -> WarmProcess | None:
+    def spawn(self, request: dict[str, Any], timeout: float | None = None) -> WarmProcess | None:
         """Ask the zygote to fork a run. None: not available (the caller runs cold)."""
+        timeout = SPAWN_TIMEOUT if timeout is None else timeout
         sock = self._ensure()
         if sock is None:
             return None
@@ -106,8 +108,13 @@ class Zygote:
         except OSError:
             self._forget(run.id)
             return None
-        if not run.started.wait(timeout) or run.pid <= 0:
+        if not run.started.wait(timeout):
+            # a zygote that does not answer may still fork this run later, outside any watchdog: end it (and
+            # with it anything it started) rather than guess
             self._forget(run.id)
+            self.disable(f"the zygote did not answer within {timeout:g} s")
+            return None
+        if run.pid <= 0:
             return None
         return run
 
@@ -166,7 +173,9 @@ class Zygote:
                                                 name="greenpatch-zygote", daemon=True)
                 self._keeper.start()
             sock, settled = self._sock, self._settled
-        settled.wait(READY_TIMEOUT)
+        if not settled.wait(READY_TIMEOUT):
+            self.disable(f"the zygote did not start within {READY_TIMEOUT:g} s")
+            return None
         if not self._ready.is_set() or self._sock is not sock:
             return None
         return sock
