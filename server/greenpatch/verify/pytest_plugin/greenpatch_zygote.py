@@ -115,7 +115,10 @@ def _run_pytest(req: dict[str, Any]) -> None:
     if keep:
         import greenpatch_pytest
 
-        greenpatch_pytest._read_only_except(keep)
+        try:  # best effort, exactly as the plugin does it in a cold run
+            greenpatch_pytest._read_only_except(keep)
+        except Exception:  # noqa: BLE001,S110 - never break the user's test run
+            pass
     # `-p greenpatch_pytest` imports it again, as in a cold run (pytest's assertion rewriter warns about a plugin
     # module that is already imported)
     sys.modules.pop("greenpatch_pytest", None)
@@ -178,6 +181,9 @@ def _child(req: dict[str, Any], zygote_pid: int, keep_fds: tuple[int, ...]) -> N
             os._exit(SETUP_FAILED)
     try:
         _run_pytest(req)
+    except BaseException:  # noqa: BLE001 - as an uncaught error ends a cold interpreter
+        traceback.print_exc()
+        sys.stderr.flush()
     finally:
         os._exit(1)
 
