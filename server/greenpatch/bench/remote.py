@@ -78,10 +78,15 @@ def _paired(
         rows = text.split("\n")
         indent = rows[line]
         body = target[len(indent) :]
+        # The window starts at a fixed line for the whole line being typed: a window that slid with every
+        # keystroke would change the prompt's first tokens each time and defeat both sides' prefix reuse.
+        head = "\n".join(rows[:line]) + "\n"
+        start = head.find("\n", max(0, len(head) - PREFIX_CHARS)) + 1 if len(head) > PREFIX_CHARS else 0
+        head = head[start:]
         for n in range(min(len(body), per_line) + 1):
             if len(pairs) + differing >= keystrokes:
                 break
-            before = "\n".join(rows[:line] + [indent + body[:n]])[-PREFIX_CHARS:]
+            before = head + indent + body[:n]
             after = "\n".join(rows[line + 1 : line + 4])
             a = local.infill(before, "\n" + after, max_tokens=16, stop=["\n"])
             b = remote.infill(before, "\n" + after, max_tokens=16, stop=["\n"])
