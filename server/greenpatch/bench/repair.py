@@ -134,6 +134,10 @@ def _one(task: dict[str, Any], root: Path, settings: Settings, engine: Any, mode
     row["right"] = judge(best.new_text, task["test"], entry)
     row["outcome"] = "fixed" if row["right"] else "wrong fix"
     row["diff"] = best.diff
+    row["score"] = best.score
+    # the runners-up too: which alternatives the ranking passed over, and whether they were right
+    row["alternatives"] = [{"generator": f.generator, "score": f.score, "right": judge(f.new_text, task["test"], entry),
+                            "diff": f.diff} for f in fixes[1:]]
     return row
 
 
