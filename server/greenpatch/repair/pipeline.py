@@ -551,9 +551,8 @@ class RepairPipeline:
     # --- rank and report ---------------------------------------------------------------------------------
 
     def _rank(self, group: _Group, plausible: list[_Verified]) -> None:
-        if group.function != "<syntax>" and not self._out_of_time():
-            if len(plausible) > 1:
-                self._compare_behaviour(group, plausible)
+        if len(plausible) > 1 and group.function != "<syntax>" and not self._out_of_time():
+            self._compare_behaviour(group, plausible)
             self._score_naturalness(plausible)
         plausible.sort(key=lambda v: (
             -v.behaviour,
