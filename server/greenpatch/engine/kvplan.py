@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 MODES = ("chunk", "prefix", "none")
 
 # Side by side in `greenpatch bench complete` (default model, typing replay, 2 quiet cores): prefix reuse p50 0.41 s
-# / p95 1.04 s, chunk reuse 0.42 s / 1.56 s, none 4.1 s. The current line sits after the FIM middle token, so typing along a line reuses
-# the whole prompt in both modes and chunk only adds its bookkeeping; chunk stays available for other streams.
+# / p95 1.06 s, chunk reuse 0.42 s / 1.59 s, none 4.3 s. The current line sits after the FIM middle token, so typing
+# along a line reuses the whole prompt in both modes and chunk only adds its bookkeeping; chunk stays available for
+# other streams.
 DEFAULT_REUSE = "prefix"
 
 

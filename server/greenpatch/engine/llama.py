@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 DEFAULT_CTX = 4096
 
 
-
 class LlamaEngine:
     def __init__(
         self,
@@ -309,8 +308,7 @@ class LlamaEngine:
                 reason = "cancelled"
                 break
             logits = self._logits()
-            top = float(logits.max())
-            norm = top + float(np.log(np.exp(logits - top).sum()))
+            norm = _logsumexp(logits)
             if code_first and not text.strip():
                 # Nothing but whitespace so far: the end of text or a line break would leave the line empty.
                 # The log-probability below still comes from the unmasked distribution, so the gate sees how
@@ -394,11 +392,9 @@ class LlamaEngine:
             if cancel is not None and cancel.is_set():
                 return []
             logits = self._logits()
-            top = float(logits.max())
-            norm = top + float(np.log(np.exp(logits - top).sum()))
+            norm = _logsumexp(logits)
             if token < 0:  # the end of the fill: any token that ends it
-                ends = logits[stops]
-                out.append(float(ends.max() + np.log(np.exp(ends - ends.max()).sum())) - norm)
+                out.append(_logsumexp(logits[stops]) - norm)
                 break
             out.append(float(logits[token]) - norm)
             self._decode([token], [len(self._cached)])
@@ -470,6 +466,12 @@ def _patched_defaults() -> Iterator[None]:
         yield
     finally:
         low.llama_model_default_params, low.llama_context_default_params = model_defaults, context_defaults
+
+
+def _logsumexp(values: np.ndarray) -> float:
+    """log(sum(exp(values))) without overflow: the normalizer that turns logits into log-probabilities."""
+    top = float(values.max())
+    return top + float(np.log(np.exp(values - top).sum()))
 
 
 def _runs(positions: list[int]) -> list[list[int]]:
