@@ -13,6 +13,7 @@ import pytest
 from greenpatch.cancel import CancelToken
 from greenpatch.config import RepairSettings
 from greenpatch.engine.fake import FakeEngine
+from greenpatch.engine.worker import EngineWorker
 from greenpatch.errors import Cancelled
 from greenpatch.repair import RepairPipeline
 from greenpatch.verify import Verifier
@@ -155,6 +156,37 @@ def test_when_weak_tests_let_several_fixes_through_the_majority_behaviour_wins_a
     assert "age >= 18" in best.new_text or "age > 17" in best.new_text
     assert "candidates disagree on extra inputs" in best.note
     assert best.score["behaviour_group"] >= 2
+
+
+class LineFiller(FakeEngine):
+    """A slow scripted model that fills only the line after `after` (with `fill`) and scores `fill` as natural."""
+
+    def __init__(self, after: str, fill: str) -> None:
+        super().__init__(delay=0.3)
+        self.after, self.fill = after, fill
+
+    def _answer(self, prefix: str) -> str:
+        return self.fill if prefix.rstrip("\n").rsplit("\n", 1)[-1].strip() == self.after else ""
+
+    def score(self, prefix: str, suffix: str, middle: str, *, context: str = "", cancel: Any = None) -> list[float]:
+        return [-0.05] if self.fill in middle else [-1.0]
+
+
+def test_when_weak_tests_let_a_mutation_through_the_model_fills_every_suspicious_line(
+    workspace, verifier_for
+) -> None:
+    root = workspace("buggy_weak_distance")
+    # `i > j`, `a + b` and `a * b` all pass the one test; the right fix is on the third line the model fills.
+    worker = EngineWorker(lambda: LineFiller("if i != j:", "gap = abs(a - b)"))
+    try:
+        report = _pipeline(root, verifier_for(root), worker).repair()
+    finally:
+        worker.close()
+    generators = {f.generator for f in report.fixes}
+    assert "mutation" in generators, "a mutation passed first"
+    best = report.fixes[0]
+    assert best.generator == "infill" and "gap = abs(a - b)" in best.new_text
+    assert "few tests cover this code" in best.note
 
 
 class Reviewer(FakeEngine):

@@ -29,6 +29,12 @@ def test_mutations_change_one_token_and_keep_formatting() -> None:
     assert found["`18` -> `19`"] == SOURCE.replace("18", "19")
 
 
+def test_relational_operators_get_every_other_operator() -> None:
+    text = "def below_zero(balance):\n    return balance == 0\n"
+    found = {desc for _, desc in mutations(text, 2, 2)}
+    assert {"`==` -> `!=`", "`==` -> `<`", "`==` -> `>`", "`==` -> `<=`", "`==` -> `>=`"} <= found
+
+
 def test_mutations_include_off_by_one_on_range_stops() -> None:
     texts = [new for new, _ in mutations(SOURCE, 6, 6)]
     assert SOURCE.replace("range(n)", "range(n + 1)") in texts

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 # Replacements for each operator, closest first (a bug is usually one step away: `<` for `<=`, `+` for `-`).
 OPERATORS: dict[str, list[str]] = {
     "<": ["<=", ">", "!=", "=="], "<=": ["<", ">=", "=="], ">": [">=", "<", "!=", "=="], ">=": [">", "<=", "=="],
-    "==": ["!=", "<=", ">="], "!=": ["==", "<", ">"],
+    # an equality test is often a bound in disguise (`balance == 0` for `balance < 0`): every ordering too
+    "==": ["!=", "<=", ">=", "<", ">"], "!=": ["==", "<", ">", "<=", ">="],
     "+": ["-", "*"], "-": ["+", "*"], "*": ["/", "//", "+", "**"], "/": ["//", "*"], "//": ["/", "%", "*"],
     "%": ["//"], "**": ["*"],
     "+=": ["-="], "-=": ["+="], "*=": ["/=", "//="], "//=": ["/=", "*="], "/=": ["//=", "*="],

@@ -46,6 +46,7 @@ ENOUGH = 3  # stop verifying a round once this many distinct candidates passed
 EXTRA_AFTER_FIRST = 2  # batches verified after the first passing candidate (alternatives for ranking)
 MAX_FIXES = 3  # fixes reported per failure group
 PROBE_INPUTS = 24
+WEAK_TESTS = 3  # fewer tests than this covering the function: they may let a wrong fix through
 
 
 class _ModelStop(LinkedToken):
@@ -256,6 +257,8 @@ class RepairPipeline:
         budget = max(1, self.settings.candidates)
         rounds = max(1, self.settings.rounds)
         last_error = "; ".join(r.message.splitlines()[0] for r in group.failing if r.message)[:300]
+        covering = self._covering_tests(group)
+        weak = covering is not None and covering < WEAK_TESTS
         for round_no in range(1, rounds + 1):
             self._check_cancel()
             if self._out_of_time():
@@ -269,11 +272,16 @@ class RepairPipeline:
             fresh = self._dedupe(queue, seen)
             found, last_error = self._verify(fresh, target_ids, plausible, last_error)
             plausible.extend(found)
-            # With a verified fix in hand, only the model samples already made (or being made) are worth waiting
-            # for: they can agree with it or beat it; the queued ones would only spend the time budget.
-            model_candidates = self._finish_model(pending, settle=bool(plausible))
+            # With a verified fix in hand, the model's first fill of the most suspicious line has its say (it often
+            # agrees with, or beats, what passed). Where few tests cover the code they can let a wrong mutation
+            # through, so then every suspicious line gets its first fill: an alternative to compare on extra inputs.
+            settle = (self._first_fills if weak else 1) if plausible else 0
+            model_candidates = self._finish_model(pending, settle=settle)
             fresh = self._dedupe(model_candidates, seen)
-            found, last_error = self._verify(fresh, target_ids, plausible, last_error)
+            # The model's candidates get their own allowance: the mutants may have spent theirs, and a fill that
+            # passes too is what tells a right fix from a wrong mutation.
+            self._extra_batches = EXTRA_AFTER_FIRST
+            found, last_error = self._verify(fresh, target_ids, plausible, last_error, enough=ENOUGH + 2)
             plausible.extend(found)
             if plausible:
                 break
@@ -336,18 +344,19 @@ class RepairPipeline:
         self, group: _Group, window: list[Suspect], round_no: int, budget: int, feedback: list[ChatMessage],
         last_error: str,
     ) -> list[concurrent.futures.Future[Any]]:
+        self._first_fills = 0
         if self.engine is None or self._engine_error:
             return []
         futures: list[concurrent.futures.Future[Any]] = []
         self._model_stop = _ModelStop(self._cancel)
         samples = SAMPLES[0] if round_no == 1 else SAMPLES[1]
         made = 0
-        for suspect in window:
-            text = self._text(suspect.path)
-            if text is None:
-                continue
-            hole = infill.make_hole(suspect.path, text, suspect.line, suspect.last)
-            for sample in range(samples):
+        holes = [(suspect, text, infill.make_hole(suspect.path, text, suspect.line, suspect.last))
+                 for suspect in window if (text := self._text(suspect.path)) is not None]
+        self._first_fills = len(holes)
+        # Breadth first: one fill of every suspicious line (greedy in round 1), then the other samples.
+        for sample in range(samples):
+            for suspect, text, hole in holes:
                 if made >= budget:
                     break
                 temperature = 0.0 if sample == 0 and round_no == 1 else 0.4 + 0.2 * round_no
@@ -386,12 +395,12 @@ class RepairPipeline:
                 futures.append(future)
         return futures
 
-    def _finish_model(self, futures: list[concurrent.futures.Future[Any]], settle: bool = False) -> list[Candidate]:
+    def _finish_model(self, futures: list[concurrent.futures.Future[Any]], settle: int = 0) -> list[Candidate]:
+        """The model's candidates. With a verified fix in hand (`settle` > 0), only the first `settle` fills are
+        waited for; the rest are skipped or stopped within a token."""
         out: list[Candidate] = []
         for number, future in enumerate(futures):
-            if settle and number == 1:
-                # The greedy fill of the most suspicious line has had its say (it often agrees with, or beats, a
-                # mutation that weak tests let through); the rest are skipped or stopped within a token.
+            if settle and number == settle:
                 self._model_stop.cancel()
             remaining = max(0.1, self._deadline - time.monotonic())
             try:
@@ -456,13 +465,14 @@ class RepairPipeline:
 
     def _verify(
         self, candidates: list[Candidate], target_ids: list[str], plausible: list[_Verified], last_error: str,
+        enough: int = ENOUGH,
     ) -> tuple[list[_Verified], str]:
         """Two stages: the failing tests first (cheap, rejects most), then every affected test for survivors."""
         found: list[_Verified] = []
         chunk = max(1, getattr(self.verifier, "parallel", 2))
         for start in range(0, len(candidates), chunk):
             self._check_cancel()
-            if self._out_of_time() or len(plausible) + len(found) >= ENOUGH:
+            if self._out_of_time() or len(plausible) + len(found) >= enough:
                 break
             if plausible or found:
                 if self._extra_batches <= 0:
@@ -566,7 +576,7 @@ class RepairPipeline:
         ))
         notes = []
         covering = self._covering_tests(group)
-        if covering is not None and covering < 3:
+        if covering is not None and covering < WEAK_TESTS:
             notes.append(f"few tests cover this code ({covering})")
         for v in plausible:
             v.note = "; ".join(notes + ([v.note] if v.note else []))
