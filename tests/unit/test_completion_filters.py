@@ -96,3 +96,14 @@ def test_echoing_the_line_right_above_is_not_shown() -> None:
     text = "total = 0\ncount = len(items)\n\n"
     req = _request(text, 2, 0, mode="line")
     assert post_filter("count = len(items)", req) is None
+
+
+def test_a_line_opening_a_block_that_would_have_no_body_is_not_shown() -> None:
+    text = "def f(nums):\n    \n    s = 0\n    return s\n"
+    req = _request(text, 1, 4, mode="line")
+    assert post_filter("if not nums:", req) is None, "the next line is not indented under it: Python rejects it"
+    assert post_filter("nums = list(nums)", req) == "nums = list(nums)"
+    below = _request("def f(nums):\n    \n        s = 0\n", 1, 4, mode="line")
+    assert post_filter("for n in nums:", below) == "for n in nums:", "the next line is its body"
+    last = _request("def f(nums):\n    \n\ndef g():\n    pass\n", 1, 4, mode="line")
+    assert post_filter("for n in nums:", last) == "for n in nums:", "writing top-down at the end of a block"

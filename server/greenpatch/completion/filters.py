@@ -7,6 +7,9 @@ lines around the cursor or makes the file's parse worse, and finally gated on th
 
 from __future__ import annotations
 
+import io
+import tokenize
+
 from greenpatch.completion.prompt import CompletionRequest
 
 
@@ -58,6 +61,24 @@ def trim_block(text: str, full_prefix: str) -> str:
     return "\n".join(kept).rstrip()
 
 
+_OPENERS = {"if", "elif", "else", "for", "while", "def", "class", "with", "try", "except", "finally", "async", "match",
+            "case"}
+
+
+def opens_block_without_body(line: str, after: str) -> bool:
+    """`line` opens a block (`if x:`) but the next code line sits at its own indentation, so the block would have
+    no body: Python rejects that file, though tree-sitter's error recovery accepts it."""
+    try:
+        tokens = [t for t in tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline)
+                  if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER)]
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return False
+    if not tokens or tokens[0].string not in _OPENERS or tokens[-1].string != ":":
+        return False
+    nxt = next((x for x in after.split("\n") if x.strip() and not x.strip().startswith("#")), None)
+    return nxt is not None and _indent(nxt) == _indent(line)
+
+
 def _overlap_with_rest(text: str, rest: str) -> str:
     """Remove a tail of `text` that the rest of the line already holds (e.g. auto-closed brackets)."""
     rest = rest.rstrip()
@@ -89,6 +110,8 @@ def post_filter(completion: str, req: CompletionRequest, *, check_syntax: bool =
         return None  # it echoes the line right below or right above the cursor
     if len(text.strip()) >= 4 and req.full_suffix.lstrip().startswith(text.strip()):
         return None  # it repeats what follows the cursor
+    if req.mode == "line" and opens_block_without_body(current_before + text + rest_of_line, after_line):
+        return None  # not a complete unit where it stands
     if check_syntax:
         candidate = text
         while not parse_not_worse(req.full_prefix, candidate, req.full_suffix):
