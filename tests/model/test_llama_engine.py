@@ -49,6 +49,14 @@ def test_code_first_writes_on_the_empty_line_instead_of_leaving_it_empty(tiny_en
     assert first.logprobs[0] < -0.1
 
 
+def test_code_first_writes_code_where_the_model_would_start_a_comment(tiny_engine) -> None:
+    prefix = "# Settings for the app.\n# Each value below is read at start.\n"
+    plain = tiny_engine.infill(prefix, "", max_tokens=10, stop=["\n"])
+    assert plain.text.lstrip().startswith("#"), "precondition: left alone, the model writes another comment"
+    first = tiny_engine.infill(prefix, "", max_tokens=10, stop=["\n"], code_first=True)
+    assert first.text.strip() and not first.text.lstrip().startswith("#")
+
+
 def test_a_cancelled_generation_stops_within_a_few_tokens(tiny_engine) -> None:
     token = StopAfter(3)
     g = tiny_engine.complete("Once upon a time", max_tokens=200, cancel=token)

@@ -59,6 +59,9 @@ class LlamaEngine:
                 self._llm = llama_cpp.Llama(
                     model_path=str(path), n_ctx=n_ctx, n_batch=512, n_ubatch=512, n_threads=self.threads,
                     n_threads_batch=self.threads, logits_all=False, verbose=False,
+                    # Repacked weights are copies: a mapped file would stay resident beside them (measured with the
+                    # default model: RSS 1.95 GB mapped, 1.36 GB read in, same speed).
+                    use_mmap=not extra_bufts(),
                 )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"cannot load model {path}: {exc}", "is it a valid GGUF file? reinstall it") from None
@@ -228,12 +231,14 @@ class LlamaEngine:
         self._cached = []
 
     def _empty_line_ids(self) -> np.ndarray:
-        """Tokens that end the generation or only break the line: the ones a code-first step masks."""
+        """Tokens that end the generation, only break the line, or start a comment: the ones a code-first step
+        masks (a comment on a line where code belongs leaves the user to write the code anyway)."""
         if self._empty_ids is None:
             ids = set(self._stop_ids)
             for token in range(self.n_vocab):
                 piece = self._piece_bytes(token)
-                if llama_cpp.llama_vocab_is_eog(self._vocab, token) or (b"\n" in piece and not piece.strip()):
+                if (llama_cpp.llama_vocab_is_eog(self._vocab, token) or (b"\n" in piece and not piece.strip())
+                        or piece.lstrip().startswith(b"#")):
                     ids.add(token)
             self._empty_ids = np.array(sorted(ids), dtype=np.int64)
         return self._empty_ids
@@ -433,6 +438,11 @@ def amx_build() -> bool:
     return b"AMX_INT8 = 1" in (info if isinstance(info, bytes) else str(info).encode())
 
 
+def extra_bufts() -> bool:
+    """Whether weights go to llama.cpp's extra buffer types (repacked for faster matmuls); see _patched_defaults."""
+    return os.environ.get("GREENPATCH_EXTRA_BUFTS") == "1" or not amx_build()
+
+
 @contextlib.contextmanager
 def _patched_defaults() -> Iterator[None]:
     """Context with two sequences; and weights without llama.cpp's "extra buffer types" when the build uses AMX.
@@ -445,7 +455,7 @@ def _patched_defaults() -> Iterator[None]:
 
     low = llama_module.llama_cpp
     model_defaults, context_defaults = low.llama_model_default_params, low.llama_context_default_params
-    no_extra = os.environ.get("GREENPATCH_EXTRA_BUFTS") != "1" and amx_build()
+    no_extra = not extra_bufts()
 
     def model_params() -> object:
         p = model_defaults()
