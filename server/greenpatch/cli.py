@@ -220,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--dataset", default="../shared/eval/humanevalfix-python.jsonl",
                     help="HumanEvalFix JSONL file (%(default)s)")
     bp.add_argument("--model", default="default", help="model name or .gguf path, or `none` for mutations only")
-    bp.add_argument("--tasks", type=int, default=30, help="first N tasks (30; 0: all)")
+    bp.add_argument("--tasks", type=int, default=30, help="how many tasks (30; 0: all)")
+    bp.add_argument("--offset", type=int, default=0, help="skip this many tasks first (e.g. for a held-out set)")
     bp.add_argument("--output", "-o", help="JSON report path (default: bench-NAME.json)")
     return parser
 

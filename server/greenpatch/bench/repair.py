@@ -54,11 +54,11 @@ def judge(solution: str, test: str, entry_point: str, python: str = sys.executab
         return done.returncode == 0
 
 
-def load_tasks(path: Path, count: int) -> list[dict[str, Any]]:
+def load_tasks(path: Path, count: int, offset: int = 0) -> list[dict[str, Any]]:
     if not path.is_file():
         raise UsageError(f"{path}: no such dataset", "give --dataset ../shared/eval/humanevalfix-python.jsonl")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    usable = [r for r in rows if r.get("example_test", "").strip()]
+    usable = [r for r in rows if r.get("example_test", "").strip()][max(0, offset):]
     return usable[:count] if count > 0 else usable
 
 
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     settings = Settings()
     settings.verify.test_timeout = 30.0
-    tasks = load_tasks(Path(args.dataset), args.tasks)
+    tasks = load_tasks(Path(args.dataset), args.tasks, getattr(args, "offset", 0))
     model = args.model or "default"
     engine, why = _engine_worker(model, settings)
     if why:
