@@ -35,6 +35,14 @@ def test_relational_operators_get_every_other_operator() -> None:
     assert {"`==` -> `!=`", "`==` -> `<`", "`==` -> `>`", "`==` -> `<=`", "`==` -> `>=`"} <= found
 
 
+def test_a_whole_simple_statement_can_be_dropped() -> None:
+    text = "def f(xs):\n    total = 0\n    for x in xs:\n        total += x\n        total += 1\n    return total\n"
+    found = {desc: new for new, desc in mutations(text, 5, 5)}
+    assert found["drop the statement"] == text.replace("        total += 1\n", "")
+    alone = "def g(x):\n    x += 1\n"  # the only statement of its block: the candidate would not parse
+    assert all(desc != "drop the statement" or normalized(new) is None for new, desc in mutations(alone, 2, 2))
+
+
 def test_mutations_include_off_by_one_on_range_stops() -> None:
     texts = [new for new, _ in mutations(SOURCE, 6, 6)]
     assert SOURCE.replace("range(n)", "range(n + 1)") in texts

@@ -66,6 +66,9 @@ class LlamaEngine:
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"cannot load model {path}: {exc}", "is it a valid GGUF file? reinstall it") from None
         self.load_seconds = time.perf_counter() - started
+        if not extra_bufts():
+            log.info("weights are not repacked: this llama.cpp build uses AMX (see README, Models: a build without "
+                     "AMX generates faster)")
         self._ctx = self._llm.ctx
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self._piece_buf = ctypes.create_string_buffer(64)

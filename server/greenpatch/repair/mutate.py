@@ -127,6 +127,13 @@ def _ast_mutations(text: str, starts: list[int], first: int, last: int) -> Itera
                 seg = text[a:b]
                 yield text[:a] + f"{seg} + 1" + text[b:], "range stop + 1"
                 yield text[:a] + f"{seg} - 1" + text[b:], "range stop - 1"
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr)) and node.end_lineno is not None:
+            # excess logic: drop a whole simple statement that has its lines to itself (an emptied block does not
+            # parse, and is dropped with the other unparsable candidates)
+            a, b = _segment(text, starts, node)
+            line_start, line_end = starts[node.lineno - 1], starts[node.end_lineno] - 1
+            if not text[line_start:a].strip() and not text[b:line_end].strip():
+                yield text[:line_start] + text[line_end + 1:], "drop the statement"
         if isinstance(node, ast.Return) and isinstance(node.value, ast.UnaryOp) and isinstance(node.value.op, ast.Not):
             a, b = _segment(text, starts, node.value)
             oa, ob = _segment(text, starts, node.value.operand)
