@@ -57,14 +57,6 @@ def test_code_first_writes_code_where_the_model_would_start_a_comment(tiny_engin
     assert first.text.strip() and not first.text.lstrip().startswith("#")
 
 
-def test_avoiding_a_rejected_fill_starts_the_next_one_differently(tiny_engine) -> None:
-    first = tiny_engine.infill(CODE, "\n", max_tokens=12, stop=["\n"])
-    assert first.text.strip()
-    again = tiny_engine.infill(CODE, "\n", max_tokens=12, stop=["\n"], avoid=(first.text,))
-    assert again.text.strip() and again.text.split()[0] != first.text.split()[0]
-    assert again.logprobs[0] < first.logprobs[0], "the first step keeps the model's own (lower) log-probability"
-
-
 def test_a_cancelled_generation_stops_within_a_few_tokens(tiny_engine) -> None:
     token = StopAfter(3)
     g = tiny_engine.complete("Once upon a time", max_tokens=200, cancel=token)

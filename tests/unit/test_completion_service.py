@@ -40,32 +40,6 @@ async def test_an_empty_line_asks_the_engine_for_code_first(service: CompletionS
     assert [c["code_first"] for c in engine.calls] == [True, False]
 
 
-class SecondChoice(FakeEngine):
-    """Answers `first` unless told to avoid it, then `second` (the model's next choice)."""
-
-    def __init__(self, first: str, second: str) -> None:
-        super().__init__()
-        self.first, self.second = first, second
-
-    def _answer(self, prefix: str) -> str:
-        avoid = self.calls[-1]["avoid"] if self.calls else ()
-        return self.second if any(self.first.startswith(a) for a in avoid) else self.first  # type: ignore[union-attr]
-
-
-async def test_a_rejected_line_gets_one_more_try_that_starts_differently() -> None:
-    # the model's first line echoes the line below; its next choice is shown instead
-    engine = SecondChoice("return total", "total = sum(items)")
-    worker = EngineWorker(lambda: engine)
-    service = CompletionService(worker, CompletionSettings(debounce_ms=0))
-    try:
-        doc = "def f(items):\n    \n    return total\n"
-        s = await service.complete(URI, PATH, doc, 1, 1, 4, CancelToken(), mode="line")
-    finally:
-        worker.close()
-    assert s is not None and s.shown and s.text == "total = sum(items)"
-    assert [c["avoid"] for c in engine.calls] == [(), ("return total",)]
-
-
 async def test_typing_the_start_of_the_suggestion_answers_from_the_cache(
     service: CompletionService, engine: FakeEngine
 ) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,30 +128,32 @@ class CompletionService:
                 return None
             request_box: list[CompletionRequest] = []
 
-            def job(engine: Engine, avoid: tuple[str, ...] = ()) -> Generation:
-                if not request_box:
-                    request_box.append(build_request(
-                        text, line, col, self.settings, fim=engine.fim, path=path, root=self.root,
-                        index=self.index, recent=self.recent, mode=mode,  # type: ignore[arg-type]
-                    ))
-                request = request_box[0]
+            def job(engine: Engine) -> Generation:
+                request = build_request(
+                    text, line, col, self.settings, fim=engine.fim, path=path, root=self.root,
+                    index=self.index, recent=self.recent, mode=mode,  # type: ignore[arg-type]
+                )
+                request_box.append(request)
                 return engine.infill(request.prefix, request.suffix, context=request.context,
                                      max_tokens=request.max_tokens, stop=request.stop, cancel=token,
-                                     code_first=request.code_first, avoid=avoid)
+                                     code_first=request.code_first)
 
-            generation = await self._generate(job, token)
-            if generation is None or self._stale(uri, version):
+            try:
+                self.model_calls += 1
+                generation = await self.worker.run(job, token)
+            except Cancelled:
+                return None
+            except GreenpatchError as exc:
+                self.last_error = exc
+                log.debug("completion failed: %s", exc)
+                return None
+            self.last_error = None
+            if generation.stop_reason == "cancelled" or token.is_set() or self._stale(uri, version):
                 return None
             request = request_box[0]
-            shown_text = self._filtered(generation, request)
-            first_line = generation.text.strip().split("\n", 1)[0]
-            if not shown_text and request.mode == "line" and first_line and generation.stop_reason != "length":
-                # The filters rejected the model's line (it echoes a neighbour, opens a block with no body, breaks
-                # the parse): ask once more for its best line that starts differently.
-                retry = await self._generate(lambda engine: job(engine, (first_line,)), token)
-                if retry is None or self._stale(uri, version):
-                    return None
-                generation, shown_text = retry, self._filtered(retry, request)
+            cut_short = request.mode == "line" and generation.stop_reason == "length"
+            # a line the token limit cut off mid-way is not a complete unit: show nothing rather than half a line
+            shown_text = "" if cut_short else post_filter(generation.text, request) or ""
             mean = generation.mean_logprob
             self.cache.put(full_prefix, full_suffix, mode, Cached(shown_text, mean, bool(shown_text)))
             shown = bool(shown_text) and passes_gate(mean, self.settings.gate_threshold)
@@ -164,29 +165,6 @@ class CompletionService:
             )
         finally:
             self._inflight[uri].remove(entry)
-
-    async def _generate(self, job: Callable[[Engine], Generation], token: CancelToken) -> Generation | None:
-        """One model call on the engine's thread; None when cancelled or failed (the failure is kept)."""
-        try:
-            self.model_calls += 1
-            generation = await self.worker.run(job, token)
-        except Cancelled:
-            return None
-        except GreenpatchError as exc:
-            self.last_error = exc
-            log.debug("completion failed: %s", exc)
-            return None
-        self.last_error = None
-        if generation.stop_reason == "cancelled" or token.is_set():
-            return None
-        return generation
-
-    @staticmethod
-    def _filtered(generation: Generation, request: CompletionRequest) -> str:
-        # a line the token limit cut off mid-way is not a complete unit: show nothing rather than half a line
-        if request.mode == "line" and generation.stop_reason == "length":
-            return ""
-        return post_filter(generation.text, request) or ""
 
     async def _debounce(self, uri: str, version: int, token: CancelToken) -> bool:
         """Wait debounce_ms; False when a newer version or a cancel arrived meanwhile."""

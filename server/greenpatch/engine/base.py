@@ -63,14 +63,12 @@ class Engine(Protocol):
         seed: int | None = None,
         cancel: CancelToken | None = None,
         code_first: bool = False,
-        avoid: tuple[str, ...] = (),
     ) -> Generation:
         """Generate the text between prefix and suffix. `context` is repo context placed first (stable, reused).
 
         `code_first`: the cursor sits on an empty line, so ending at once or breaking the line would leave it
         empty; engines that sample themselves take the best token that writes something (the local engine);
-        others may ignore it. `avoid`: fills already rejected; engines that sample themselves do not start the
-        fill with the token any of them started with (the model's next choice instead); others may ignore it.
+        others may ignore it.
         """
         ...
 

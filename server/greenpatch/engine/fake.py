@@ -59,11 +59,10 @@ class FakeEngine:
         seed: int | None = None,
         cancel: CancelToken | None = None,
         code_first: bool = False,
-        avoid: tuple[str, ...] = (),
     ) -> Generation:
         with self._lock:
             self.calls.append({"prefix": prefix, "suffix": suffix, "context": context, "stop": stop,
-                               "max_tokens": max_tokens, "code_first": code_first, "avoid": avoid})
+                               "max_tokens": max_tokens, "code_first": code_first})
         started = time.perf_counter()
         if self.delay and cancel is not None and cancel.wait(self.delay):
             return Generation("", [], "cancelled", seconds=time.perf_counter() - started)

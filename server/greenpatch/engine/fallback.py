@@ -90,7 +90,6 @@ class FallbackEngine:
         seed: int | None = None,
         cancel: CancelToken | None = None,
         code_first: bool = False,
-        avoid: tuple[str, ...] = (),
     ) -> Generation:
         return self._run(
             lambda e: e.infill(
@@ -103,7 +102,6 @@ class FallbackEngine:
                 seed=seed,
                 cancel=cancel,
                 code_first=code_first,
-                avoid=avoid,
             ),
             cancel,
         )

@@ -89,7 +89,6 @@ class LlamaEngine:
         self._bos = self._llm.token_bos()
         self._chat_formatter: object | None = None
         self._empty_ids: np.ndarray | None = None
-        self._by_stripped: dict[bytes, list[int]] | None = None  # stripped token text -> tokens (for `avoid`)
 
     # --- tokens ---------------------------------------------------------------------------------------------
 
@@ -247,21 +246,6 @@ class LlamaEngine:
             self._empty_ids = np.array(sorted(ids), dtype=np.int64)
         return self._empty_ids
 
-    def _first_word_ids(self, avoid: tuple[str, ...]) -> np.ndarray:
-        """Every token that spells the first token of one of `avoid` (with or without leading whitespace)."""
-        if self._by_stripped is None:
-            by: dict[bytes, list[int]] = {}
-            for token in range(self.n_vocab):
-                by.setdefault(self._piece_bytes(token).strip(), []).append(token)
-            self._by_stripped = by
-        ids: list[int] = []
-        for text in avoid:
-            tokens = self.tokenize(text.strip()) if text.strip() else []
-            first = self._piece_bytes(tokens[0]).strip() if tokens else b""
-            if first:
-                ids.extend(self._by_stripped.get(first, []))
-        return np.array(sorted(set(ids)), dtype=np.int64)
-
     def _logits(self) -> np.ndarray:
         ptr = llama_cpp.llama_get_logits_ith(self._ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float32, copy=True)
@@ -314,7 +298,6 @@ class LlamaEngine:
         cancel: CancelToken | None,
         mode: str | None = None,
         code_first: bool = False,
-        avoid: tuple[str, ...] = (),
     ) -> Generation:
         started = time.perf_counter()
         if cancel is not None and cancel.is_set():
@@ -334,15 +317,12 @@ class LlamaEngine:
                 break
             logits = self._logits()
             norm = _logsumexp(logits)
-            if (code_first or avoid) and not text.strip():
-                # Nothing but whitespace so far. Code first: the end of text or a line break would leave the line
-                # empty. Avoid: the first word of a rejected fill. The log-probability below still comes from the
-                # unmasked distribution, so the gate sees how unsure the model was.
+            if code_first and not text.strip():
+                # Nothing but whitespace so far: the end of text or a line break would leave the line empty.
+                # The log-probability below still comes from the unmasked distribution, so the gate sees how
+                # unsure the model was.
                 masked = logits.copy()
-                if code_first:
-                    masked[self._empty_line_ids()] = -np.inf
-                if avoid:
-                    masked[self._first_word_ids(avoid)] = -np.inf
+                masked[self._empty_line_ids()] = -np.inf
                 token = self._sample(masked, temperature, rng)
             else:
                 token = self._sample(logits, temperature, rng)
@@ -400,11 +380,10 @@ class LlamaEngine:
         cancel: CancelToken | None = None,
         reuse: str | None = None,
         code_first: bool = False,
-        avoid: tuple[str, ...] = (),
     ) -> Generation:
         prompt = self.infill_tokens(prefix, suffix, context, max_tokens)
         return self._generate(prompt, max_tokens=max_tokens, stop=stop, temperature=temperature, seed=seed,
-                              cancel=cancel, mode=reuse, code_first=code_first, avoid=avoid)
+                              cancel=cancel, mode=reuse, code_first=code_first)
 
     def score(self, prefix: str, suffix: str, middle: str, *, context: str = "",
               cancel: CancelToken | None = None) -> list[float]:

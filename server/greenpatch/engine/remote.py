@@ -558,7 +558,6 @@ class RemoteEngine:
         seed: int | None = None,
         cancel: CancelToken | None = None,
         code_first: bool = False,
-        avoid: tuple[str, ...] = (),
     ) -> Generation:
         if self.fim is None and self._infill_endpoint is not False:
             generation = self._llama_infill(
