@@ -98,3 +98,24 @@ def test_recent_edits_keep_the_changed_area_once_per_place() -> None:
     regions = edits.regions()
     assert len(regions) == 1 and "v20 = 20001" in regions[0].text
     assert edits.regions(exclude=("a.py", 15, 25)) == []
+
+
+def test_names_typed_on_the_cursor_line_do_not_change_the_context() -> None:
+    assert "compute_total" not in names_near("x = 1\ntotal = compute_total")
+    assert "compute_total" in names_near("total = compute_total(items)\n")
+
+
+def test_the_edits_shown_stay_the_same_while_typing_in_one_place() -> None:
+    edits = RecentEdits(size=2, radius=3)
+    text = "\n".join(f"v{i} = {i}" for i in range(200))
+    edits.record("a.py", text)
+    edits.record("a.py", text := text.replace("v10 = 10", "v10 = 11"))
+    edits.record("b.py", "x = 1")
+    edits.record("b.py", "x = 2")
+    shown = edits.near_cursor("a.py", 150)
+    assert [r.path for r in shown] == ["a.py", "b.py"]
+    for typed in ("w", "wo", "wor"):  # a new region near line 150 pushes out the oldest one...
+        edits.record("a.py", text.replace("v150 = 150", f"v150 = {typed}"))
+        assert edits.near_cursor("a.py", 150) == shown, "...but the prompt keeps the same context"
+    moved = edits.near_cursor("a.py", 100)
+    assert [r.path for r in moved] == ["b.py", "a.py"] and "v150 = wor" in moved[1].text

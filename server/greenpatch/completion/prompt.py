@@ -56,7 +56,7 @@ def build_request(
     # Most of the budget goes to the code around the cursor; what is left over carries repo context.
     prefix, suffix = nearby(text, line, col, prefix_chars=int(budget * 0.75), suffix_lines=settings.suffix_lines)
     current = path.resolve() if path is not None else None
-    regions = recent.regions(exclude=(str(path), line - 40, line + 40)) if recent is not None and path else []
+    regions = recent.near_cursor(str(path), line) if recent is not None and path else []
     repo = repo_context(index, prefix, current=current, root=root, budget_chars=max(budget - len(prefix), 0),
                         recent=regions)
     rel = path.name if path is not None else "untitled.py"

@@ -74,6 +74,7 @@ class RecentEdits:
         self.radius = radius
         self._regions: deque[EditRegion] = deque(maxlen=size)
         self._last_text: dict[str, str] = {}
+        self._held: tuple[str, int, list[EditRegion]] | None = None  # near_cursor's last answer
 
     def record(self, path: str, text: str) -> None:
         """Remember the area that changed since the last text seen for `path`."""
@@ -92,6 +93,18 @@ class RecentEdits:
                 self._regions.remove(existing)
         self._regions.append(EditRegion(path, start, region))
 
+    def near_cursor(self, path: str, line: int, window: int = 40) -> list[EditRegion]:
+        """The regions to show for a cursor at `path`:`line`, leaving out the code around it (the prompt has
+        that). The answer is kept while the cursor stays in the same area: typing there records a new region (and
+        may push out the oldest), and a context that changed with every keystroke would make the model evaluate
+        the whole prompt again each time."""
+        held = self._held
+        if held is not None and held[0] == path and abs(held[1] - line) <= self.radius:
+            return held[2]
+        found = self.regions(exclude=(path, line - window, line + window))
+        self._held = (path, line, found)
+        return found
+
     def regions(self, exclude: tuple[str, int, int] | None = None) -> list[EditRegion]:
         """Regions, oldest first, leaving out the one overlapping `exclude` = (path, first_line, last_line)."""
         out = []
@@ -105,8 +118,12 @@ class RecentEdits:
 
 
 def names_near(prefix: str, lines: int = 40) -> list[str]:
-    """Identifiers worth looking up: imported names and names used in the last lines before the cursor."""
+    """Identifiers worth looking up: imported names and names used in the last lines before the cursor's line.
+
+    Not the cursor's line itself: each name typed there would change the repo context, placed first in the prompt,
+    and make the model evaluate the whole prompt again mid-line."""
     found: dict[str, None] = {}
+    prefix = prefix[: prefix.rfind("\n") + 1]
     for row in prefix.split("\n"):
         match = _IMPORT.match(row)
         if match:
