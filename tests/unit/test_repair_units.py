@@ -39,6 +39,8 @@ def test_a_whole_simple_statement_can_be_dropped() -> None:
     text = "def f(xs):\n    total = 0\n    for x in xs:\n        total += x\n        total += 1\n    return total\n"
     found = {desc: new for new, desc in mutations(text, 5, 5)}
     assert found["drop the statement"] == text.replace("        total += 1\n", "")
+    documented = 'def h(x):\n    """Doc."""\n    return x\n'
+    assert "drop the statement" not in {desc for _, desc in mutations(documented, 2, 2)}, "never a docstring"
     alone = "def g(x):\n    x += 1\n"  # the only statement of its block: the candidate would not parse
     assert all(desc != "drop the statement" or normalized(new) is None for new, desc in mutations(alone, 2, 2))
 

@@ -127,7 +127,8 @@ def _ast_mutations(text: str, starts: list[int], first: int, last: int) -> Itera
                 seg = text[a:b]
                 yield text[:a] + f"{seg} + 1" + text[b:], "range stop + 1"
                 yield text[:a] + f"{seg} - 1" + text[b:], "range stop - 1"
-        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr)) and node.end_lineno is not None:
+        if (isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr)) and node.end_lineno is not None
+                and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))):  # not a docstring
             # excess logic: drop a whole simple statement that has its lines to itself (an emptied block does not
             # parse, and is dropped with the other unparsable candidates)
             a, b = _segment(text, starts, node)
