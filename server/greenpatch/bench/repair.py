@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     settings = Settings()
     settings.verify.test_timeout = 30.0
-    tasks = load_tasks(Path(args.dataset), args.tasks, getattr(args, "offset", 0))
+    tasks = load_tasks(Path(args.dataset), args.tasks, args.offset)
     model = args.model or "default"
     engine, why = _engine_worker(model, settings)
     if why:

@@ -75,7 +75,7 @@ def opens_block_without_body(line: str, after: str) -> bool:
         return False
     if not tokens or tokens[0].string not in _OPENERS or tokens[-1].string != ":":
         return False
-    nxt = next((x for x in after.split("\n") if x.strip() and not x.strip().startswith("#")), None)
+    nxt = next((x for x in io.StringIO(after) if x.strip() and not x.strip().startswith("#")), None)
     return nxt is not None and _indent(nxt) == _indent(line)
 
 
@@ -104,7 +104,7 @@ def post_filter(completion: str, req: CompletionRequest, *, check_syntax: bool =
     if not text.strip():
         return None
     first_line = (current_before + text.split("\n", 1)[0]).strip()
-    following = [x.strip() for x in after_line.split("\n")[:3] if x.strip()]
+    following = [x.strip() for x in after_line.split("\n", 3)[:3] if x.strip()]
     above = [x.strip() for x in req.full_prefix.split("\n")[:-1] if x.strip()][-1:]
     if first_line and (following[:1] == [first_line] or above == [first_line]):
         return None  # it echoes the line right below or right above the cursor

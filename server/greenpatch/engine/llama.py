@@ -54,19 +54,20 @@ class LlamaEngine:
         self.reuse = reuse
         self.min_chunk = min_chunk
         started = time.perf_counter()
+        repack = extra_bufts()
         try:
-            with _patched_defaults():
+            with _patched_defaults(repack):
                 self._llm = llama_cpp.Llama(
                     model_path=str(path), n_ctx=n_ctx, n_batch=512, n_ubatch=512, n_threads=self.threads,
                     n_threads_batch=self.threads, logits_all=False, verbose=False,
                     # Repacked weights are copies: a mapped file would stay resident beside them (measured with the
                     # default model: RSS 1.95 GB mapped, 1.36 GB read in, same speed).
-                    use_mmap=not extra_bufts(),
+                    use_mmap=not repack,
                 )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"cannot load model {path}: {exc}", "is it a valid GGUF file? reinstall it") from None
         self.load_seconds = time.perf_counter() - started
-        if not extra_bufts():
+        if not repack:
             log.info("weights are not repacked: this llama.cpp build uses AMX (see README, Models: a build without "
                      "AMX generates faster)")
         self._ctx = self._llm.ctx
@@ -447,7 +448,7 @@ def extra_bufts() -> bool:
 
 
 @contextlib.contextmanager
-def _patched_defaults() -> Iterator[None]:
+def _patched_defaults(repack: bool) -> Iterator[None]:
     """Context with two sequences; and weights without llama.cpp's "extra buffer types" when the build uses AMX.
 
     A llama.cpp built with GGML_NATIVE on an AMX CPU routes matmuls through AMX tiles, which segfault in VMs
@@ -458,7 +459,7 @@ def _patched_defaults() -> Iterator[None]:
 
     low = llama_module.llama_cpp
     model_defaults, context_defaults = low.llama_model_default_params, low.llama_context_default_params
-    no_extra = not extra_bufts()
+    no_extra = not repack
 
     def model_params() -> object:
         p = model_defaults()

@@ -62,6 +62,7 @@ class _Group:
     function: str
     failing: list[TestResult]
     suspects: list[Suspect] = field(default_factory=list)
+    covering: int | None = None  # tests that run the function (None: no coverage data)
 
 
 @dataclass
@@ -220,6 +221,7 @@ class RepairPipeline:
             # the group's own function first, then other suspects
             group.suspects.sort(key=lambda s: (s.path != group.path or s.function.name != group.function,
                                                -s.score, -s.line))
+            group.covering = self._covering_tests(group, coverage)
         return list(groups.values()), lost
 
     def _test_text(self, rel: str) -> str:
@@ -257,8 +259,7 @@ class RepairPipeline:
         budget = max(1, self.settings.candidates)
         rounds = max(1, self.settings.rounds)
         last_error = "; ".join(r.message.splitlines()[0] for r in group.failing if r.message)[:300]
-        covering = self._covering_tests(group)
-        weak = covering is not None and covering < WEAK_TESTS
+        weak = group.covering is not None and group.covering < WEAK_TESTS
         for round_no in range(1, rounds + 1):
             self._check_cancel()
             if self._out_of_time():
@@ -575,9 +576,8 @@ class RepairPipeline:
             round(v.run.seconds),  # whole seconds: finer differences are noise; ties keep the order found
         ))
         notes = []
-        covering = self._covering_tests(group)
-        if covering is not None and covering < WEAK_TESTS:
-            notes.append(f"few tests cover this code ({covering})")
+        if group.covering is not None and group.covering < WEAK_TESTS:
+            notes.append(f"few tests cover this code ({group.covering})")
         for v in plausible:
             v.note = "; ".join(notes + ([v.note] if v.note else []))
 
@@ -619,8 +619,7 @@ class RepairPipeline:
             for v, values in zip(plausible, scores):
                 v.natural = sum(values) / len(values)
 
-    def _covering_tests(self, group: _Group) -> int | None:
-        coverage = self.verifier.line_coverage() or {}
+    def _covering_tests(self, group: _Group, coverage: dict[str, dict[str, set[int]]]) -> int | None:
         if not coverage:
             return None
         sm = self._map(group.path)
