@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--tasks", type=int, default=60, help="HumanEval single-line tasks (0: skip quality)")
     bp.add_argument("--keystrokes", type=int, default=60, help="keystrokes to replay for latency")
     bp.add_argument("--suffix-lines", type=int, default=None, help="override completions.suffixLines for quality")
+    bp.add_argument("--offset", type=int, default=0,
+                    help="quality tasks are every (1033 / TASKS)-th row; start at this row instead of the first "
+                         "(another slice, e.g. for a held-out check)")
     bp.add_argument("--output", "-o", help="JSON report path (default: bench-NAME.json)")
     bp = bsub.add_parser("repair", help="fix rate and precision on HumanEvalFix")
     bp.add_argument("--dataset", default="../shared/eval/humanevalfix-python.jsonl",

@@ -123,3 +123,29 @@ def test_text_inserted_mid_prompt_keeps_the_cached_text_after_it(tiny_engine) ->
     tiny_engine.reuse = "chunk"
     tiny_engine.complete(head + tail, max_tokens=2)
     assert tiny_engine.complete(head + "import sys\n" + tail, max_tokens=6).text == fresh.text
+
+
+LETTERS = "\n".join(f"{c} = '{c * 3}'" for c in "abcdefghij") + "\n"
+
+
+def test_a_request_like_the_last_one_is_decoded_from_a_draft_and_gives_the_same_text(tiny_engine) -> None:
+    tiny_engine.speculate = False
+    plain = tiny_engine.complete(LETTERS, max_tokens=24)
+    tiny_engine.speculate = True
+    tiny_engine.complete(LETTERS, max_tokens=24)
+    again = tiny_engine.complete(LETTERS, max_tokens=24)
+    assert again.accepted_tokens >= 10, "the earlier output was proposed and the model kept it"
+    assert again.text == plain.text
+
+
+def test_a_rejected_draft_leaves_the_cache_as_if_it_was_never_drafted(tiny_engine) -> None:
+    tiny_engine.speculate = True
+    tiny_engine.complete(LETTERS, max_tokens=24)
+    other = LETTERS.replace("'", '"')
+    partly = tiny_engine.complete(other, max_tokens=24)  # drafts from the quoted letters, which differ in quotes
+    assert partly.drafted_tokens > partly.accepted_tokens, "precondition: some drafted tokens were rejected"
+    follow = tiny_engine.complete(other + "k = ", max_tokens=8)
+    tiny_engine.reuse, tiny_engine.speculate = "none", False
+    fresh = tiny_engine.complete(other + "k = ", max_tokens=8)
+    tiny_engine.reuse, tiny_engine.speculate = "chunk", True
+    assert follow.text == fresh.text

@@ -3,8 +3,9 @@
 Latency: lines of real files are retyped one character at a time against the warm engine through the real
 CompletionService (debounce excluded: it is a client-side wait), once per KV reuse mode in the same run:
 "chunk" (prefix reuse + llama.cpp-style shifting of the cached suffix), "prefix" (longest common token prefix
-only) and "none" (the whole prompt every time; fewer keystrokes, it is slow). Reports p50/p95 over all
-keystrokes and over those that called the model, the ratio to no reuse, and the process RSS.
+only), "nodraft" (the server's reuse mode without speculative drafts) and "none" (the whole prompt every time;
+fewer keystrokes, it is slow). Reports p50/p95 over all keystrokes and over those that called the model, the
+ratios to no reuse and to no drafts, and the process RSS.
 
 Quality: HumanEval single-line infilling (../shared/eval/): each task's line is removed, the service fills it
 (line mode, gate off, so every suggestion and its mean log-probability is recorded), and the tests run in a
@@ -119,15 +120,18 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
     streams = keystroke_streams(files, keystrokes)
     per_line = max(4, keystrokes // max(1, len(streams)))
     out: dict[str, Any] = {"files": [str(f) for f in files], "lines": len(streams)}
-    modes = ["prefix", "chunk", "none"] if hasattr(engine, "reuse") else ["fake"]
+    modes = ["prefix", "chunk", "nodraft", "none"] if hasattr(engine, "reuse") else ["fake"]
     if streams:  # untimed: page the model in, so the first mode measured does not pay for it
         path, text, line, _ = streams[0]
         engine.infill(text.split("\n")[line - 1] + "\n", "", max_tokens=4)
     for mode in modes:
         n = keystrokes if mode != "none" else max(3, keystrokes // 10)
         if hasattr(engine, "reuse"):
-            engine.reuse = mode  # type: ignore[attr-defined]
+            engine.reuse = DEFAULT_REUSE if mode == "nodraft" else mode  # type: ignore[attr-defined]
+            engine.speculate = mode != "nodraft"  # type: ignore[attr-defined]
             engine._clear()  # type: ignore[attr-defined]
+            engine._drafts.clear()  # type: ignore[attr-defined]
+        drafted = dict(getattr(engine, "draft_counts", {}))
         worker = EngineWorker(lambda: engine, owns_engine=False)
         service = CompletionService(worker, CompletionSettings(debounce_ms=0))
         started = time.perf_counter()
@@ -146,14 +150,21 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
             "mean_reused_tokens": round(statistics.mean([s["reused"] for s in samples if s["model"]] or [0]), 1),
             "wall_seconds": round(time.perf_counter() - started, 2),
         }
+        counts = getattr(engine, "draft_counts", None)
+        if counts is not None:
+            out[mode]["drafted_tokens"] = counts["drafted"] - drafted.get("drafted", 0)
+            out[mode]["accepted_tokens"] = counts["accepted"] - drafted.get("accepted", 0)
     if hasattr(engine, "reuse"):
-        engine.reuse = DEFAULT_REUSE  # what the server uses
+        engine.reuse, engine.speculate = DEFAULT_REUSE, True  # type: ignore[attr-defined]  # what the server uses
     if "none" in out and DEFAULT_REUSE in out:
         for key in ("p50", "model_p50"):
             a, b = out[DEFAULT_REUSE][key], out["none"]["model_p50"]
             out[f"speedup_{key}_vs_none"] = round(b / a, 1) if a and b else None
         a, b = out["prefix"]["model_p50"], out["chunk"]["model_p50"]
         out["chunk_vs_prefix_model_p50"] = round(a / b, 2) if a and b else None
+        for key in ("p50", "p95", "model_p50"):
+            a, b = out[DEFAULT_REUSE][key], out["nodraft"][key]
+            out[f"drafts_speedup_{key}"] = round(b / a, 2) if a and b else None
     return out
 
 
@@ -170,12 +181,12 @@ def _passes(program: str, timeout: float = 10.0) -> bool:
         os.unlink(name)
 
 
-def quality(engine: Engine, tasks: int, suffix_lines: int | None = None) -> dict[str, Any]:
+def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset: int = 0) -> dict[str, Any]:
     path = _eval_dir() / EVAL
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         rows = [json.loads(x) for x in handle]
     stride = max(1, len(rows) // tasks)
-    chosen = rows[::stride][:tasks]
+    chosen = rows[offset % stride :: stride][:tasks]
     worker = EngineWorker(lambda: engine, owns_engine=False)
     settings = CompletionSettings(debounce_ms=0, gate_threshold=-1e9)
     if suffix_lines is not None:
@@ -193,7 +204,8 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None) -> dict
             print(f"bench complete: task {k + 1}/{len(chosen)}", file=sys.stderr)
             results.append({
                 "task_id": row["task_id"], "text": text, "raw": s.raw if s else "", "filtered": not text,
-                "mean_logprob": s.mean_logprob if s else None, "seconds": round(s.seconds, 3) if s else None,
+                "mean_logprob": s.mean_logprob if s else None,
+                "logprobs": [round(x, 4) for x in s.logprobs or []] if s else [], "seconds": round(s.seconds, 3) if s else None,
                 "exact": text.strip() == row["canonical_solution"].strip(),
                 "passed": bool(text) and _passes(program),
             })
@@ -243,19 +255,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report["model_file_mb"] = round(model_mb, 1)
     threshold = settings.completions.gate_threshold
     if args.tasks > 0:
-        report["quality"] = quality(engine, args.tasks, getattr(args, "suffix_lines", None))
+        report["quality"] = quality(engine, args.tasks, getattr(args, "suffix_lines", None),
+                                    getattr(args, "offset", 0))
     if args.engine:
         from greenpatch.bench.remote import remote_latency
 
         report["remote_engine"] = remote_latency(args.engine, engine, files, max(args.keystrokes, 1), model=name)
     summary: dict[str, Any] = {"model": name, "rss_mb": report["rss_mb"], "model_file_mb": report["model_file_mb"]}
     lat = report.get("latency", {})
-    for mode in ("chunk", "prefix", "none"):
+    for mode in ("chunk", "prefix", "nodraft", "none"):
         if mode in lat:
             summary[f"{mode}_p50"] = lat[mode]["p50"]
             summary[f"{mode}_p95"] = lat[mode]["p95"]
             summary[f"{mode}_model_p50"] = lat[mode]["model_p50"]
-    for key in ("speedup_p50_vs_none", "speedup_model_p50_vs_none", "chunk_vs_prefix_model_p50"):
+    for key in ("speedup_p50_vs_none", "speedup_model_p50_vs_none", "chunk_vs_prefix_model_p50",
+                "drafts_speedup_p50", "drafts_speedup_p95"):
         if key in lat:
             summary[key] = lat[key]
     remote = report.get("remote_engine", {}).get("summary", {})

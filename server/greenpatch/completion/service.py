@@ -39,6 +39,7 @@ class Suggestion:
     reused_tokens: int = 0
     raw: str = ""  # what the model produced before the filters (for --verbose and the benchmark)
     model_seconds: float = 0.0
+    logprobs: list[float] | None = None  # per generated token (for the benchmark's gate analysis)
 
 
 class CompletionService:
@@ -161,7 +162,7 @@ class CompletionService:
                 self.typed.remember(uri, full_prefix, full_suffix, shown_text, mean)
             return Suggestion(
                 shown_text, mean, False, time.perf_counter() - started, shown, mode, generation.prompt_tokens,
-                generation.reused_tokens, generation.text, generation.seconds,
+                generation.reused_tokens, generation.text, generation.seconds, generation.logprobs,
             )
         finally:
             self._inflight[uri].remove(entry)

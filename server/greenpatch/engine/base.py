@@ -24,6 +24,8 @@ class Generation:
     prompt_tokens: int = 0
     reused_tokens: int = 0  # prompt tokens whose KV state was reused instead of evaluated
     seconds: float = 0.0
+    drafted_tokens: int = 0  # speculative decoding: tokens proposed from earlier outputs, and those the model kept
+    accepted_tokens: int = 0
 
     @property
     def mean_logprob(self) -> float | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from greenpatch.engine.base import CancelToken, ChatMessage, FimFormat, Generation
+from greenpatch.engine.drafts import DraftLength, DraftSource
 from greenpatch.engine.kvplan import DEFAULT_REUSE, MODES, ReusePlan, kv_operations, plan_reuse
 from greenpatch.errors import EngineUnavailable, ModelError
 
@@ -45,6 +46,7 @@ class LlamaEngine:
         n_ctx: int = DEFAULT_CTX,
         reuse: str = DEFAULT_REUSE,
         min_chunk: int = 12,
+        speculate: bool = True,
     ) -> None:
         if reuse not in MODES:
             raise ValueError(f"reuse must be one of {MODES}")
@@ -90,6 +92,10 @@ class LlamaEngine:
         self._bos = self._llm.token_bos()
         self._chat_formatter: object | None = None
         self._empty_ids: np.ndarray | None = None
+        self.speculate = speculate
+        self._drafts = DraftSource()
+        self._last_draft: list[int] = []
+        self.draft_counts = {"drafted": 0, "accepted": 0}  # since load (the benchmark reports them)
 
     # --- tokens ---------------------------------------------------------------------------------------------
 
@@ -213,8 +219,9 @@ class LlamaEngine:
 
     # --- decoding -------------------------------------------------------------------------------------------
 
-    def _decode(self, tokens: Sequence[int], positions: Sequence[int], seq: int = 0) -> None:
-        """Decode tokens at consecutive positions of sequence `seq`; logits are kept only for the last one."""
+    def _decode(self, tokens: Sequence[int], positions: Sequence[int], seq: int = 0, all_logits: bool = False) -> None:
+        """Decode tokens at consecutive positions of sequence `seq`; logits are kept for the last one only, or for
+        every one (`all_logits`: a speculative draft, at most one batch)."""
         for start in range(0, len(tokens), self._n_batch):
             part = range(start, min(start + self._n_batch, len(tokens)))
             batch = self._batch
@@ -224,7 +231,7 @@ class LlamaEngine:
                 batch.pos[j] = positions[i]
                 batch.n_seq_id[j] = 1
                 batch.seq_id[j][0] = seq
-                batch.logits[j] = i == len(tokens) - 1
+                batch.logits[j] = all_logits or i == len(tokens) - 1
             rc = llama_cpp.llama_decode(self._ctx, batch)
             if rc != 0:
                 self._clear()
@@ -233,6 +240,11 @@ class LlamaEngine:
     def _clear(self) -> None:
         llama_cpp.llama_memory_clear(self._mem, True)
         self._cached = []
+
+    def _drop_from(self, position: int) -> None:
+        """Forget the KV entries from `position` on (drafted tokens the model did not confirm)."""
+        if not llama_cpp.llama_memory_seq_rm(self._mem, 0, position, -1):
+            self._clear()
 
     def _empty_line_ids(self) -> np.ndarray:
         """Tokens that end the generation, only break the line, or start a comment: the ones a code-first step
@@ -247,8 +259,9 @@ class LlamaEngine:
             self._empty_ids = np.array(sorted(ids), dtype=np.int64)
         return self._empty_ids
 
-    def _logits(self) -> np.ndarray:
-        ptr = llama_cpp.llama_get_logits_ith(self._ctx, -1)
+    def _logits(self, index: int = -1) -> np.ndarray:
+        """Logits after the token at `index` of the last decoded batch (-1: its last token)."""
+        ptr = llama_cpp.llama_get_logits_ith(self._ctx, index)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float32, copy=True)
 
     def _prepare(self, prompt: list[int], mode: str) -> ReusePlan:
@@ -309,14 +322,22 @@ class LlamaEngine:
         out = bytearray()
         token_ends: list[int] = []  # byte length of `out` after each generated token
         logprobs: list[float] = []
+        emitted: list[int] = []
         reason = "length"
         text = ""
         cut: int | None = None
+        # Speculative greedy decoding (see drafts.py): `pending` are batch indices whose logits are ready, the
+        # first for the next token; `drafted` the draft tokens decoded after it, not yet confirmed.
+        speculate = temperature <= 0 and self.speculate
+        length = DraftLength()
+        pending: list[int] = [-1]
+        drafted: list[int] = []
+        n_drafted = n_accepted = 0
         for step in range(max_tokens):
             if cancel is not None and cancel.is_set():
                 reason = "cancelled"
                 break
-            logits = self._logits()
+            logits = self._logits(pending.pop(0))
             norm = _logsumexp(logits)
             if code_first and not text.strip():
                 # Nothing but whitespace so far: the end of text or a line break would leave the line empty.
@@ -328,6 +349,7 @@ class LlamaEngine:
             else:
                 token = self._sample(logits, temperature, rng)
             logprob = float(logits[token] - norm)
+            emitted.append(token)
             if token in self._stop_ids or llama_cpp.llama_vocab_is_eog(self._vocab, token):
                 reason = "eos"
                 break
@@ -341,8 +363,30 @@ class LlamaEngine:
                 break
             if step == max_tokens - 1:
                 break
-            self._decode([token], [len(self._cached)])
+            if drafted:
+                if drafted[0] == token and pending:  # the draft was right: its token is decoded already
+                    drafted.pop(0)
+                    self._cached.append(token)
+                    n_accepted += 1
+                    if not drafted:
+                        length.taken(len(self._last_draft), len(self._last_draft))
+                    continue
+                length.taken(len(self._last_draft), len(self._last_draft) - len(drafted))
+                self._drop_from(len(self._cached))
+                drafted, pending = [], []
+            draft = self._drafts.propose(emitted, min(length.value, max_tokens - step - 2)) if speculate else []
+            self._decode([token, *draft], range(len(self._cached), len(self._cached) + 1 + len(draft)),
+                         all_logits=bool(draft))
             self._cached.append(token)
+            pending = list(range(1 + len(draft))) if draft else [-1]
+            drafted, self._last_draft = list(draft), list(draft)
+            n_drafted += len(draft)
+        if drafted:  # drafted tokens past the end of the generation leave the cache
+            self._drop_from(len(self._cached))
+        if speculate:
+            self._drafts.remember(emitted)
+            self.draft_counts["drafted"] += n_drafted
+            self.draft_counts["accepted"] += n_accepted
         text = out.decode("utf-8", errors="ignore")
         if cut is not None:
             kept_bytes = len(text[:cut].encode("utf-8"))
@@ -350,7 +394,8 @@ class LlamaEngine:
             n = sum(1 for i, end in enumerate(token_ends) if (token_ends[i - 1] if i else 0) < kept_bytes)
             logprobs = logprobs[: max(n, 0)]
             text = text[:cut]
-        return Generation(text, logprobs, reason, len(prompt), plan.reused, time.perf_counter() - started)
+        return Generation(text, logprobs, reason, len(prompt), plan.reused, time.perf_counter() - started,
+                          drafted_tokens=n_drafted, accepted_tokens=n_accepted)
 
     @staticmethod
     def _sample(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
