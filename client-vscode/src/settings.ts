@@ -45,7 +45,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   {
     key: "completions.gateThreshold",
     type: "number",
-    default: -0.35,
+    default: -0.2,
     maximum: 0,
     description:
       "Mean token log-probability below which a suggestion is withheld. 0 hides everything, -99 shows everything.",

@@ -22,7 +22,9 @@ class CompletionSettings:
     debounce_ms: int = 120
     max_tokens: int = 64
     # Mean token log-probability below which a suggestion is withheld; 0 hides everything, -99 shows everything.
-    gate_threshold: float = -0.35
+    # -0.2: `greenpatch bench complete --tasks 100` on two slices of HumanEval single-line infilling (--offset 0
+    # and 5) showed 82.5 % of suggestions, 93.3 % of them right; -0.35 showed 93.5 %, 89.8 % right.
+    gate_threshold: float = -0.2
     context_tokens: int = 1024
     suffix_lines: int = 3
 
