@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -36,3 +37,11 @@ def test_every_subcommand_has_help_text():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert all(action.help for action in sub._choices_actions)
+
+
+def test_the_completion_benchmark_writes_a_report_with_typing_and_new_line_latency(tmp_path):
+    report = tmp_path / "bench.json"
+    assert main(["bench", "complete", "--model", "fake", "--tasks", "0", "--keystrokes", "8", "-o", str(report)]) == 0
+    latency = json.loads(report.read_text())["latency"]["fake"]
+    assert latency["keystrokes"] == 8 and latency["p50"] is not None
+    assert latency["new_place"] >= 1, "the first request at each line is reported on its own"
