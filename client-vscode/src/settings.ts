@@ -45,7 +45,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   {
     key: "completions.gateThreshold",
     type: "number",
-    default: -0.2,
+    default: -0.25,
     maximum: 0,
     description:
       "Mean token log-probability below which a suggestion is withheld. 0 hides everything, -99 shows everything.",
@@ -60,7 +60,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   {
     key: "completions.suffixLines",
     type: "integer",
-    default: 3,
+    default: 10,
     minimum: 0,
     description: "Lines after the cursor given to the model as the fill-in-the-middle suffix.",
   },

@@ -30,7 +30,7 @@ describe("server settings", () => {
   it("has the server's defaults when nothing is set", () => {
     const settings = defaultServerSettings();
     assert.deepEqual(settings.repair, { onSave: true, candidates: 8, rounds: 2, maxSeconds: 120 });
-    assert.equal((settings.completions as Record<string, unknown>).gateThreshold, -0.2);
+    assert.equal((settings.completions as Record<string, unknown>).gateThreshold, -0.25);
   });
 
   it("is what package.json contributes (run `node scripts/sync-package.mjs` after changing SETTINGS)", () => {
