@@ -94,7 +94,6 @@ class LlamaEngine:
         self._empty_ids: np.ndarray | None = None
         self.speculate = speculate
         self._drafts = DraftSource()
-        self._last_draft: list[int] = []
         self.draft_counts = {"drafted": 0, "accepted": 0}  # since load (the benchmark reports them)
 
     # --- tokens ---------------------------------------------------------------------------------------------
@@ -244,7 +243,8 @@ class LlamaEngine:
     def _drop_from(self, position: int) -> None:
         """Forget the KV entries from `position` on (drafted tokens the model did not confirm)."""
         if not llama_cpp.llama_memory_seq_rm(self._mem, 0, position, -1):
-            self._clear()
+            self._clear()  # the generation cannot go on without the prompt it was decoding after
+            X
 
     def _empty_line_ids(self) -> np.ndarray:
         """Tokens that end the generation, only break the line, or start a comment: the ones a code-first step
@@ -332,6 +332,7 @@ class LlamaEngine:
         length = DraftLength()
         pending: list[int] = [-1]
         drafted: list[int] = []
+        last_draft: list[int] = []
         n_drafted = n_accepted = 0
         for step in range(max_tokens):
             if cancel is not None and cancel.is_set():
@@ -369,9 +370,9 @@ class LlamaEngine:
                     self._cached.append(token)
                     n_accepted += 1
                     if not drafted:
-                        length.taken(len(self._last_draft), len(self._last_draft))
+                        length.taken(len(last_draft), len(last_draft))
                     continue
-                length.taken(len(self._last_draft), len(self._last_draft) - len(drafted))
+                length.taken(len(last_draft), len(last_draft) - len(drafted))
                 self._drop_from(len(self._cached))
                 drafted, pending = [], []
             draft = self._drafts.propose(emitted, min(length.value, max_tokens - step - 2)) if speculate else []
@@ -379,7 +380,7 @@ class LlamaEngine:
                          all_logits=bool(draft))
             self._cached.append(token)
             pending = list(range(1 + len(draft))) if draft else [-1]
-            drafted, self._last_draft = list(draft), list(draft)
+            drafted, last_draft = list(draft), list(draft)
             n_drafted += len(draft)
         if drafted:  # drafted tokens past the end of the generation leave the cache
             self._drop_from(len(self._cached))
