@@ -244,7 +244,7 @@ class LlamaEngine:
         """Forget the KV entries from `position` on (drafted tokens the model did not confirm)."""
         if not llama_cpp.llama_memory_seq_rm(self._mem, 0, position, -1):
             self._clear()  # the generation cannot go on without the prompt it was decoding after
-            X
+            raise ModelError("cannot remove drafted tokens from the KV cache", "the cache was cleared; try again")
 
     def _empty_line_ids(self) -> np.ndarray:
         """Tokens that end the generation, only break the line, or start a comment: the ones a code-first step
