@@ -12,6 +12,7 @@ from greenpatch.completion.service import CompletionService
 from greenpatch.config import CompletionSettings
 from greenpatch.engine.base import ChatMessage
 from greenpatch.engine.worker import EngineWorker
+from greenpatch.errors import ModelError
 
 pytestmark = pytest.mark.model
 
@@ -149,3 +150,15 @@ def test_a_rejected_draft_leaves_the_cache_as_if_it_was_never_drafted(tiny_engin
     fresh = tiny_engine.complete(other + "k = ", max_tokens=8)
     tiny_engine.reuse, tiny_engine.speculate = "chunk", True
     assert follow.text == fresh.text
+
+
+def test_drafted_tokens_that_cannot_be_removed_end_the_generation_with_a_clear_error(tiny_engine, monkeypatch) -> None:
+    import greenpatch.engine.llama as llama_module
+
+    tiny_engine.speculate, tiny_engine.reuse = True, "chunk"
+    tiny_engine.complete(LETTERS, max_tokens=24)
+    monkeypatch.setattr(llama_module.llama_cpp, "llama_memory_seq_rm", lambda *args: False)
+    with pytest.raises(ModelError, match="drafted tokens"):
+        tiny_engine.complete(LETTERS.replace("'", '"'), max_tokens=24)
+    monkeypatch.undo()
+    assert tiny_engine.complete(LETTERS.replace("'", '"'), max_tokens=8).text, "the next request starts afresh"
