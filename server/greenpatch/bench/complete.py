@@ -132,7 +132,7 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
             engine.speculate = mode != "nodraft"  # type: ignore[attr-defined]
             engine._clear()  # type: ignore[attr-defined]
             engine._drafts.clear()  # type: ignore[attr-defined]
-        drafted = dict(getattr(engine, "draft_counts", {}))
+        counts_before = dict(getattr(engine, "draft_counts", {}))
         worker = EngineWorker(lambda: engine, owns_engine=False)
         service = CompletionService(worker, CompletionSettings(debounce_ms=0))
         started = time.perf_counter()
@@ -156,8 +156,8 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
         }
         counts = getattr(engine, "draft_counts", None)
         if counts is not None:
-            out[mode]["drafted_tokens"] = counts["drafted"] - drafted.get("drafted", 0)
-            out[mode]["accepted_tokens"] = counts["accepted"] - drafted.get("accepted", 0)
+            out[mode]["drafted_tokens"] = counts["drafted"] - counts_before.get("drafted", 0)
+            out[mode]["accepted_tokens"] = counts["accepted"] - counts_before.get("accepted", 0)
     if hasattr(engine, "reuse"):
         engine.reuse, engine.speculate = DEFAULT_REUSE, True  # type: ignore[attr-defined]  # what the server uses
     if "none" in out and DEFAULT_REUSE in out:

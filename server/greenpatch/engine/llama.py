@@ -332,7 +332,7 @@ class LlamaEngine:
         length = DraftLength()
         pending: list[int] = [-1]
         drafted: list[int] = []
-        last_draft: list[int] = []
+        last_draft = 0  # length of the last draft decoded
         n_drafted = n_accepted = 0
         for step in range(max_tokens):
             if cancel is not None and cancel.is_set():
@@ -365,14 +365,14 @@ class LlamaEngine:
             if step == max_tokens - 1:
                 break
             if drafted:
-                if drafted[0] == token and pending:  # the draft was right: its token is decoded already
+                if drafted[0] == token:  # the draft was right: its token is decoded already
                     drafted.pop(0)
                     self._cached.append(token)
                     n_accepted += 1
                     if not drafted:
-                        length.taken(len(last_draft), len(last_draft))
+                        length.taken(last_draft, last_draft)
                     continue
-                length.taken(len(last_draft), len(last_draft) - len(drafted))
+                length.taken(last_draft, last_draft - len(drafted))
                 self._drop_from(len(self._cached))
                 drafted, pending = [], []
             draft = self._drafts.propose(emitted, min(length.value, max_tokens - step - 2)) if speculate else []
@@ -380,7 +380,7 @@ class LlamaEngine:
                          all_logits=bool(draft))
             self._cached.append(token)
             pending = list(range(1 + len(draft))) if draft else [-1]
-            drafted, last_draft = list(draft), list(draft)
+            drafted, last_draft = list(draft), len(draft)
             n_drafted += len(draft)
         if drafted:  # drafted tokens past the end of the generation leave the cache
             self._drop_from(len(self._cached))
