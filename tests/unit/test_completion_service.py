@@ -55,6 +55,38 @@ async def test_typing_the_start_of_the_suggestion_answers_from_the_cache(
     assert len(engine.calls) == calls, "no model call for a typed-along suggestion"
 
 
+async def test_typing_the_unsure_start_of_a_withheld_suggestion_shows_the_rest(
+    service: CompletionService, engine: FakeEngine
+) -> None:
+    engine.text = "total = price(items) + tax"
+    engine.logprobs = [-2.0]  # unsure of the first word only; the rest is -0.05 a token
+    first = await service.complete(URI, PATH, "\n", 1, 0, 0, CancelToken())
+    assert first is not None and not first.shown, "the whole line is below the gate"
+    service.notify_change(URI, 2)
+    second = await service.complete(URI, PATH, "total\n", 2, 0, 5, CancelToken())
+    assert second is not None and second.shown and second.cached and second.text == " = price(items) + tax"
+    assert second.mean_logprob == pytest.approx(-0.05)
+    service.notify_change(URI, 3)
+    third = await service.complete(URI, PATH, "total =\n", 3, 0, 7, CancelToken())
+    assert third is not None and third.shown and third.text == " price(items) + tax"
+    assert len(engine.calls) == 1
+
+
+async def test_a_withheld_suggestion_whose_rest_is_unsure_stays_withheld(
+    service: CompletionService, engine: FakeEngine
+) -> None:
+    engine.text = "total = price(items) + tax"
+    engine.logprobs = [-0.05, -0.05, -0.05, -2.0, -2.0]
+    await service.complete(URI, PATH, "\n", 1, 0, 0, CancelToken())
+    service.notify_change(URI, 2)
+    second = await service.complete(URI, PATH, "total\n", 2, 0, 5, CancelToken())
+    assert second is not None and not second.shown and second.mean_logprob == pytest.approx(-1.025)
+    assert len(engine.calls) == 1, "the model would say the same again"
+    service.notify_change(URI, 3)
+    await service.complete(URI, PATH, "totals\n", 3, 0, 6, CancelToken())
+    assert len(engine.calls) == 2, "typing something else asks the model"
+
+
 async def test_typing_something_else_asks_the_model_again(service: CompletionService, engine: FakeEngine) -> None:
     engine.text = "total_price(items)"
     await service.complete(URI, PATH, "x = \n", 1, 0, 4, CancelToken())

@@ -1,9 +1,9 @@
-"""An LRU of suggestions by prompt, and typed-along reuse of the suggestion just shown."""
+"""An LRU of suggestions by prompt, and typed-along reuse of the suggestion just made."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 KEY_PREFIX_CHARS = 4000
 KEY_SUFFIX_CHARS = 1000
@@ -14,6 +14,8 @@ class Cached:
     text: str
     mean_logprob: float | None
     shown: bool
+    logprobs: list[float] = field(default_factory=list)  # per token, with where each token ends in `text`
+    token_ends: list[int] = field(default_factory=list)
 
 
 class SuggestionCache:
@@ -43,28 +45,58 @@ class SuggestionCache:
         self._items.clear()
 
 
+def mean_after(logprobs: list[float], token_ends: list[int], typed: int) -> float | None:
+    """The mean log-probability of the tokens that end after the first `typed` characters; None when unknown."""
+    if not logprobs or len(token_ends) != len(logprobs):
+        return None
+    rest = [lp for lp, end in zip(logprobs, token_ends) if end > typed]
+    return sum(rest) / len(rest) if rest else None
+
+
 @dataclass
-class _Shown:
+class _Made:
     prefix: str
     suffix: str
     text: str
     mean_logprob: float | None
+    shown: bool
+    logprobs: list[float]
+    token_ends: list[int]
+
+
+@dataclass
+class Along:
+    rest: str  # what is left of the suggestion after what the user typed
+    mean_logprob: float | None  # the confidence to gate on: the whole suggestion's when it was shown, else the rest's
+    shown: bool  # the suggestion was shown already: it stays shown while the user types along it
 
 
 class TypedAlong:
-    """When the user types the first characters of the suggestion just shown, the rest is still the suggestion."""
+    """When the user types the first characters of the suggestion just made, the rest is still the suggestion.
 
-    def __init__(self) -> None:
-        self._last: dict[str, _Shown] = {}
+    A suggestion the gate withheld is kept too, with its per-token log-probabilities: once the user has typed its
+    uncertain start, the rest is what the model would say next, and it is shown when the rest alone passes the
+    gate (greedy decoding after those same tokens gives the same text, so asking the model again gains nothing).
+    """
 
-    def remember(self, uri: str, full_prefix: str, full_suffix: str, text: str, mean_logprob: float | None) -> None:
-        self._last[uri] = _Shown(full_prefix, full_suffix[:KEY_SUFFIX_CHARS], text, mean_logprob)
+    def __init__(self, keep_withheld: bool = True) -> None:
+        self.keep_withheld = keep_withheld  # False: only shown suggestions are typed along (the benchmark compares)
+        self._last: dict[str, _Made] = {}
+
+    def remember(self, uri: str, full_prefix: str, full_suffix: str, text: str, mean_logprob: float | None, *,
+                 shown: bool = True, logprobs: list[float] | None = None, token_ends: list[int] | None = None) -> None:
+        logprobs, token_ends = list(logprobs or []), list(token_ends or [])
+        if not shown and (not self.keep_withheld or not logprobs or len(logprobs) != len(token_ends)):
+            self._last.pop(uri, None)  # a withheld suggestion whose rest cannot be judged is of no use later
+            return
+        self._last[uri] = _Made(full_prefix, full_suffix[:KEY_SUFFIX_CHARS], text, mean_logprob, shown, logprobs,
+                                token_ends)
 
     def forget(self, uri: str) -> None:
         self._last.pop(uri, None)
 
-    def match(self, uri: str, full_prefix: str, full_suffix: str) -> tuple[str, float | None] | None:
-        """(the rest of the suggestion, its confidence) when the user typed along it; else None."""
+    def match(self, uri: str, full_prefix: str, full_suffix: str) -> Along | None:
+        """The rest of the suggestion when the user typed along it; else None."""
         last = self._last.get(uri)
         if last is None or full_suffix[:KEY_SUFFIX_CHARS] != last.suffix or not full_prefix.startswith(last.prefix):
             return None
@@ -72,4 +104,14 @@ class TypedAlong:
         if not typed or not last.text.startswith(typed):
             return None
         rest = last.text[len(typed) :]
-        return (rest, last.mean_logprob) if rest.strip() else None
+        if not rest.strip():
+            return None
+        if last.shown:
+            return Along(rest, last.mean_logprob, True)
+        return Along(rest, mean_after(last.logprobs, last.token_ends, len(typed)), False)
+
+    def shown(self, uri: str) -> None:
+        """The suggestion remembered for `uri` was shown (its rest passed the gate): keep showing it."""
+        last = self._last.get(uri)
+        if last is not None:
+            last.shown = True

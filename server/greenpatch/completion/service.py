@@ -111,14 +111,18 @@ class CompletionService:
 
         along = self.typed.match(uri, full_prefix, full_suffix)
         if along is not None:
-            rest, mean = along
-            return Suggestion(rest, mean, True, time.perf_counter() - started, True, mode or "line")
+            shown = along.shown or passes_gate(along.mean_logprob, self.settings.gate_threshold)
+            if shown and not along.shown:
+                self.typed.shown(uri)
+            return Suggestion(along.rest, along.mean_logprob, True, time.perf_counter() - started, shown,
+                              mode or "line")
         mode = mode or ("block" if wants_block(text, line, col) else "line")
         hit = self.cache.get(full_prefix, full_suffix, mode)
         if hit is not None:
             shown = bool(hit.text) and passes_gate(hit.mean_logprob, self.settings.gate_threshold)
-            if shown:
-                self.typed.remember(uri, full_prefix, full_suffix, hit.text, hit.mean_logprob)
+            if hit.text:
+                self.typed.remember(uri, full_prefix, full_suffix, hit.text, hit.mean_logprob, shown=shown,
+                                    logprobs=hit.logprobs, token_ends=hit.token_ends)
             return Suggestion(hit.text, hit.mean_logprob, True, time.perf_counter() - started, shown, mode)
 
         token = LinkedToken(cancel)
@@ -156,10 +160,12 @@ class CompletionService:
             # a line the token limit cut off mid-way is not a complete unit: show nothing rather than half a line
             shown_text = "" if cut_short else post_filter(generation.text, request) or ""
             mean = generation.mean_logprob
-            self.cache.put(full_prefix, full_suffix, mode, Cached(shown_text, mean, bool(shown_text)))
+            self.cache.put(full_prefix, full_suffix, mode, Cached(shown_text, mean, bool(shown_text),
+                                                                 generation.logprobs, generation.token_ends))
             shown = bool(shown_text) and passes_gate(mean, self.settings.gate_threshold)
-            if shown:
-                self.typed.remember(uri, full_prefix, full_suffix, shown_text, mean)
+            if shown_text:
+                self.typed.remember(uri, full_prefix, full_suffix, shown_text, mean, shown=shown,
+                                    logprobs=generation.logprobs, token_ends=generation.token_ends)
             return Suggestion(
                 shown_text, mean, False, time.perf_counter() - started, shown, mode, generation.prompt_tokens,
                 generation.reused_tokens, generation.text, generation.seconds, generation.logprobs,

@@ -26,6 +26,9 @@ class Generation:
     seconds: float = 0.0
     drafted_tokens: int = 0  # speculative decoding: tokens proposed from earlier outputs, and those the model kept
     accepted_tokens: int = 0
+    # Where each token of `logprobs` ends in `text` (characters); empty when the engine cannot tell. Lets a caller
+    # judge the confidence of the part of the text left after the user typed its start.
+    token_ends: list[int] = field(default_factory=list)
 
     @property
     def mean_logprob(self) -> float | None:

@@ -31,10 +31,12 @@ class FakeEngine:
     name = "fake"
     fim: FimFormat | None = FAKE_FIM
 
-    def __init__(self, *, delay: float = 0.0, per_token: float = 0.0, text: str | None = None) -> None:
+    def __init__(self, *, delay: float = 0.0, per_token: float = 0.0, text: str | None = None,
+                 logprobs: list[float] | None = None) -> None:
         self.delay = delay
         self.per_token = per_token
         self.text = text  # when set, every infill answers this
+        self.logprobs = logprobs  # when set, the log-probabilities of the first tokens (the rest get -0.05)
         self.calls: list[dict[str, object]] = []
         self._lock = threading.Lock()
 
@@ -81,8 +83,19 @@ class FakeEngine:
             if s and s in out:
                 out = out[: out.index(s)]
                 reason = "stop"
-        logprobs = [-0.05] * max(1, len(tokens)) if out else []
-        return Generation(out, logprobs, reason, len(prefix) // 4, 0, time.perf_counter() - started)
+        ends, end = [], 0
+        for token in tokens:
+            end += len(token)
+            if end > len(out):
+                break
+            ends.append(end)
+        if ends and ends[-1] < len(out):
+            ends.append(len(out))
+        logprobs = [(self.logprobs or [])[i] if i < len(self.logprobs or []) else -0.05 for i in range(len(ends))]
+        if out and not logprobs:
+            logprobs, ends = [-0.05], [len(out)]
+        return Generation(out, logprobs, reason, len(prefix) // 4, 0, time.perf_counter() - started,
+                          token_ends=ends)
 
     def score(self, prefix: str, suffix: str, middle: str, *, context: str = "",
               cancel: CancelToken | None = None) -> list[float]:
