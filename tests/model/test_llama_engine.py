@@ -41,6 +41,28 @@ def test_infill_generates_text_with_one_logprob_per_token(tiny_engine) -> None:
     assert tiny_engine.fim is None, "SmolLM2 has no FIM tokens: infill falls back to the prefix"
 
 
+def test_each_token_says_where_it_ends_in_the_text(tiny_engine) -> None:
+    g = tiny_engine.infill(CODE, "\n", max_tokens=20, stop=["):"])
+    assert len(g.token_ends) == len(g.logprobs) > 0
+    assert g.token_ends == sorted(g.token_ends) and g.token_ends[-1] == len(g.text)
+    whole = tiny_engine.infill(CODE, "\n", max_tokens=20)
+    assert whole.token_ends[-1] == len(whole.text) and len(whole.token_ends) == len(whole.logprobs)
+
+
+def test_a_half_typed_word_is_completed_not_taken_for_a_whole_one(tiny_engine) -> None:
+    tiny_engine.heal = False
+    try:
+        unhealed = tiny_engine.infill("def add(a, b):\n    retu", "\n", max_tokens=8, stop=["\n"])
+    finally:
+        tiny_engine.heal = True
+    healed = tiny_engine.infill("def add(a, b):\n    retu", "\n", max_tokens=8, stop=["\n"])
+    assert not unhealed.text.startswith("rn"), "without healing the tiny model writes `retu = ...`"
+    assert healed.text.startswith("rn "), healed.text
+    assert len(healed.logprobs) == len(healed.token_ends) and healed.token_ends[-1] == len(healed.text)
+    again = tiny_engine.infill("def add(a, b):\n    retu", "\n", max_tokens=8, stop=["\n"], reuse="none")
+    assert again.text == healed.text, "the healed tokens left the cache as a fresh evaluation would"
+
+
 def test_code_first_writes_on_the_empty_line_instead_of_leaving_it_empty(tiny_engine) -> None:
     plain = tiny_engine.infill("x = 1\n\n", "", max_tokens=8, stop=["\n"])
     assert plain.text == "", "precondition: left alone, the model breaks the line at once"

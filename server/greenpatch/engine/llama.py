@@ -20,6 +20,7 @@ import numpy as np
 
 from greenpatch.engine.base import CancelToken, ChatMessage, FimFormat, Generation
 from greenpatch.engine.drafts import DraftLength, DraftSource
+from greenpatch.engine.healing import MAX_HEALED_TOKENS, PieceIndex, tokens_to_heal
 from greenpatch.engine.kvplan import DEFAULT_REUSE, MODES, ReusePlan, kv_operations, plan_reuse
 from greenpatch.errors import EngineUnavailable, ModelError
 
@@ -47,6 +48,7 @@ class LlamaEngine:
         reuse: str = DEFAULT_REUSE,
         min_chunk: int = 12,
         speculate: bool = True,
+        heal: bool = True,
     ) -> None:
         if reuse not in MODES:
             raise ValueError(f"reuse must be one of {MODES}")
@@ -92,7 +94,10 @@ class LlamaEngine:
         self._bos = self._llm.token_bos()
         self._chat_formatter: object | None = None
         self._empty_ids: np.ndarray | None = None
+        self._pieces: list[bytes] | None = None
+        self._piece_index: PieceIndex | None = None
         self.speculate = speculate
+        self.heal = heal  # token healing of a partial word at the cursor (healing.py)
         self._drafts = DraftSource()
         self.draft_counts = {"drafted": 0, "accepted": 0}  # since load (the benchmark reports them)
 
@@ -246,13 +251,23 @@ class LlamaEngine:
             self._clear()  # the generation cannot go on without the prompt it was decoding after
             raise ModelError("cannot remove drafted tokens from the KV cache", "the cache was cleared; try again")
 
+    def _vocab_pieces(self) -> list[bytes]:
+        """Every token's text (special tokens: empty), read once."""
+        if self._pieces is None:
+            self._pieces = [self._piece_bytes(token) for token in range(self.n_vocab)]
+        return self._pieces
+
+    def _healing_index(self) -> PieceIndex:
+        if self._piece_index is None:
+            self._piece_index = PieceIndex(self._vocab_pieces())
+        return self._piece_index
+
     def _empty_line_ids(self) -> np.ndarray:
         """Tokens that end the generation, only break the line, or start a comment: the ones a code-first step
         masks (a comment on a line where code belongs leaves the user to write the code anyway)."""
         if self._empty_ids is None:
             ids = set(self._stop_ids)
-            for token in range(self.n_vocab):
-                piece = self._piece_bytes(token)
+            for token, piece in enumerate(self._vocab_pieces()):
                 if (llama_cpp.llama_vocab_is_eog(self._vocab, token) or (b"\n" in piece and not piece.strip())
                         or piece.lstrip().startswith(b"#")):
                     ids.add(token)
@@ -312,15 +327,19 @@ class LlamaEngine:
         cancel: CancelToken | None,
         mode: str | None = None,
         code_first: bool = False,
+        forced: bytes = b"",
     ) -> Generation:
+        """`forced`: text the generation must start with (token healing, see healing.py); it is not part of the
+        text, log-probabilities or token limit returned."""
         started = time.perf_counter()
         if cancel is not None and cancel.is_set():
             return Generation("", [], "cancelled", len(prompt), 0, 0.0)
         plan = self._prepare(prompt, mode or self.reuse)
         rng = np.random.default_rng(seed)
         stops = [s for s in (stop or []) if s]
-        out = bytearray()
-        token_ends: list[int] = []  # byte length of `out` after each generated token
+        out = bytearray()  # `forced`, then the text generated
+        base = len(forced)
+        token_ends: list[int] = []  # byte length of the text after each generated token
         logprobs: list[float] = []
         emitted: list[int] = []
         reason = "length"
@@ -334,13 +353,20 @@ class LlamaEngine:
         drafted: list[int] = []
         last_draft = 0  # length of the last draft decoded
         n_drafted = n_accepted = 0
-        for step in range(max_tokens):
+        for _ in range(max_tokens + base):
             if cancel is not None and cancel.is_set():
                 reason = "cancelled"
                 break
             logits = self._logits(pending.pop(0))
             norm = _logsumexp(logits)
-            if code_first and not text.strip():
+            if len(out) < base:
+                # Re-typing the healed text: only tokens that fit it; confidence among those alone.
+                fit = self._healing_index().fitting(forced[len(out) :])
+                masked = np.full_like(logits, -np.inf)
+                masked[fit] = logits[fit]
+                token = self._sample(masked, temperature, rng)
+                norm = _logsumexp(logits[fit])
+            elif code_first and not text.strip():
                 # Nothing but whitespace so far: the end of text or a line break would leave the line empty.
                 # The log-probability below still comes from the unmasked distribution, so the gate sees how
                 # unsure the model was.
@@ -355,15 +381,16 @@ class LlamaEngine:
                 reason = "eos"
                 break
             out += self._piece_bytes(token)
-            token_ends.append(len(out))
-            logprobs.append(logprob)
-            text = out.decode("utf-8", errors="ignore")
-            cut = _find_stop(text, stops)
-            if cut is not None:
-                reason = "stop"
-                break
-            if step == max_tokens - 1:
-                break
+            if len(out) > base:  # the token writes past the healed text: it is part of the suggestion
+                token_ends.append(len(out) - base)
+                logprobs.append(logprob)
+                text = out[base:].decode("utf-8", errors="ignore")
+                cut = _find_stop(text, stops)
+                if cut is not None:
+                    reason = "stop"
+                    break
+                if len(logprobs) >= max_tokens:
+                    break
             if drafted:
                 if drafted[0] == token:  # the draft was right: its token is decoded already
                     drafted.pop(0)
@@ -375,7 +402,8 @@ class LlamaEngine:
                 length.taken(last_draft, last_draft - len(drafted))
                 self._drop_from(len(self._cached))
                 drafted, pending = [], []
-            draft = self._drafts.propose(emitted, min(length.value, max_tokens - step - 2)) if speculate else []
+            room = max_tokens - len(logprobs) - 1
+            draft = self._drafts.propose(emitted, min(length.value, room)) if speculate and len(out) >= base else []
             self._decode([token, *draft], range(len(self._cached), len(self._cached) + 1 + len(draft)),
                          all_logits=bool(draft))
             self._cached.append(token)
@@ -388,15 +416,16 @@ class LlamaEngine:
             self._drafts.remember(emitted)
             self.draft_counts["drafted"] += n_drafted
             self.draft_counts["accepted"] += n_accepted
-        text = out.decode("utf-8", errors="ignore")
+        text = out[base:].decode("utf-8", errors="ignore")
         if cut is not None:
             kept_bytes = len(text[:cut].encode("utf-8"))
             # A token counts when some of its text is kept (the one carrying the stop may carry text too).
             n = sum(1 for i, end in enumerate(token_ends) if (token_ends[i - 1] if i else 0) < kept_bytes)
             logprobs = logprobs[: max(n, 0)]
             text = text[:cut]
+        ends = [min(len(bytes(out[base : base + end]).decode("utf-8", errors="ignore")), len(text)) for end in token_ends]
         return Generation(text, logprobs, reason, len(prompt), plan.reused, time.perf_counter() - started,
-                          drafted_tokens=n_drafted, accepted_tokens=n_accepted)
+                          drafted_tokens=n_drafted, accepted_tokens=n_accepted, token_ends=ends[: len(logprobs)])
 
     @staticmethod
     def _sample(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
@@ -429,8 +458,20 @@ class LlamaEngine:
         code_first: bool = False,
     ) -> Generation:
         prompt = self.infill_tokens(prefix, suffix, context, max_tokens)
+        forced = b""
+        if self.heal:
+            # The prompt ends with the cursor's line (after the middle token with FIM, see infill_tokens): heal
+            # the word at its end.
+            tail = prompt[-MAX_HEALED_TOKENS:]
+            if self.fim is not None:
+                middle = self._special[self.fim.middle]
+                tail = tail[len(tail) - tail[::-1].index(middle) :] if middle in tail else tail
+            k = tokens_to_heal(prefix, [self._piece_bytes(t) for t in tail])
+            if k:
+                forced = b"".join(self._piece_bytes(t) for t in tail[-k:])
+                prompt = prompt[:-k]
         return self._generate(prompt, max_tokens=max_tokens, stop=stop, temperature=temperature, seed=seed,
-                              cancel=cancel, mode=reuse, code_first=code_first)
+                              cancel=cancel, mode=reuse, code_first=code_first, forced=forced)
 
     def score(self, prefix: str, suffix: str, middle: str, *, context: str = "",
               cancel: CancelToken | None = None) -> list[float]:
