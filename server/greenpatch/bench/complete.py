@@ -3,10 +3,13 @@
 Latency: lines of real files are retyped one character at a time against the warm engine through the real
 CompletionService (debounce excluded: it is a client-side wait), once per KV reuse mode in the same run:
 "chunk" (prefix reuse + llama.cpp-style shifting of the cached suffix), "prefix" (longest common token prefix
-only), "nodraft" (the server's reuse mode without speculative drafts) and "none" (the whole prompt every time;
-fewer keystrokes, it is slow). Reports p50/p95 over the keystrokes typed and over those that called the model,
-the ratios to no reuse and to no drafts, the first request at each new line on its own (the first line of a mode
-starts from an empty cache), and the process RSS.
+only), "nodraft" (the server's reuse mode without speculative drafts), "shownonly" (the server's mode, but typing
+along only suggestions that were shown, not withheld ones whose rest became sure), "noheal" (the server's mode
+without token healing of a half-typed word) and "none" (the whole prompt every time; it stops after a few model
+calls, it is slow). Reports p50/p95 over the keystrokes typed and over those that called the model, the ratios
+to no reuse (model calls against model calls) and to the other modes, the first request at each new line on its
+own (the first line of a mode starts from an empty cache), how many suggestions were shown and how much of what
+was shown the file really has next, and the process RSS.
 
 Quality: HumanEval single-line infilling (../shared/eval/): each task's line is removed, the service fills it
 (line mode, gate off, so every suggestion and its mean log-probability is recorded), and the tests run in a
@@ -90,7 +93,7 @@ def keystroke_streams(files: list[Path], keystrokes: int, lines_per_file: int = 
 
 
 async def _replay(service: CompletionService, streams: list[tuple[Path, str, int, str]], keystrokes: int,
-                  per_line: int) -> list[dict[str, Any]]:
+                  per_line: int, max_model_calls: int | None = None) -> list[dict[str, Any]]:
     samples: list[dict[str, Any]] = []
     version = 0
     for path, text, line, target in streams:
@@ -100,6 +103,8 @@ async def _replay(service: CompletionService, streams: list[tuple[Path, str, int
         body = target[len(indent) :]
         for n in range(0, min(len(body), per_line) + 1):
             if sum(not x["first"] for x in samples) >= keystrokes:
+                return samples
+            if max_model_calls is not None and sum(x["model"] for x in samples) >= max_model_calls:
                 return samples
             rows[line] = indent + body[:n]
             version += 1
@@ -112,6 +117,11 @@ async def _replay(service: CompletionService, streams: list[tuple[Path, str, int
             # evaluates what changed since the last place, then typing along the line reuses it.
             samples.append({
                 "seconds": elapsed, "model": bool(s is not None and not s.cached), "shown": bool(s and s.shown),
+                # shown, and its first line is the rest of the line as the file has it; how much of it was
+                "right": bool(s and s.shown and s.text.split("\n", 1)[0].rstrip() == body[n:].rstrip()),
+                "chars": len(s.text.split("\n", 1)[0].rstrip()) if s and s.shown else 0,
+                "typed": len(os.path.commonprefix([s.text.split("\n", 1)[0].rstrip(), body[n:]])) if s and s.shown
+                else 0,
                 "reused": s.reused_tokens if s else 0, "prompt": s.prompt_tokens if s else 0, "first": n == 0,
             })
     return samples
@@ -121,22 +131,25 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
     streams = keystroke_streams(files, keystrokes)
     per_line = max(4, keystrokes // max(1, len(streams)))
     out: dict[str, Any] = {"files": [str(f) for f in files], "lines": len(streams)}
-    modes = ["prefix", "chunk", "nodraft", "none"] if hasattr(engine, "reuse") else ["fake"]
+    modes = ["prefix", "chunk", "nodraft", "shownonly", "noheal", "none"] if hasattr(engine, "reuse") else ["fake"]
     if streams:  # untimed: page the model in, so the first mode measured does not pay for it
         path, text, line, _ = streams[0]
         engine.infill(text.split("\n")[line - 1] + "\n", "", max_tokens=4)
     for mode in modes:
-        n = keystrokes if mode != "none" else max(3, keystrokes // 10)
         if hasattr(engine, "reuse"):
-            engine.reuse = DEFAULT_REUSE if mode == "nodraft" else mode  # type: ignore[attr-defined]
+            engine.reuse = mode if mode in ("prefix", "chunk", "none") else DEFAULT_REUSE  # type: ignore[attr-defined]
             engine.speculate = mode != "nodraft"  # type: ignore[attr-defined]
+            engine.heal = mode != "noheal"  # type: ignore[attr-defined]
             engine._clear()  # type: ignore[attr-defined]
             engine._drafts.clear()  # type: ignore[attr-defined]
         counts_before = dict(getattr(engine, "draft_counts", {}))
         worker = EngineWorker(lambda: engine, owns_engine=False)
         service = CompletionService(worker, CompletionSettings(debounce_ms=0))
+        service.typed.keep_withheld = mode != "shownonly"
         started = time.perf_counter()
-        replayed = asyncio.run(_replay(service, streams, n, per_line))
+        # No reuse is slow: the same keystrokes, but it stops after a few model calls.
+        cap = max(3, keystrokes // 5) if mode == "none" else None
+        replayed = asyncio.run(_replay(service, streams, keystrokes, per_line, cap))
         samples = [s for s in replayed if not s["first"]]
         first = [s["seconds"] for s in replayed if s["first"]]
         print(f"bench complete: {mode}: {len(samples)} keystrokes in {time.perf_counter() - started:.1f} s",
@@ -148,7 +161,9 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
             "keystrokes": len(samples), "model_calls": len(model_times),
             "p50": _pct(times, 0.5), "p95": _pct(times, 0.95), "mean": round(statistics.mean(times), 4) if times else None,
             "model_p50": _pct(model_times, 0.5), "model_p95": _pct(model_times, 0.95),
-            "shown": sum(s["shown"] for s in samples),
+            "shown": sum(s["shown"] for s in samples), "shown_right": sum(s["right"] for s in samples),
+            # of the characters shown, the share the user went on to type (their line's text)
+            "shown_chars_typed": round(sum(s["typed"] for s in samples) / max(1, sum(s["chars"] for s in samples)), 3),
             "mean_prompt_tokens": round(statistics.mean([s["prompt"] for s in samples if s["model"]] or [0]), 1),
             "mean_reused_tokens": round(statistics.mean([s["reused"] for s in samples if s["model"]] or [0]), 1),
             "wall_seconds": round(time.perf_counter() - started, 2),
@@ -159,16 +174,21 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
             out[mode]["drafted_tokens"] = counts["drafted"] - counts_before.get("drafted", 0)
             out[mode]["accepted_tokens"] = counts["accepted"] - counts_before.get("accepted", 0)
     if hasattr(engine, "reuse"):
-        engine.reuse, engine.speculate = DEFAULT_REUSE, True  # type: ignore[attr-defined]  # what the server uses
+        engine.reuse, engine.speculate, engine.heal = DEFAULT_REUSE, True, True  # type: ignore[attr-defined]  # the server's
     if "none" in out and DEFAULT_REUSE in out:
-        for key in ("p50", "model_p50"):
-            a, b = out[DEFAULT_REUSE][key], out["none"]["model_p50"]
+        # Model calls against model calls: the keystrokes answered without one (typed along) cost the same in
+        # both modes, and no reuse may stop early.
+        for key in ("model_p50", "model_p95"):
+            a, b = out[DEFAULT_REUSE][key], out["none"][key]
             out[f"speedup_{key}_vs_none"] = round(b / a, 1) if a and b else None
         a, b = out["prefix"]["model_p50"], out["chunk"]["model_p50"]
         out["chunk_vs_prefix_model_p50"] = round(a / b, 2) if a and b else None
         for key in ("p50", "p95", "model_p50"):
             a, b = out[DEFAULT_REUSE][key], out["nodraft"][key]
             out[f"drafts_speedup_{key}"] = round(b / a, 2) if a and b else None
+        for key in ("p50", "p95"):
+            a, b = out[DEFAULT_REUSE][key], out["shownonly"][key]
+            out[f"withheld_along_speedup_{key}"] = round(b / a, 2) if a and b else None
     return out
 
 
@@ -267,13 +287,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["remote_engine"] = remote_latency(args.engine, engine, files, max(args.keystrokes, 1), model=name)
     summary: dict[str, Any] = {"model": name, "rss_mb": report["rss_mb"], "model_file_mb": report["model_file_mb"]}
     lat = report.get("latency", {})
-    for mode in ("chunk", "prefix", "nodraft", "none"):
+    for mode in ("chunk", "prefix", "nodraft", "shownonly", "noheal", "none"):
         if mode in lat:
-            summary[f"{mode}_p50"] = lat[mode]["p50"]
-            summary[f"{mode}_p95"] = lat[mode]["p95"]
-            summary[f"{mode}_model_p50"] = lat[mode]["model_p50"]
-    for key in ("speedup_p50_vs_none", "speedup_model_p50_vs_none", "chunk_vs_prefix_model_p50",
-                "drafts_speedup_p50", "drafts_speedup_p95"):
+            for key in ("p50", "p95", "model_p50", "model_calls", "shown", "shown_chars_typed"):
+                summary[f"{mode}_{key}"] = lat[mode][key]
+    for key in ("speedup_model_p50_vs_none", "speedup_model_p95_vs_none", "chunk_vs_prefix_model_p50",
+                "drafts_speedup_p50", "drafts_speedup_p95", "withheld_along_speedup_p50", "withheld_along_speedup_p95"):
         if key in lat:
             summary[key] = lat[key]
     remote = report.get("remote_engine", {}).get("summary", {})
