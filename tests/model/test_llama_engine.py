@@ -63,6 +63,17 @@ def test_a_half_typed_word_is_completed_not_taken_for_a_whole_one(tiny_engine) -
     assert again.text == healed.text, "the healed tokens left the cache as a fresh evaluation would"
 
 
+def test_a_line_after_its_indentation_gets_no_extra_space(tiny_engine) -> None:
+    tiny_engine.heal = False
+    try:
+        unhealed = tiny_engine.infill("def add(a, b):\n    ", "\n", max_tokens=8, stop=["\n"], code_first=True)
+    finally:
+        tiny_engine.heal = True
+    healed = tiny_engine.infill("def add(a, b):\n    ", "\n", max_tokens=8, stop=["\n"], code_first=True)
+    assert unhealed.text.startswith(" "), "without healing the model indents once more"
+    assert healed.text.strip() and not healed.text[0].isspace(), healed.text
+
+
 def test_code_first_writes_on_the_empty_line_instead_of_leaving_it_empty(tiny_engine) -> None:
     plain = tiny_engine.infill("x = 1\n\n", "", max_tokens=8, stop=["\n"])
     assert plain.text == "", "precondition: left alone, the model breaks the line at once"

@@ -10,9 +10,14 @@ def test_the_tokens_holding_the_partial_word_are_backed_up_over() -> None:
     assert tokens_to_heal("x = pa", [b"x", b" =", b" pa"]) == 1
 
 
-def test_no_healing_after_a_space_or_a_symbol() -> None:
-    assert tokens_to_heal("    return ", [b"   ", b" return", b" "]) == 0
+def test_spaces_at_the_end_are_healed_too() -> None:
+    assert tokens_to_heal("    return ", [b"   ", b" return", b" "]) == 1
+    assert tokens_to_heal("def f():\n        ", [b"        "]) == 1, "the indentation of a new line"
+
+
+def test_no_healing_after_a_symbol_or_a_line_break() -> None:
     assert tokens_to_heal("f(", [b"f", b"("]) == 0
+    assert tokens_to_heal("x = 1\n", [b"x", b" =", b" ", b"1", b"\n"]) == 0
     assert tokens_to_heal("", []) == 0
 
 

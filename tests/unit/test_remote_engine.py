@@ -144,6 +144,7 @@ def test_known_models_get_a_fim_prompt_with_context_first_and_every_option_sent(
     generation = engine.infill("return", "\n", context="# ctx\n", max_tokens=7, stop=["\n"], seed=3)
 
     assert generation.text == " a + b" and generation.logprobs == [-0.5, -0.5]
+    assert generation.token_ends == [2, 6], "the tokens the server names tell where each ends"
     assert generation.stop_reason == "stop"
     sent = script.seen[-1]
     assert sent.path == "/v1/completions"

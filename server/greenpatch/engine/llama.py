@@ -361,11 +361,15 @@ class LlamaEngine:
             norm = _logsumexp(logits)
             if len(out) < base:
                 # Re-typing the healed text: only tokens that fit it; confidence among those alone.
-                fit = self._healing_index().fitting(forced[len(out) :])
+                index, remaining = self._healing_index(), forced[len(out) :]
+                fit = index.fitting(remaining)
+                norm = _logsumexp(logits[fit])
+                if code_first:  # nor a token that goes on past it to end the line or start a comment
+                    past = fit[index.lengths[fit] > len(remaining)]
+                    fit = np.setdiff1d(fit, np.intersect1d(past, self._empty_line_ids()))
                 masked = np.full_like(logits, -np.inf)
                 masked[fit] = logits[fit]
                 token = self._sample(masked, temperature, rng)
-                norm = _logsumexp(logits[fit])
             elif code_first and not text.strip():
                 # Nothing but whitespace so far: the end of text or a line break would leave the line empty.
                 # The log-probability below still comes from the unmasked distribution, so the gate sees how

@@ -691,6 +691,7 @@ class RemoteEngine:
     ) -> Generation:
         pieces: list[str] = []
         logprobs: list[float] = []
+        token_texts: list[str] = []  # each token's text, where the server says it (to tell where tokens end)
         finish: Any = None
         prompt_tokens = reused = 0
         with self._http.stream(path, body, cancel=cancel) as events:
@@ -701,15 +702,16 @@ class RemoteEngine:
                     delta = choice.get("delta") or {}
                     piece = delta.get("content") or ""
                     content = (choice.get("logprobs") or {}).get("content") or []
-                    logprobs.extend(
-                        float(t["logprob"])
-                        for t in content
-                        if isinstance(t, dict) and t.get("logprob") is not None
-                    )
+                    known = [t for t in content if isinstance(t, dict) and t.get("logprob") is not None]
+                    logprobs.extend(float(t["logprob"]) for t in known)
+                    token_texts.extend(str(t.get("token", "")) for t in known)
                 else:
                     piece = choice.get("text") or ""
                     values = (choice.get("logprobs") or {}).get("token_logprobs") or []
                     logprobs.extend(float(v) for v in values if v is not None)
+                    names = (choice.get("logprobs") or {}).get("tokens") or []
+                    if len(names) == len(values):
+                        token_texts.extend(str(t) for t, v in zip(names, values) if v is not None)
                 pieces.append(piece)
                 finish = choice.get("finish_reason") or finish
                 usage = event.get("usage") or {}
@@ -735,10 +737,14 @@ class RemoteEngine:
                     )
                 raise RemoteError(f"the server at {self.url} dropped the connection mid-response")
         text = "".join(pieces)
+        ends = _token_ends(token_texts, text) if len(token_texts) == len(logprobs) else []
         cut = _cut_at_stop(text, stop) if stop else None
         if cut is not None:
             text = text[:cut]
-        return Generation(text, logprobs, _stop_reason(finish), prompt_tokens, reused)
+            if ends:  # tokens with some text kept
+                n = sum(1 for i in range(len(ends)) if (ends[i - 1] if i else 0) < cut)
+                logprobs, ends = logprobs[:n], [min(e, cut) for e in ends[:n]]
+        return Generation(text, logprobs, _stop_reason(finish), prompt_tokens, reused, token_ends=ends)
 
     def _llama_infill(
         self,
@@ -829,6 +835,15 @@ class RemoteEngine:
                 self.url,
                 path,
             )
+
+
+def _token_ends(token_texts: list[str], text: str) -> list[int]:
+    """Where each token ends in `text`; empty when the tokens do not spell the text (bytes split mid-character)."""
+    ends, end = [], 0
+    for piece in token_texts:
+        end += len(piece)
+        ends.append(end)
+    return ends if "".join(token_texts) == text else []
 
 
 def _cut_at_stop(text: str, stop: list[str]) -> int | None:
