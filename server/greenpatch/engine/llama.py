@@ -97,7 +97,7 @@ class LlamaEngine:
         self._pieces: list[bytes] | None = None
         self._piece_index: PieceIndex | None = None
         self.speculate = speculate
-        self.heal = heal  # token healing of a partial word at the cursor (healing.py)
+        self.heal = heal  # token healing of a partial word or the spaces before the cursor (healing.py)
         self._drafts = DraftSource()
         self.draft_counts = {"drafted": 0, "accepted": 0}  # since load (the benchmark reports them)
 
