@@ -1,7 +1,8 @@
 """`greenpatch bench complete`: latency of inline completion while typing, and HumanEval single-line quality.
 
 Latency: lines of real files are retyped one character at a time against the warm engine through the real
-CompletionService (debounce excluded: it is a client-side wait), once per KV reuse mode in the same run:
+CompletionService with repo context from the files' project index, as the server has it (debounce excluded: it
+is a client-side wait), once per mode in the same run:
 "chunk" (prefix reuse + llama.cpp-style shifting of the cached suffix), "prefix" (longest common token prefix
 only), "nodraft" (the server's reuse mode without speculative drafts), "shownonly" (the server's mode, but typing
 along only suggestions that were shown, not withheld ones whose rest became sure), "noheal" (the server's mode
@@ -132,6 +133,12 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
     per_line = max(4, keystrokes // max(1, len(streams)))
     out: dict[str, Any] = {"files": [str(f) for f in files], "lines": len(streams)}
     modes = ["prefix", "chunk", "nodraft", "shownonly", "noheal", "none"] if hasattr(engine, "reuse") else ["fake"]
+    # Repo context as the server has it: the files' project indexed with tree-sitter (untimed, once).
+    from greenpatch.completion.command import _index, find_root
+
+    root = find_root(files[0]) if files else None
+    index = _index(root) if root is not None else None
+    out["repo_context"] = index is not None
     if streams:  # untimed: page the model in, so the first mode measured does not pay for it
         path, text, line, _ = streams[0]
         engine.infill(text.split("\n")[line - 1] + "\n", "", max_tokens=4)
@@ -144,7 +151,7 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
             engine._drafts.clear()  # type: ignore[attr-defined]
         counts_before = dict(getattr(engine, "draft_counts", {}))
         worker = EngineWorker(lambda: engine, owns_engine=False)
-        service = CompletionService(worker, CompletionSettings(debounce_ms=0))
+        service = CompletionService(worker, CompletionSettings(debounce_ms=0), index=index, root=root)
         service.typed.keep_withheld = mode != "shownonly"
         started = time.perf_counter()
         # No reuse is slow: the same keystrokes, but it stops after a few model calls.
