@@ -218,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--offset", type=int, default=0,
                     help="quality tasks are every (1033 / TASKS)-th row; start at this row instead of the first "
                          "(another slice, e.g. for a held-out check)")
+    bp.add_argument("--indented", action="store_true",
+                    help="quality with the cursor after the line's indentation, as an editor leaves it after Enter "
+                         "(and the same tasks without token healing, side by side)")
     bp.add_argument("--output", "-o", help="JSON report path (default: bench-NAME.json)")
     bp = bsub.add_parser("repair", help="fix rate and precision on HumanEvalFix")
     bp.add_argument("--dataset", default="../shared/eval/humanevalfix-python.jsonl",

@@ -45,3 +45,18 @@ def test_the_completion_benchmark_writes_a_report_with_typing_and_new_line_laten
     latency = json.loads(report.read_text())["latency"]["fake"]
     assert latency["keystrokes"] == 8 and latency["p50"] is not None
     assert latency["new_place"] >= 1, "the first request at each line is reported on its own"
+
+
+def test_the_quality_benchmark_can_put_the_cursor_after_the_indentation(tmp_path):
+    from greenpatch.bench.complete import _eval_dir
+    from greenpatch.errors import UsageError
+
+    try:
+        _eval_dir()
+    except UsageError:
+        pytest.skip("the evaluation data (../shared/eval) is not beside this clone")
+    report = tmp_path / "bench.json"
+    assert main(["bench", "complete", "--model", "fake", "--tasks", "2", "--keystrokes", "0", "--indented",
+                 "-o", str(report)]) == 0
+    quality = json.loads(report.read_text())["quality"]
+    assert quality["tasks"] == 2 and len(quality["results"]) == 2

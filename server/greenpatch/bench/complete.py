@@ -38,6 +38,7 @@ from greenpatch.config import CompletionSettings, Settings
 from greenpatch.engine import EngineWorker, load_engine, models
 from greenpatch.engine.base import Engine
 from greenpatch.engine.kvplan import DEFAULT_REUSE
+from greenpatch.errors import UsageError
 
 EVAL = "humaneval-singleline-infilling.jsonl.gz"
 GATES = [-0.05, -0.1, -0.15, -0.2, -0.25, -0.3, -0.35, -0.4, -0.5, -0.6, -0.8, -1.0, -99.0]
@@ -48,7 +49,7 @@ def _eval_dir() -> Path:
                       Path("/work/shared/eval")):
         if (candidate / EVAL).exists():
             return candidate.resolve()
-    raise FileNotFoundError(f"{EVAL} not found in ../shared/eval")
+    raise UsageError(f"{EVAL} not found in ../shared/eval", "run the benchmark from a clone with ../shared beside it")
 
 
 def _rss_mb() -> float:
@@ -215,7 +216,8 @@ def _passes(program: str, timeout: float = 10.0) -> bool:
         os.unlink(name)
 
 
-def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset: int = 0) -> dict[str, Any]:
+def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset: int = 0,
+            indented: bool = False) -> dict[str, Any]:
     path = _eval_dir() / EVAL
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         rows = [json.loads(x) for x in handle]
@@ -230,11 +232,14 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
     async def go() -> None:
         for k, row in enumerate(chosen):
             service = CompletionService(worker, settings)
-            doc = row["prompt"] + "\n" + row["suffix"]
+            # The cursor on the removed line: at column 0, or (indented) after the line's indentation.
+            indent = row["canonical_solution"][: len(row["canonical_solution"]) - len(row["canonical_solution"].lstrip(" \t"))]
+            indent = indent if indented else ""
+            doc = row["prompt"] + indent + "\n" + row["suffix"]
             line = row["prompt"].count("\n")
-            s = await service.complete(f"file:///humaneval/{k}.py", None, doc, 1, line, 0, mode="line")
+            s = await service.complete(f"file:///humaneval/{k}.py", None, doc, 1, line, len(indent), mode="line")
             text = s.text if s else ""
-            program = row["prompt"] + text + "\n" + row["suffix"] + "\n" + row["test"] + f"\ncheck({row['entry_point']})\n"
+            program = row["prompt"] + indent + text + "\n" + row["suffix"] + "\n" + row["test"] + f"\ncheck({row['entry_point']})\n"
             print(f"bench complete: task {k + 1}/{len(chosen)}", file=sys.stderr)
             results.append({
                 "task_id": row["task_id"], "text": text, "raw": s.raw if s else "", "filtered": not text,
@@ -289,8 +294,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report["model_file_mb"] = round(model_mb, 1)
     threshold = settings.completions.gate_threshold
     if args.tasks > 0:
+        indented = getattr(args, "indented", False)
         report["quality"] = quality(engine, args.tasks, getattr(args, "suffix_lines", None),
-                                    getattr(args, "offset", 0))
+                                    getattr(args, "offset", 0), indented)
+        if indented and hasattr(engine, "heal"):
+            engine.heal = False  # type: ignore[attr-defined]
+            report["quality_without_healing"] = quality(engine, args.tasks, getattr(args, "suffix_lines", None),
+                                                        getattr(args, "offset", 0), indented)
+            engine.heal = True  # type: ignore[attr-defined]
     if args.engine:
         from greenpatch.bench.remote import remote_latency
 
@@ -315,6 +326,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         at = min(q["gate_sweep"], key=lambda g: abs(g["gate"] - threshold))
         summary.update({"gate_threshold": threshold, "shown_at_gate": at["shown"],
                         "pass_of_shown_at_gate": at["pass_of_shown"]})
+    q = report.get("quality_without_healing")
+    if q:
+        at = min(q["gate_sweep"], key=lambda g: abs(g["gate"] - threshold))
+        summary.update({"without_healing_pass_rate": q["pass_rate"], "without_healing_shown_at_gate": at["shown"],
+                        "without_healing_pass_of_shown_at_gate": at["pass_of_shown"]})
     report["summary"] = summary
     engine.close()
     return report
