@@ -363,6 +363,8 @@ class LlamaEngine:
                 # Re-typing the healed text: only tokens that fit it; confidence among those alone.
                 index, remaining = self._healing_index(), forced[len(out) :]
                 fit = index.fitting(remaining)
+                if not len(fit):  # no token spells the rest (not seen with byte-level vocabularies): suggest nothing
+                    break
                 norm = _logsumexp(logits[fit])
                 if code_first:  # nor a token that goes on past it to end the line or start a comment
                     past = fit[index.lengths[fit] > len(remaining)]
