@@ -295,12 +295,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     threshold = settings.completions.gate_threshold
     if args.tasks > 0:
         indented = getattr(args, "indented", False)
-        report["quality"] = quality(engine, args.tasks, getattr(args, "suffix_lines", None),
-                                    getattr(args, "offset", 0), indented)
+
+        def run_quality() -> dict[str, Any]:
+            return quality(engine, args.tasks, getattr(args, "suffix_lines", None), getattr(args, "offset", 0),
+                           indented)
+
+        report["quality"] = run_quality()
         if indented and hasattr(engine, "heal"):
             engine.heal = False  # type: ignore[attr-defined]
-            report["quality_without_healing"] = quality(engine, args.tasks, getattr(args, "suffix_lines", None),
-                                                        getattr(args, "offset", 0), indented)
+            report["quality_without_healing"] = run_quality()
             engine.heal = True  # type: ignore[attr-defined]
     if args.engine:
         from greenpatch.bench.remote import remote_latency

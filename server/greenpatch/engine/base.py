@@ -35,6 +35,12 @@ class Generation:
         return sum(self.logprobs) / len(self.logprobs) if self.logprobs else None
 
 
+def kept_tokens(token_ends: list[int], cut: int) -> int:
+    """How many tokens keep some of their text when the text is cut at `cut` (the one carrying a stop string may
+    carry text before it too)."""
+    return sum(1 for i, end in enumerate(token_ends) if (token_ends[i - 1] if i else 0) < cut)
+
+
 @dataclass
 class FimFormat:
     prefix: str

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 import threading
 import time
+from itertools import accumulate
 
-from greenpatch.engine.base import CancelToken, ChatMessage, FimFormat, Generation
+from greenpatch.engine.base import CancelToken, ChatMessage, FimFormat, Generation, kept_tokens
 
 FAKE_FIM = FimFormat("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|repo_name|>", "<|file_sep|>")
 
@@ -83,17 +84,10 @@ class FakeEngine:
             if s and s in out:
                 out = out[: out.index(s)]
                 reason = "stop"
-        ends, end = [], 0
-        for token in tokens:
-            end += len(token)
-            if end > len(out):
-                break
-            ends.append(end)
-        if ends and ends[-1] < len(out):
-            ends.append(len(out))
-        logprobs = [(self.logprobs or [])[i] if i < len(self.logprobs or []) else -0.05 for i in range(len(ends))]
-        if out and not logprobs:
-            logprobs, ends = [-0.05], [len(out)]
+        ends = list(accumulate(map(len, tokens)))
+        ends = [min(e, len(out)) for e in ends[: kept_tokens(ends, len(out))]]
+        given = self.logprobs or []
+        logprobs = [given[i] if i < len(given) else -0.05 for i in range(len(ends))]
         return Generation(out, logprobs, reason, len(prefix) // 4, 0, time.perf_counter() - started,
                           token_ends=ends)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from greenpatch.engine.base import CancelToken, ChatMessage, FimFormat, Generation
+from greenpatch.engine.base import CancelToken, ChatMessage, FimFormat, Generation, kept_tokens
 from greenpatch.engine.drafts import DraftLength, DraftSource
 from greenpatch.engine.healing import MAX_HEALED_TOKENS, PieceIndex, tokens_to_heal
 from greenpatch.engine.kvplan import DEFAULT_REUSE, MODES, ReusePlan, kv_operations, plan_reuse
@@ -339,7 +339,7 @@ class LlamaEngine:
         stops = [s for s in (stop or []) if s]
         out = bytearray()  # `forced`, then the text generated
         base = len(forced)
-        token_ends: list[int] = []  # byte length of the text after each generated token
+        token_ends: list[int] = []  # length of the text (characters) after each generated token
         logprobs: list[float] = []
         emitted: list[int] = []
         reason = "length"
@@ -388,9 +388,9 @@ class LlamaEngine:
                 break
             out += self._piece_bytes(token)
             if len(out) > base:  # the token writes past the healed text: it is part of the suggestion
-                token_ends.append(len(out) - base)
-                logprobs.append(logprob)
                 text = out[base:].decode("utf-8", errors="ignore")
+                token_ends.append(len(text))
+                logprobs.append(logprob)
                 cut = _find_stop(text, stops)
                 if cut is not None:
                     reason = "stop"
@@ -424,14 +424,10 @@ class LlamaEngine:
             self.draft_counts["accepted"] += n_accepted
         text = out[base:].decode("utf-8", errors="ignore")
         if cut is not None:
-            kept_bytes = len(text[:cut].encode("utf-8"))
-            # A token counts when some of its text is kept (the one carrying the stop may carry text too).
-            n = sum(1 for i, end in enumerate(token_ends) if (token_ends[i - 1] if i else 0) < kept_bytes)
-            logprobs = logprobs[: max(n, 0)]
-            text = text[:cut]
-        ends = [min(len(bytes(out[base : base + end]).decode("utf-8", errors="ignore")), len(text)) for end in token_ends]
+            n = kept_tokens(token_ends, cut)
+            logprobs, token_ends, text = logprobs[:n], [min(e, cut) for e in token_ends[:n]], text[:cut]
         return Generation(text, logprobs, reason, len(prompt), plan.reused, time.perf_counter() - started,
-                          drafted_tokens=n_drafted, accepted_tokens=n_accepted, token_ends=ends[: len(logprobs)])
+                          drafted_tokens=n_drafted, accepted_tokens=n_accepted, token_ends=token_ends)
 
     @staticmethod
     def _sample(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
@@ -472,9 +468,10 @@ class LlamaEngine:
             if self.fim is not None:
                 middle = self._special[self.fim.middle]
                 tail = tail[len(tail) - tail[::-1].index(middle) :] if middle in tail else tail
-            k = tokens_to_heal(prefix, [self._piece_bytes(t) for t in tail])
+            pieces = [self._piece_bytes(t) for t in tail]
+            k = tokens_to_heal(prefix, pieces)
             if k:
-                forced = b"".join(self._piece_bytes(t) for t in tail[-k:])
+                forced = b"".join(pieces[-k:])
                 prompt = prompt[:-k]
         return self._generate(prompt, max_tokens=max_tokens, stop=stop, temperature=temperature, seed=seed,
                               cancel=cancel, mode=reuse, code_first=code_first, forced=forced)

@@ -26,12 +26,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 from urllib.parse import urlsplit
 
 from greenpatch.cancel import CancelToken
 from greenpatch.config import EngineSettings, Settings
-from greenpatch.engine.base import ChatMessage, FimFormat, Generation
+from greenpatch.engine.base import ChatMessage, FimFormat, Generation, kept_tokens
 from greenpatch.errors import ConfigError, EngineUnavailable, GreenpatchError
 
 log = logging.getLogger(__name__)
@@ -741,8 +742,8 @@ class RemoteEngine:
         cut = _cut_at_stop(text, stop) if stop else None
         if cut is not None:
             text = text[:cut]
-            if ends:  # tokens with some text kept
-                n = sum(1 for i in range(len(ends)) if (ends[i - 1] if i else 0) < cut)
+            if ends:
+                n = kept_tokens(ends, cut)
                 logprobs, ends = logprobs[:n], [min(e, cut) for e in ends[:n]]
         return Generation(text, logprobs, _stop_reason(finish), prompt_tokens, reused, token_ends=ends)
 
@@ -839,11 +840,7 @@ class RemoteEngine:
 
 def _token_ends(token_texts: list[str], text: str) -> list[int]:
     """Where each token ends in `text`; empty when the tokens do not spell the text (bytes split mid-character)."""
-    ends, end = [], 0
-    for piece in token_texts:
-        end += len(piece)
-        ends.append(end)
-    return ends if "".join(token_texts) == text else []
+    return list(accumulate(map(len, token_texts))) if "".join(token_texts) == text else []
 
 
 def _cut_at_stop(text: str, stop: list[str]) -> int | None:
