@@ -65,6 +65,13 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: "Lines after the cursor given to the model as the fill-in-the-middle suffix.",
   },
   {
+    key: "completions.blockSeconds",
+    type: "number",
+    default: 2,
+    minimum: 0,
+    description: "Seconds a multi-line (block) suggestion may take: when they are up it ends at the next line end and shows the complete lines it has. 0: no limit.",
+  },
+  {
     key: "repair.onSave",
     type: "boolean",
     default: true,

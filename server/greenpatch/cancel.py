@@ -11,9 +11,15 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        # time.monotonic() after which a generation should end at its next line end and return what it has
+        # (a block suggestion on a time budget); None: no budget
+        self.wind_down_at: float | None = None
 
     def cancel(self) -> None:
         self._event.set()
+
+    def winding_down(self) -> bool:
+        return self.wind_down_at is not None and time.monotonic() >= self.wind_down_at
 
     def is_set(self) -> bool:
         return self._event.is_set()

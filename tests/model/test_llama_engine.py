@@ -109,6 +109,18 @@ def test_cancelling_from_another_thread_stops_a_long_generation(tiny_engine) -> 
     assert g.stop_reason == "cancelled" and len(g.logprobs) < 2000
 
 
+def test_out_of_time_a_block_ends_after_its_first_complete_line(tiny_engine) -> None:
+    prefix = "def count():\n    n = 0\n"
+    whole = tiny_engine.infill(prefix, "", max_tokens=40)
+    assert whole.text.count("\n") >= 2, "precondition: left alone, the model writes several lines"
+    token = CancelToken()
+    token.wind_down_at = 0.0  # the budget ran out before the first token
+    short = tiny_engine.infill(prefix, "", max_tokens=40, cancel=token)
+    assert short.stop_reason == "time" and short.text.strip() and "\n" not in short.text.strip(), short.text
+    assert whole.text.startswith(short.text + "\n"), "the same greedy text, cut at its first line of code's end"
+    assert len(short.logprobs) == len(short.token_ends) and short.token_ends[-1] == len(short.text)
+
+
 def test_a_repeated_prompt_reuses_the_evaluated_prefix(tiny_engine) -> None:
     tiny_engine.reuse = "chunk"
     first = tiny_engine.infill(CODE, "", max_tokens=4)

@@ -138,6 +138,14 @@ def test_an_inline_completion_comes_from_the_server_with_log_probabilities(engin
     assert generation.stop_reason in ("stop", "length")
 
 
+def test_out_of_time_the_server_stream_ends_after_a_complete_line(engine: RemoteEngine) -> None:
+    token = CancelToken()
+    token.wind_down_at = 0.0
+    generation = engine.infill("def count():\n    n = 0\n", "", max_tokens=40, cancel=token)
+    text = generation.text
+    assert generation.stop_reason == "time" and text.strip() and "\n" not in text.strip(), text
+
+
 def test_a_repair_chat_round_trips_and_missing_log_probabilities_are_reported_once(
     engine: RemoteEngine, caplog: pytest.LogCaptureFixture
 ) -> None:

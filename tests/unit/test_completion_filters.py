@@ -107,3 +107,11 @@ def test_a_line_opening_a_block_that_would_have_no_body_is_not_shown() -> None:
     assert post_filter("for n in nums:", below) == "for n in nums:", "the next line is its body"
     last = _request("def f(nums):\n    \n\ndef g():\n    pass\n", 1, 4, mode="line")
     assert post_filter("for n in nums:", last) == "for n in nums:", "writing top-down at the end of a block"
+
+
+def test_a_block_that_ends_by_opening_a_block_with_no_room_for_its_body_loses_that_line() -> None:
+    text = "def sign(n):\n    \n    return 1\n"
+    req = _request(text, 1, 4)
+    assert req.mode == "block"
+    assert post_filter("if n < 0:", req) is None
+    assert post_filter("n = int(n)\n    if n < 0:", req) == "n = int(n)"

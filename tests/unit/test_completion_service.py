@@ -169,3 +169,16 @@ async def test_a_line_cut_off_by_the_token_limit_is_not_shown() -> None:
         assert s is not None and not s.shown and s.text == ""
     finally:
         worker.close()
+
+
+@pytest.mark.parametrize(("budget", "expected"), [(0.1, "total = 0"), (0.0, "total = 0\n    for x in xs:\n        total += x")])
+async def test_a_block_out_of_time_shows_the_complete_lines_it_has(budget: float, expected: str) -> None:
+    engine = FakeEngine(text="total = 0\n    for x in xs:\n        total += x\n", per_token=0.05)
+    worker = EngineWorker(lambda: engine)
+    service = CompletionService(worker, CompletionSettings(debounce_ms=0, block_seconds=budget))
+    try:
+        s = await service.complete(URI, PATH, "def f(xs):\n    \n", 1, 1, 4, CancelToken())
+    finally:
+        worker.close()
+    assert s is not None and s.mode == "block" and s.text == expected, "0: no time limit"
+

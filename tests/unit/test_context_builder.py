@@ -119,3 +119,32 @@ def test_the_edits_shown_stay_the_same_while_typing_in_one_place() -> None:
         assert edits.near_cursor("a.py", 150) == shown, "...but the prompt keeps the same context"
     moved = edits.near_cursor("a.py", 100)
     assert [r.path for r in moved] == ["b.py", "a.py"] and "v150 = wor" in moved[1].text
+
+
+def test_the_repo_context_is_held_while_the_user_writes_on_in_one_place(tmp_path: Path) -> None:
+    from greenpatch.completion.prompt import build_request
+    from greenpatch.config import CompletionSettings
+    from greenpatch.context.builder import HeldContext
+
+    a = Sym("apply_discount", "function", tmp_path / "pricing.py", 1, 2)
+    b = Sym("Item", "class", tmp_path / "models.py", 1, 2)
+    index = FakeIndex([a, b], {a: "def apply_discount(p, pct):\n    ...", b: "class Item:\n    name: str"})
+    me = tmp_path / "cart.py"
+    head = "from pricing import apply_discount\n\n\ndef total(items):\n"
+    held = HeldContext(lines=10)
+
+    def context(lines: list[str], line: int) -> str:
+        text = head + "\n".join(lines + ["    "]) + "\n" + "\n" * 40 + "x = 1\n"
+        return build_request(text, line, 4, CompletionSettings(), fim=FAKE_FIM, path=me, root=tmp_path,
+                             index=index, held=held).context
+
+    first = context([], 4)
+    assert "apply_discount" in first and "class Item" not in first
+    # The line just finished names Item: a fresh context would bring its class (and evaluate the whole prompt
+    # again); the held one stays, so only the new line is evaluated.
+    assert context(["    first = Item()"], 5) == first
+    assert "class Item" in build_request(head + "    first = Item()\n    \n", 5, 4, CompletionSettings(),
+                                         fim=FAKE_FIM, path=me, root=tmp_path, index=index).context
+    # Far enough away, or in another file, it is computed again.
+    assert "class Item" in context(["    first = Item()"] + ["    pass"] * 12, 17)
+    assert held.get(str(tmp_path / "other.py"), 17, "") is None

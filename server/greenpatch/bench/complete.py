@@ -6,10 +6,12 @@ is a client-side wait), once per mode in the same run:
 "chunk" (prefix reuse + llama.cpp-style shifting of the cached suffix), "prefix" (longest common token prefix
 only), "nodraft" (the server's reuse mode without speculative drafts), "shownonly" (the server's mode, but typing
 along only suggestions that were shown, not withheld ones whose rest became sure), "noheal" (the server's mode
-without token healing of a half-typed word) and "none" (the whole prompt every time; it stops after a few model
+without token healing of a half-typed word), "unheld" (the server's mode, but the repo context is computed afresh
+for every request instead of being held while the cursor stays in one area) and "none" (the whole prompt every time; it stops after a few model
 calls, it is slow). Reports p50/p95 over the keystrokes typed and over those that called the model, the ratios
 to no reuse (model calls against model calls) and to the other modes, the first request at each new line on its
-own (the first line of a mode starts from an empty cache), how many suggestions were shown and how much of what
+own, split into the next line of code after the one just typed ("next_line": lines come in such pairs) and a
+jump elsewhere ("new_place"; the first line of a mode starts from an empty cache), how many suggestions were shown and how much of what
 was shown the file really has next, and the process RSS.
 
 Quality: HumanEval single-line infilling (../shared/eval/): each task's line is removed, the service fills it
@@ -35,6 +37,7 @@ from typing import Any
 
 from greenpatch.completion.service import CompletionService
 from greenpatch.config import CompletionSettings, Settings
+from greenpatch.context.builder import HeldContext
 from greenpatch.engine import EngineWorker, load_engine, models
 from greenpatch.engine.base import Engine
 from greenpatch.engine.kvplan import DEFAULT_REUSE
@@ -78,7 +81,10 @@ def _default_files() -> list[Path]:
 
 
 def keystroke_streams(files: list[Path], keystrokes: int, lines_per_file: int = 2) -> list[tuple[Path, str, int, str]]:
-    """(file, text with the target line cut to its indentation, line number, the line's text) per target line."""
+    """(file, text with the target line cut to its indentation, line number, the line's text) per target line.
+
+    Target lines come in pairs: a line, then the next line of code after it, typed with the first one whole above
+    it, as when the user finishes a line and goes on to the next."""
     targets = []
     for path in files:
         rows = path.read_text(encoding="utf-8").split("\n")
@@ -86,11 +92,14 @@ def keystroke_streams(files: list[Path], keystrokes: int, lines_per_file: int = 
                 and i > 20]
         if not good:
             continue
-        step = max(1, len(good) // (lines_per_file + 1))
-        for i in good[step::step][:lines_per_file]:
-            indent = rows[i][: len(rows[i]) - len(rows[i].lstrip())]
-            cut = rows[:i] + [indent] + rows[i + 1 :]
-            targets.append((path, "\n".join(cut), i, rows[i]))
+        pairs = max(1, lines_per_file // 2)
+        step = max(1, len(good) // (pairs + 1))
+        for i in good[step::step][:pairs]:
+            following = [k for k in range(i + 1, min(i + 4, len(rows))) if rows[k].strip()]
+            for k in [i] + following[:1]:
+                indent = rows[k][: len(rows[k]) - len(rows[k].lstrip())]
+                cut = rows[:k] + [indent] + rows[k + 1 :]
+                targets.append((path, "\n".join(cut), k, rows[k]))
     return targets
 
 
@@ -98,11 +107,14 @@ async def _replay(service: CompletionService, streams: list[tuple[Path, str, int
                   per_line: int, max_model_calls: int | None = None) -> list[dict[str, Any]]:
     samples: list[dict[str, Any]] = []
     version = 0
+    previous: tuple[Path, int] | None = None
     for path, text, line, target in streams:
         rows = text.split("\n")
         indent = rows[line]
         uri = path.as_uri()
         body = target[len(indent) :]
+        # the line of code right after the last one: the cursor moved down, only the line above changed
+        next_line = previous is not None and previous[0] == path and 0 < line - previous[1] <= 3
         for n in range(0, min(len(body), per_line) + 1):
             if sum(not x["first"] for x in samples) >= keystrokes:
                 return samples
@@ -118,7 +130,8 @@ async def _replay(service: CompletionService, streams: list[tuple[Path, str, int
             # The first request at a new place (the cursor moved to another line) is reported on its own: it
             # evaluates what changed since the last place, then typing along the line reuses it.
             samples.append({
-                "seconds": elapsed, "model": bool(s is not None and not s.cached), "shown": bool(s and s.shown),
+                "seconds": elapsed, "next_line": n == 0 and next_line,
+                "model": bool(s is not None and not s.cached), "shown": bool(s and s.shown),
                 # shown, and its first line is the rest of the line as the file has it; how much of it was
                 "right": bool(s and s.shown and s.text.split("\n", 1)[0].rstrip() == body[n:].rstrip()),
                 "chars": len(s.text.split("\n", 1)[0].rstrip()) if s and s.shown else 0,
@@ -126,6 +139,7 @@ async def _replay(service: CompletionService, streams: list[tuple[Path, str, int
                 else 0,
                 "reused": s.reused_tokens if s else 0, "prompt": s.prompt_tokens if s else 0, "first": n == 0,
             })
+        previous = (path, line)
     return samples
 
 
@@ -133,7 +147,7 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
     streams = keystroke_streams(files, keystrokes)
     per_line = max(4, keystrokes // max(1, len(streams)))
     out: dict[str, Any] = {"files": [str(f) for f in files], "lines": len(streams)}
-    modes = ["prefix", "chunk", "nodraft", "shownonly", "noheal", "none"] if hasattr(engine, "reuse") else ["fake"]
+    modes = ["prefix", "chunk", "nodraft", "shownonly", "noheal", "unheld", "none"] if hasattr(engine, "reuse") else ["fake"]
     # Repo context as the server has it: the files' project indexed with tree-sitter (untimed, once).
     from greenpatch.completion.command import _index, find_root
 
@@ -154,12 +168,15 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
         worker = EngineWorker(lambda: engine, owns_engine=False)
         service = CompletionService(worker, CompletionSettings(debounce_ms=0), index=index, root=root)
         service.typed.keep_withheld = mode != "shownonly"
+        if mode == "unheld":
+            service.held = HeldContext(lines=-1)  # never held
         started = time.perf_counter()
         # No reuse is slow: the same keystrokes, but it stops after a few model calls.
         cap = max(3, keystrokes // 5) if mode == "none" else None
         replayed = asyncio.run(_replay(service, streams, keystrokes, per_line, cap))
         samples = [s for s in replayed if not s["first"]]
-        first = [s["seconds"] for s in replayed if s["first"]]
+        first = [s["seconds"] for s in replayed if s["first"] and not s["next_line"]]
+        nxt = [s["seconds"] for s in replayed if s["next_line"]]
         print(f"bench complete: {mode}: {len(samples)} keystrokes in {time.perf_counter() - started:.1f} s",
               file=sys.stderr)
         worker.close()
@@ -176,6 +193,8 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
             "mean_reused_tokens": round(statistics.mean([s["reused"] for s in samples if s["model"]] or [0]), 1),
             "wall_seconds": round(time.perf_counter() - started, 2),
             "new_place": len(first), "new_place_p50": _pct(first, 0.5), "new_place_max": _pct(first, 1.0),
+            # the first request on the next line of code after finishing one (Enter): only that line is new
+            "next_line": len(nxt), "next_line_p50": _pct(nxt, 0.5), "next_line_max": _pct(nxt, 1.0),
         }
         counts = getattr(engine, "draft_counts", None)
         if counts is not None:
@@ -200,6 +219,9 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
             out[f"withheld_along_speedup_{key}"] = round(b / a, 2) if a and b else None
             a, b = out[DEFAULT_REUSE][key], out["noheal"][key]
             out[f"healing_speedup_{key}"] = round(b / a, 2) if a and b else None
+        for key in ("mean", "next_line_p50"):
+            a, b = out[DEFAULT_REUSE][key], out["unheld"][key]
+            out[f"held_context_speedup_{key}"] = round(b / a, 2) if a and b else None
     return out
 
 
@@ -311,13 +333,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["remote_engine"] = remote_latency(args.engine, engine, files, max(args.keystrokes, 1), model=name)
     summary: dict[str, Any] = {"model": name, "rss_mb": report["rss_mb"], "model_file_mb": report["model_file_mb"]}
     lat = report.get("latency", {})
-    for mode in ("chunk", "prefix", "nodraft", "shownonly", "noheal", "none"):
+    for mode in ("chunk", "prefix", "nodraft", "shownonly", "noheal", "unheld", "none"):
         if mode in lat:
-            for key in ("p50", "p95", "mean", "model_p50", "model_calls", "shown", "shown_chars_typed"):
+            for key in ("p50", "p95", "mean", "model_p50", "model_calls", "shown", "shown_chars_typed",
+                        "next_line_p50", "new_place_p50"):
                 summary[f"{mode}_{key}"] = lat[mode][key]
     for key in ("speedup_model_p50_vs_none", "speedup_model_p95_vs_none", "chunk_vs_prefix_model_p50",
                 "drafts_speedup_mean", "drafts_speedup_p95", "withheld_along_speedup_mean", "withheld_along_speedup_p95",
-                "healing_speedup_mean", "healing_speedup_p95"):
+                "healing_speedup_mean", "healing_speedup_p95", "held_context_speedup_mean",
+                "held_context_speedup_next_line_p50"):
         if key in lat:
             summary[key] = lat[key]
     remote = report.get("remote_engine", {}).get("summary", {})

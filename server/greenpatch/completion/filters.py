@@ -114,7 +114,9 @@ def post_filter(completion: str, req: CompletionRequest, *, check_syntax: bool =
         return None  # not a complete unit where it stands
     if check_syntax:
         candidate = text
-        while not parse_not_worse(req.full_prefix, candidate, req.full_suffix):
+        while not parse_not_worse(req.full_prefix, candidate, req.full_suffix) or (
+            req.mode == "block" and _last_line_opens_empty_block(current_before + candidate, req.full_suffix)
+        ):
             if req.mode != "block" or "\n" not in candidate:
                 return None
             candidate = candidate.rsplit("\n", 1)[0].rstrip()  # a shorter block may be a complete unit
@@ -122,6 +124,11 @@ def post_filter(completion: str, req: CompletionRequest, *, check_syntax: bool =
             return None
         text = candidate
     return text
+
+
+def _last_line_opens_empty_block(block: str, suffix: str) -> bool:
+    rest_of_line, _, after_line = suffix.partition("\n")
+    return not rest_of_line.strip() and opens_block_without_body(block.rsplit("\n", 1)[-1], after_line)
 
 
 def passes_gate(mean_logprob: float | None, threshold: float) -> bool:

@@ -6,7 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from greenpatch.config import CompletionSettings
-from greenpatch.context.builder import CHARS_PER_TOKEN, RecentEdits, SymbolIndex, nearby, repo_context, split_at
+from greenpatch.context.builder import (
+    CHARS_PER_TOKEN,
+    HeldContext,
+    RecentEdits,
+    SymbolIndex,
+    nearby,
+    repo_context,
+    split_at,
+)
 from greenpatch.engine.base import FimFormat
 
 LINE_MAX_TOKENS = 48
@@ -49,23 +57,29 @@ def build_request(
     root: Path | None = None,
     index: SymbolIndex | None = None,
     recent: RecentEdits | None = None,
+    held: HeldContext | None = None,
     mode: str | None = None,
 ) -> CompletionRequest:
     full_prefix, full_suffix = split_at(text, line, col)
     budget = int(settings.context_tokens * CHARS_PER_TOKEN)
     # Most of the budget goes to the code around the cursor; what is left over carries repo context.
     prefix, suffix = nearby(text, line, col, prefix_chars=int(budget * 0.75), suffix_lines=settings.suffix_lines)
-    current = path.resolve() if path is not None else None
-    regions = recent.near_cursor(str(path), line) if recent is not None and path else []
-    repo = repo_context(index, prefix, current=current, root=root, budget_chars=max(budget - len(prefix), 0),
-                        recent=regions)
-    rel = path.name if path is not None else "untitled.py"
-    if path is not None and root is not None:
-        try:
-            rel = path.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            pass
-    context = repo.render(fim, rel, root.name if root is not None else "")
+    key = str(path) if path is not None else ""
+    context = held.get(key, line, prefix) if held is not None else None
+    if context is None:
+        current = path.resolve() if path is not None else None
+        regions = recent.near_cursor(str(path), line) if recent is not None and path else []
+        repo = repo_context(index, prefix, current=current, root=root, budget_chars=max(budget - len(prefix), 0),
+                            recent=regions)
+        rel = path.name if path is not None else "untitled.py"
+        if path is not None and root is not None:
+            try:
+                rel = path.resolve().relative_to(root.resolve()).as_posix()
+            except ValueError:
+                pass
+        context = repo.render(fim, rel, root.name if root is not None else "")
+        if held is not None:
+            held.hold(key, line, prefix, context)
     mode = mode or ("block" if wants_block(text, line, col) else "line")
     if mode == "block":
         stop, max_tokens = list(BLOCK_STOPS), settings.max_tokens

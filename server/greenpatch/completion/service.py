@@ -19,7 +19,7 @@ from greenpatch.completion.cache import Cached, SuggestionCache, TypedAlong
 from greenpatch.completion.filters import passes_gate, post_filter
 from greenpatch.completion.prompt import CompletionRequest, build_request, wants_block
 from greenpatch.config import CompletionSettings
-from greenpatch.context.builder import RecentEdits, split_at
+from greenpatch.context.builder import HeldContext, RecentEdits, split_at
 from greenpatch.engine.base import Engine, Generation
 from greenpatch.engine.worker import EngineWorker
 from greenpatch.errors import Cancelled, GreenpatchError
@@ -57,6 +57,7 @@ class CompletionService:
         self.cache = SuggestionCache()
         self.typed = TypedAlong()
         self.recent = RecentEdits()
+        self.held = HeldContext()
         self.last_error: GreenpatchError | None = None
         self.model_calls = 0
         self._versions: dict[str, int] = {}
@@ -78,6 +79,7 @@ class CompletionService:
 
     def update_settings(self, settings: CompletionSettings) -> None:
         self.settings = settings
+        self.held.clear()
 
     def forget(self, uri: str) -> None:
         """The document closed."""
@@ -101,7 +103,7 @@ class CompletionService:
         *,
         mode: str | None = None,
     ) -> Suggestion | None:
-        started = time.perf_counter()
+        started, asked = time.perf_counter(), time.monotonic()
         if not self.settings.enabled or self._stale(uri, version):
             return None
         self.notify_change(uri, version)
@@ -136,9 +138,12 @@ class CompletionService:
             def job(engine: Engine) -> Generation:
                 request = build_request(
                     text, line, col, self.settings, fim=engine.fim, path=path, root=self.root,
-                    index=self.index, recent=self.recent, mode=mode,  # type: ignore[arg-type]
+                    index=self.index, recent=self.recent, held=self.held, mode=mode,  # type: ignore[arg-type]
                 )
                 request_box.append(request)
+                if request.mode == "block" and self.settings.block_seconds > 0:
+                    # the user waits from the request on: show the complete lines there are when time is up
+                    token.wind_down_at = asked + self.settings.block_seconds
                 return engine.infill(request.prefix, request.suffix, context=request.context,
                                      max_tokens=request.max_tokens, stop=request.stop, cancel=token,
                                      code_first=request.code_first)

@@ -117,6 +117,33 @@ class RecentEdits:
         return out
 
 
+class HeldContext:
+    """The rendered repo context last used at a place, kept while the cursor stays near it.
+
+    The repo context comes first in the prompt, so any change to it makes the model evaluate the whole prompt
+    again (~7 s for 1,000 tokens of the default model on 2 cores). Recomputed at every line, it changed whenever
+    the line just finished used another name or pushed one out of the lines looked at: pressing Enter cost a full
+    evaluation. It is recomputed only when the cursor leaves the area (another file, more than `lines` lines away)
+    or when the prefix window moved its start, which changes the prompt from there on anyway. The price: a name
+    used for the first time in this area, or a definition edited in another file, reaches the prompt only then."""
+
+    def __init__(self, lines: int = 24) -> None:
+        self.lines = lines
+        self._held: tuple[str, int, str, str] | None = None  # (path, line, window head, rendered context)
+
+    def get(self, path: str, line: int, window: str) -> str | None:
+        held = self._held
+        if held is None or held[0] != path or abs(held[1] - line) > self.lines or not window.startswith(held[2]):
+            return None
+        return held[3]
+
+    def hold(self, path: str, line: int, window: str, context: str) -> None:
+        self._held = (path, line, window[:256], context)
+
+    def clear(self) -> None:
+        self._held = None
+
+
 def names_near(prefix: str, lines: int = 40) -> list[str]:
     """Identifiers worth looking up: imported names and names used in the last lines before the cursor's line.
 

@@ -20,7 +20,7 @@ class Generation:
     text: str
     # One log-probability per generated token (natural log); empty when the engine cannot report them.
     logprobs: list[float] = field(default_factory=list)
-    stop_reason: str = "stop"  # "stop" | "length" | "cancelled" | "eos"
+    stop_reason: str = "stop"  # "stop" | "length" | "cancelled" | "eos" | "time" (see line_end_to_stop_at)
     prompt_tokens: int = 0
     reused_tokens: int = 0  # prompt tokens whose KV state was reused instead of evaluated
     seconds: float = 0.0
@@ -33,6 +33,15 @@ class Generation:
     @property
     def mean_logprob(self) -> float | None:
         return sum(self.logprobs) / len(self.logprobs) if self.logprobs else None
+
+
+def line_end_to_stop_at(text: str, cancel: CancelToken | None) -> int | None:
+    """Where to end a generation whose time budget ran out (`CancelToken.wind_down_at`): after its last
+    complete line of code, once it has one; None to go on."""
+    if cancel is None or not cancel.winding_down():
+        return None
+    end = text.rfind("\n")
+    return end if end > 0 and text[:end].strip() else None
 
 
 def kept_tokens(token_ends: list[int], cut: int) -> int:

@@ -12,7 +12,14 @@ import threading
 import time
 from itertools import accumulate
 
-from greenpatch.engine.base import CancelToken, ChatMessage, FimFormat, Generation, kept_tokens
+from greenpatch.engine.base import (
+    CancelToken,
+    ChatMessage,
+    FimFormat,
+    Generation,
+    kept_tokens,
+    line_end_to_stop_at,
+)
 
 FAKE_FIM = FimFormat("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|repo_name|>", "<|file_sep|>")
 
@@ -73,13 +80,18 @@ class FakeEngine:
         every = re.findall(r"\s*\S+|\s+", text)
         tokens = every[:max_tokens]
         out = ""
-        for token in tokens:
+        end: int | None = None
+        for i, token in enumerate(tokens):
             if cancel is not None and cancel.is_set():
                 return Generation(out, [-0.05] * len(out.split()), "cancelled", seconds=time.perf_counter() - started)
             if self.per_token:
                 time.sleep(self.per_token)
             out += token
-        reason = "length" if len(every) > max_tokens else "eos"
+            end = line_end_to_stop_at(out, cancel)
+            if end is not None:  # out of time (see CancelToken.wind_down_at): keep the complete lines
+                out, tokens = out[:end], tokens[: i + 1]
+                break
+        reason = "time" if end is not None else "length" if len(every) > max_tokens else "eos"
         for s in stop or []:
             if s and s in out:
                 out = out[: out.index(s)]

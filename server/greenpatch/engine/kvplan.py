@@ -19,7 +19,10 @@ MODES = ("chunk", "prefix", "none")
 # Side by side in `greenpatch bench complete --tasks 0 --keystrokes 60` (default model, typing replay, 2 quiet
 # cores): prefix reuse p50 0.78 s / p95 2.27 s, chunk reuse 0.88 s / 2.34 s, none 5.9 s. The current line sits after
 # the FIM middle token, so typing along a line reuses the whole prompt in both modes and chunk only adds its
-# bookkeeping; chunk stays available for other streams.
+# bookkeeping. Where it does help is the next line (the line above just finished, the suffix after it unchanged):
+# ad hoc, 80 such requests in greenpatch's own files, chunk reuse evaluated 35 tokens instead of 143, p50 1.37 s
+# instead of 1.85 s, but its first line differed from a fresh evaluation's in 38 of 80 (exactly right 14 vs 15):
+# not more right, and not the same, so the exact mode stays the default.
 DEFAULT_REUSE = "prefix"
 
 

@@ -18,7 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from greenpatch.engine.base import CancelToken, ChatMessage, FimFormat, Generation, kept_tokens
+from greenpatch.engine.base import (
+    CancelToken,
+    ChatMessage,
+    FimFormat,
+    Generation,
+    kept_tokens,
+    line_end_to_stop_at,
+)
 from greenpatch.engine.drafts import DraftLength, DraftSource
 from greenpatch.engine.healing import MAX_HEALED_TOKENS, PieceIndex, tokens_to_heal
 from greenpatch.engine.kvplan import DEFAULT_REUSE, MODES, ReusePlan, kv_operations, plan_reuse
@@ -394,6 +401,10 @@ class LlamaEngine:
                 cut = _find_stop(text, stops)
                 if cut is not None:
                     reason = "stop"
+                    break
+                cut = line_end_to_stop_at(text, cancel)
+                if cut is not None:
+                    reason = "time"
                     break
                 if len(logprobs) >= max_tokens:
                     break

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 from greenpatch.cancel import CancelToken
 from greenpatch.config import EngineSettings, Settings
-from greenpatch.engine.base import ChatMessage, FimFormat, Generation, kept_tokens
+from greenpatch.engine.base import ChatMessage, FimFormat, Generation, kept_tokens, line_end_to_stop_at
 from greenpatch.errors import ConfigError, EngineUnavailable, GreenpatchError
 
 log = logging.getLogger(__name__)
@@ -503,8 +503,8 @@ def _http_failure(resp: http.client.HTTPResponse) -> str:
 def _stop_reason(finish: Any) -> str:
     if finish in ("length", "limit"):
         return "length"
-    if finish == "eos":
-        return "eos"
+    if finish in ("eos", "time"):
+        return finish
     return "stop"
 
 
@@ -724,6 +724,10 @@ class RemoteEngine:
                 if stop and piece and _cut_at_stop("".join(pieces), stop) is not None:
                     finish = "stop"
                     break  # the server ignored the stop strings: stop reading (the connection is not reused)
+                timed = line_end_to_stop_at("".join(pieces), cancel) if "\n" in piece else None
+                if timed is not None:
+                    finish = "time"
+                    break  # out of time: keep the complete lines (the connection is not reused)
             if events.was_cancelled:
                 return Generation("".join(pieces), logprobs, "cancelled", prompt_tokens, reused)
             if events.why_stopped == "timeout":
@@ -740,6 +744,8 @@ class RemoteEngine:
         text = "".join(pieces)
         ends = _token_ends(token_texts, text) if len(token_texts) == len(logprobs) else []
         cut = _cut_at_stop(text, stop) if stop else None
+        if finish == "time":
+            cut = line_end_to_stop_at(text, cancel) or cut
         if cut is not None:
             text = text[:cut]
             if ends:
