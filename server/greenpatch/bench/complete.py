@@ -7,12 +7,12 @@ is a client-side wait), once per mode in the same run:
 only), "nodraft" (the server's reuse mode without speculative drafts), "shownonly" (the server's mode, but typing
 along only suggestions that were shown, not withheld ones whose rest became sure), "noheal" (the server's mode
 without token healing of a half-typed word), "unheld" (the server's mode, but the repo context is computed afresh
-for every request instead of being held while the cursor stays in one area) and "none" (the whole prompt every time; it stops after a few model
-calls, it is slow). Reports p50/p95 over the keystrokes typed and over those that called the model, the ratios
-to no reuse (model calls against model calls) and to the other modes, the first request at each new line on its
-own, split into the next line of code after the one just typed ("next_line": lines come in such pairs) and a
-jump elsewhere ("new_place"; the first line of a mode starts from an empty cache), how many suggestions were shown and how much of what
-was shown the file really has next, and the process RSS.
+for every request instead of being held while the cursor stays in one area) and "none" (the whole prompt every
+time; it stops after a few model calls, it is slow). Reports p50/p95 over the keystrokes typed and over those that
+called the model, the ratios to no reuse (model calls against model calls) and to the other modes, the first
+request at each new line on its own, split into the next line of code after the one just typed ("next_line":
+lines come in such pairs) and a jump elsewhere ("new_place"; the first line of a mode starts from an empty cache),
+how many suggestions were shown and how much of what was shown the file really has next, and the process RSS.
 
 Quality: HumanEval single-line infilling (../shared/eval/): each task's line is removed, the service fills it
 (line mode, gate off, so every suggestion and its mean log-probability is recorded), and the tests run in a
@@ -147,7 +147,8 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
     streams = keystroke_streams(files, keystrokes)
     per_line = max(4, keystrokes // max(1, len(streams)))
     out: dict[str, Any] = {"files": [str(f) for f in files], "lines": len(streams)}
-    modes = ["prefix", "chunk", "nodraft", "shownonly", "noheal", "unheld", "none"] if hasattr(engine, "reuse") else ["fake"]
+    modes = (["prefix", "chunk", "nodraft", "shownonly", "noheal", "unheld", "none"] if hasattr(engine, "reuse")
+             else ["fake"])
     # Repo context as the server has it: the files' project indexed with tree-sitter (untimed, once).
     from greenpatch.completion.command import _index, find_root
 
@@ -255,13 +256,14 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
         for k, row in enumerate(chosen):
             service = CompletionService(worker, settings)
             # The cursor on the removed line: at column 0, or (indented) after the line's indentation.
-            indent = row["canonical_solution"][: len(row["canonical_solution"]) - len(row["canonical_solution"].lstrip(" \t"))]
-            indent = indent if indented else ""
+            solution = row["canonical_solution"]
+            indent = solution[: len(solution) - len(solution.lstrip(" \t"))] if indented else ""
             doc = row["prompt"] + indent + "\n" + row["suffix"]
             line = row["prompt"].count("\n")
             s = await service.complete(f"file:///humaneval/{k}.py", None, doc, 1, line, len(indent), mode="line")
             text = s.text if s else ""
-            program = row["prompt"] + indent + text + "\n" + row["suffix"] + "\n" + row["test"] + f"\ncheck({row['entry_point']})\n"
+            program = (row["prompt"] + indent + text + "\n" + row["suffix"] + "\n" + row["test"]
+                       + f"\ncheck({row['entry_point']})\n")
             print(f"bench complete: task {k + 1}/{len(chosen)}", file=sys.stderr)
             results.append({
                 "task_id": row["task_id"], "text": text, "raw": s.raw if s else "", "filtered": not text,

@@ -114,8 +114,10 @@ def post_filter(completion: str, req: CompletionRequest, *, check_syntax: bool =
         return None  # not a complete unit where it stands
     if check_syntax:
         candidate = text
+        # a block must not end by opening one with no room for its body (tree-sitter's recovery accepts that)
         while not parse_not_worse(req.full_prefix, candidate, req.full_suffix) or (
-            req.mode == "block" and _last_line_opens_empty_block(current_before + candidate, req.full_suffix)
+            req.mode == "block" and not rest_of_line.strip()
+            and opens_block_without_body((current_before + candidate).rsplit("\n", 1)[-1], after_line)
         ):
             if req.mode != "block" or "\n" not in candidate:
                 return None
@@ -124,11 +126,6 @@ def post_filter(completion: str, req: CompletionRequest, *, check_syntax: bool =
             return None
         text = candidate
     return text
-
-
-def _last_line_opens_empty_block(block: str, suffix: str) -> bool:
-    rest_of_line, _, after_line = suffix.partition("\n")
-    return not rest_of_line.strip() and opens_block_without_body(block.rsplit("\n", 1)[-1], after_line)
 
 
 def passes_gate(mean_logprob: float | None, threshold: float) -> bool:

@@ -695,6 +695,7 @@ class RemoteEngine:
         token_texts: list[str] = []  # each token's text, where the server says it (to tell where tokens end)
         finish: Any = None
         prompt_tokens = reused = 0
+        timed: int | None = None  # where the text ends when the time budget ran out (see line_end_to_stop_at)
         with self._http.stream(path, body, cancel=cancel) as events:
             for event in events:
                 choices = event.get("choices") or []
@@ -743,9 +744,7 @@ class RemoteEngine:
                 raise RemoteError(f"the server at {self.url} dropped the connection mid-response")
         text = "".join(pieces)
         ends = _token_ends(token_texts, text) if len(token_texts) == len(logprobs) else []
-        cut = _cut_at_stop(text, stop) if stop else None
-        if finish == "time":
-            cut = line_end_to_stop_at(text, cancel) or cut
+        cut = timed if timed is not None else _cut_at_stop(text, stop) if stop else None
         if cut is not None:
             text = text[:cut]
             if ends:
