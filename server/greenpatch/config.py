@@ -31,7 +31,7 @@ class CompletionSettings:
     # 5) with 10 lines, 85 % and 85 % with 3; 40 lines gave no more (87 % on the first slice).
     suffix_lines: int = 10
     # A block suggestion (on an empty line that opens a body) ends at the first line end after this many seconds
-    # and shows the complete lines it has: a whole 64-token block takes ~6 s with the default model on 2 cores.
+    # and shows the complete lines it has: a whole 64-token block took ~6 s with the default model on 2 cores (ad hoc).
     # 0: no limit.
     block_seconds: float = 2.0
 
