@@ -72,6 +72,13 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: "Seconds a multi-line (block) suggestion may take: when they are up it ends at the next line end and shows the complete lines it has. 0: no limit.",
   },
   {
+    key: "completions.alternatives",
+    type: "integer",
+    default: 3,
+    minimum: 0,
+    description: "On an empty line above code, when the model would rather not end the fill after its line (it does not close the gap to the code below), sample this many other lines and show the likeliest whole fill (line and end). 0: off.",
+  },
+  {
     key: "repair.onSave",
     type: "boolean",
     default: true,

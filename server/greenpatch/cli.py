@@ -215,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--tasks", type=int, default=60, help="HumanEval single-line tasks (0: skip quality)")
     bp.add_argument("--keystrokes", type=int, default=60, help="keystrokes to replay for latency")
     bp.add_argument("--suffix-lines", type=int, default=None, help="override completions.suffixLines for quality")
+    bp.add_argument("--alternatives", type=int, default=None, metavar="N",
+                    help="override completions.alternatives for quality (0: the model's first choice only)")
     bp.add_argument("--offset", type=int, default=0,
                     help="quality tasks are every (1033 / TASKS)-th row; start at this row instead of the first "
                          "(another slice, e.g. for a held-out check)")

@@ -121,6 +121,43 @@ def test_out_of_time_a_block_ends_after_its_first_complete_line(tiny_engine) -> 
     assert len(short.logprobs) == len(short.token_ends) and short.token_ends[-1] == len(short.text)
 
 
+def test_end_check_says_how_likely_the_fill_ends_after_the_line(tiny_engine) -> None:
+    prefix = "def f(x):\n    if x > 0:\n        return 1\n    if x"
+    plain = tiny_engine.infill(prefix, "\n", max_tokens=16, stop=["\n"])
+    checked = tiny_engine.infill(prefix, "\n", max_tokens=16, stop=["\n"], end_check=True)
+    assert plain.end_logprob is None, "only when asked"
+    assert checked.text == plain.text and checked.stop_reason == "stop"
+    assert checked.end_logprob is not None and checked.end_logprob <= 0
+
+
+def test_text_before_the_line_break_in_one_token_is_decoded_for_the_end_check_then_dropped(tiny_engine) -> None:
+    import numpy as np
+
+    prefix = "def add(a, b):\n    return a + b\n\n\nprint(add(1, 2)"
+    first = tiny_engine.infill(prefix, "\n", max_tokens=16, stop=["\n"])
+    cached = list(tiny_engine._cached)
+    merged = tiny_engine.tokenize(" \n")
+    assert len(merged) == 1, "precondition: the vocabulary has a token for a space and a line break"
+    end = tiny_engine._end_logprob(np.zeros(1, dtype=np.float32), 0.0, merged[0])
+    assert end is not None and end <= 0
+    assert tiny_engine._cached == cached, "the decoded text left the cache"
+    assert tiny_engine.infill(prefix, "\n", max_tokens=16, stop=["\n"]).text == first.text
+
+
+def test_the_service_looks_for_a_better_line_on_an_empty_line_above_code(tiny_model_path: Path) -> None:
+    from greenpatch.engine.llama import LlamaEngine
+
+    worker = EngineWorker(lambda: LlamaEngine(tiny_model_path, name="tiny", n_ctx=2048))
+    service = CompletionService(worker, CompletionSettings(debounce_ms=0, gate_threshold=-99, alternatives=2))
+    doc = "def total(items):\n    result = 0\n    \n    return result\n"
+    try:
+        s = asyncio.run(service.complete("file:///t.py", None, doc, 1, 2, 4, CancelToken()))
+    finally:
+        worker.close()
+    assert s is not None and s.end_logprob is not None and s.end_logprob <= 0
+    assert s.sampled in (0, 2)
+
+
 def test_a_repeated_prompt_reuses_the_evaluated_prefix(tiny_engine) -> None:
     tiny_engine.reuse = "chunk"
     first = tiny_engine.infill(CODE, "", max_tokens=4)

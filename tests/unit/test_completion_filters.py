@@ -86,6 +86,12 @@ def test_the_gate_withholds_low_confidence_and_shows_what_it_cannot_judge() -> N
     assert passes_gate(None, -0.35)
 
 
+def test_the_gate_withholds_a_line_after_which_the_model_would_go_on_writing() -> None:
+    assert passes_gate(-0.1, -0.35, end_logprob=-0.1)
+    assert not passes_gate(-0.1, -0.35, end_logprob=-2.0), "the line does not close the gap to the code below"
+    assert passes_gate(-0.1, -99, end_logprob=-2.0), "-99 shows everything"
+
+
 def test_a_short_statement_also_found_higher_up_is_still_shown() -> None:
     text = "for k in keys:\n    if bad(k):\n        break\n    else:\n        \n"
     req = _request(text, 4, 8, mode="line")

@@ -7,8 +7,9 @@ is a client-side wait), once per mode in the same run:
 only), "nodraft" (the server's reuse mode without speculative drafts), "shownonly" (the server's mode, but typing
 along only suggestions that were shown, not withheld ones whose rest became sure), "noheal" (the server's mode
 without token healing of a half-typed word), "unheld" (the server's mode, but the repo context is computed afresh
-for every request instead of being held while the cursor stays in one area) and "none" (the whole prompt every
-time; it stops after a few model calls, it is slow). Reports p50/p95 over the keystrokes typed and over those that
+for every request instead of being held while the cursor stays in one area), "noalt" (the server's mode without
+sampling other lines where the first one is unsure, see completion/alternatives.py) and "none" (the whole prompt
+every time; it stops after a few model calls, it is slow). Reports p50/p95 over the keystrokes typed and over those that
 called the model, the ratios to no reuse (model calls against model calls) and to the other modes, the first
 request at each new line on its own, split into the next line of code after the one just typed ("next_line":
 lines come in such pairs) and a jump elsewhere ("new_place"; the first line of a mode starts from an empty cache),
@@ -17,7 +18,8 @@ how many suggestions were shown and how much of what was shown the file really h
 Quality: HumanEval single-line infilling (../shared/eval/): each task's line is removed, the service fills it
 (line mode, gate off, so every suggestion and its mean log-probability is recorded), and the tests run in a
 subprocess with a timeout. Reports pass rate, exact match, and for a sweep of gate thresholds the share shown
-and the pass rate of what was shown.
+and the pass rate of what was shown (the gate as the server applies it, with the fill's end probability where
+the service asked for it), and how many tasks sampled other lines (`--alternatives N` overrides the setting).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from greenpatch.completion.filters import passes_gate
 from greenpatch.completion.service import CompletionService
 from greenpatch.config import CompletionSettings, Settings
 from greenpatch.context.builder import HeldContext
@@ -138,6 +141,7 @@ async def _replay(service: CompletionService, streams: list[tuple[Path, str, int
                 "typed": len(os.path.commonprefix([s.text.split("\n", 1)[0].rstrip(), body[n:]])) if s and s.shown
                 else 0,
                 "reused": s.reused_tokens if s else 0, "prompt": s.prompt_tokens if s else 0, "first": n == 0,
+                "sampled": s.sampled if s else 0,
             })
         previous = (path, line)
     return samples
@@ -147,7 +151,7 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
     streams = keystroke_streams(files, keystrokes)
     per_line = max(4, keystrokes // max(1, len(streams)))
     out: dict[str, Any] = {"files": [str(f) for f in files], "lines": len(streams)}
-    modes = (["prefix", "chunk", "nodraft", "shownonly", "noheal", "unheld", "none"] if hasattr(engine, "reuse")
+    modes = (["prefix", "chunk", "nodraft", "shownonly", "noheal", "unheld", "noalt", "none"] if hasattr(engine, "reuse")
              else ["fake"])
     # Repo context as the server has it: the files' project indexed with tree-sitter (untimed, once).
     from greenpatch.completion.command import _index, find_root
@@ -167,7 +171,8 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
             engine._drafts.clear()  # type: ignore[attr-defined]
         counts_before = dict(getattr(engine, "draft_counts", {}))
         worker = EngineWorker(lambda: engine, owns_engine=False)
-        service = CompletionService(worker, CompletionSettings(debounce_ms=0), index=index, root=root)
+        settings = CompletionSettings(debounce_ms=0, alternatives=0 if mode == "noalt" else CompletionSettings.alternatives)
+        service = CompletionService(worker, settings, index=index, root=root)
         service.typed.keep_withheld = mode != "shownonly"
         if mode == "unheld":
             service.held = HeldContext(lines=-1)  # never held
@@ -196,6 +201,10 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
             "new_place": len(first), "new_place_p50": _pct(first, 0.5), "new_place_max": _pct(first, 1.0),
             # the first request on the next line of code after finishing one (Enter): only that line is new
             "next_line": len(nxt), "next_line_p50": _pct(nxt, 0.5), "next_line_max": _pct(nxt, 1.0),
+            # requests (new places included) that sampled other lines (completion/alternatives.py)
+            "sampled_requests": sum(1 for s in replayed if s["sampled"]),
+            "first_shown": sum(s["shown"] for s in replayed if s["first"]),
+            "first_right": sum(s["right"] for s in replayed if s["first"]),
         }
         counts = getattr(engine, "draft_counts", None)
         if counts is not None:
@@ -223,6 +232,9 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
         for key in ("mean", "next_line_p50"):
             a, b = out[DEFAULT_REUSE][key], out["unheld"][key]
             out[f"held_context_speedup_{key}"] = round(b / a, 2) if a and b else None
+        for key in ("mean", "p95", "next_line_p50", "new_place_p50"):
+            a, b = out[DEFAULT_REUSE][key], out["noalt"][key]
+            out[f"alternatives_cost_{key}"] = round(a / b, 2) if a and b else None
     return out
 
 
@@ -240,7 +252,7 @@ def _passes(program: str, timeout: float = 10.0) -> bool:
 
 
 def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset: int = 0,
-            indented: bool = False) -> dict[str, Any]:
+            indented: bool = False, alternatives: int | None = None) -> dict[str, Any]:
     path = _eval_dir() / EVAL
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         rows = [json.loads(x) for x in handle]
@@ -250,6 +262,8 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
     settings = CompletionSettings(debounce_ms=0, gate_threshold=-1e9)
     if suffix_lines is not None:
         settings.suffix_lines = suffix_lines
+    if alternatives is not None:
+        settings.alternatives = alternatives
     results = []
 
     async def go() -> None:
@@ -269,6 +283,7 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
                 "task_id": row["task_id"], "text": text, "raw": s.raw if s else "", "filtered": not text,
                 "mean_logprob": s.mean_logprob if s else None,
                 "logprobs": [round(x, 4) for x in s.logprobs or []] if s else [], "seconds": round(s.seconds, 3) if s else None,
+                "end_logprob": s.end_logprob if s else None, "sampled": s.sampled if s else 0,
                 "exact": text.strip() == row["canonical_solution"].strip(),
                 "passed": bool(text) and _passes(program),
             })
@@ -280,7 +295,7 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
     passed = sum(r["passed"] for r in results)
     sweep = []
     for gate in GATES:
-        shown = [r for r in results if r["text"] and (r["mean_logprob"] is None or r["mean_logprob"] >= gate)]
+        shown = [r for r in results if r["text"] and passes_gate(r["mean_logprob"], gate, r["end_logprob"])]
         ok = sum(r["passed"] for r in shown)
         sweep.append({"gate": gate, "shown": round(len(shown) / n, 3) if n else None,
                       "pass_of_shown": round(ok / len(shown), 3) if shown else None,
@@ -292,6 +307,8 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
         "pass_rate_unfiltered_shown": round(passed / max(1, sum(not r["filtered"] for r in results)), 3),
         "gate_sweep": sweep, "seconds": round(time.perf_counter() - started, 1),
         "p50_seconds": _pct([r["seconds"] for r in results if r["seconds"] is not None], 0.5),
+        "p95_seconds": _pct([r["seconds"] for r in results if r["seconds"] is not None], 0.95),
+        "alternatives": settings.alternatives, "tasks_sampled": sum(1 for r in results if r["sampled"]),
         "results": results,
     }
 
@@ -322,7 +339,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         def run_quality() -> dict[str, Any]:
             return quality(engine, args.tasks, getattr(args, "suffix_lines", None), getattr(args, "offset", 0),
-                           indented)
+                           indented, getattr(args, "alternatives", None))
 
         report["quality"] = run_quality()
         if indented and hasattr(engine, "heal"):
@@ -335,15 +352,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["remote_engine"] = remote_latency(args.engine, engine, files, max(args.keystrokes, 1), model=name)
     summary: dict[str, Any] = {"model": name, "rss_mb": report["rss_mb"], "model_file_mb": report["model_file_mb"]}
     lat = report.get("latency", {})
-    for mode in ("chunk", "prefix", "nodraft", "shownonly", "noheal", "unheld", "none"):
+    for mode in ("chunk", "prefix", "nodraft", "shownonly", "noheal", "unheld", "noalt", "none"):
         if mode in lat:
             for key in ("p50", "p95", "mean", "model_p50", "model_calls", "shown", "shown_chars_typed",
-                        "next_line_p50", "new_place_p50"):
+                        "next_line_p50", "new_place_p50", "sampled_requests", "first_shown", "first_right"):
                 summary[f"{mode}_{key}"] = lat[mode][key]
     for key in ("speedup_model_p50_vs_none", "speedup_model_p95_vs_none", "chunk_vs_prefix_model_p50",
                 "drafts_speedup_mean", "drafts_speedup_p95", "withheld_along_speedup_mean", "withheld_along_speedup_p95",
                 "healing_speedup_mean", "healing_speedup_p95", "held_context_speedup_mean",
-                "held_context_speedup_next_line_p50"):
+                "held_context_speedup_next_line_p50", "alternatives_cost_mean", "alternatives_cost_p95",
+                "alternatives_cost_next_line_p50", "alternatives_cost_new_place_p50"):
         if key in lat:
             summary[key] = lat[key]
     remote = report.get("remote_engine", {}).get("summary", {})

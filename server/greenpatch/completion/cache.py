@@ -16,6 +16,7 @@ class Cached:
     shown: bool
     logprobs: list[float] = field(default_factory=list)  # per token, with where each token ends in `text`
     token_ends: list[int] = field(default_factory=list)
+    end_logprob: float | None = None  # how likely the fill ends after the text (the gate, see filters.passes_gate)
 
 
 class SuggestionCache:

@@ -8,6 +8,7 @@ lines around the cursor or makes the file's parse worse, and finally gated on th
 from __future__ import annotations
 
 import io
+import math
 import tokenize
 
 from greenpatch.completion.prompt import CompletionRequest
@@ -128,6 +129,18 @@ def post_filter(completion: str, req: CompletionRequest, *, check_syntax: bool =
     return text
 
 
-def passes_gate(mean_logprob: float | None, threshold: float) -> bool:
-    """Confidence gate on the mean token log-probability; an engine without logprobs cannot be judged, so it shows."""
+ENDS = math.log(0.5)  # the fill ends after the text at least as likely as not: the text closes the gap
+SHOW_ALL = -99.0  # a gate threshold at or below this shows everything
+
+
+def passes_gate(mean_logprob: float | None, threshold: float, end_logprob: float | None = None) -> bool:
+    """Confidence gate on the mean token log-probability; an engine without logprobs cannot be judged, so it shows.
+
+    `end_logprob` (an empty line above code, see alternatives.py): a line after which the model would rather go on
+    writing does not close the gap to the code below, and is withheld too (HumanEval single-line infilling, README:
+    shown-pass 94.3 -> 95.2 % on the first slice, showing 87 -> 84 %)."""
+    if threshold <= SHOW_ALL:
+        return True
+    if end_logprob is not None and end_logprob < ENDS:
+        return False
     return True if mean_logprob is None else mean_logprob >= threshold

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from greenpatch.cancel import CancelToken, LinkedToken
+from greenpatch.completion import alternatives
 from greenpatch.completion.cache import Cached, SuggestionCache, TypedAlong
 from greenpatch.completion.filters import passes_gate, post_filter
 from greenpatch.completion.prompt import CompletionRequest, build_request, wants_block
@@ -40,6 +41,8 @@ class Suggestion:
     raw: str = ""  # what the model produced before the filters (for --verbose and the benchmark)
     model_seconds: float = 0.0
     logprobs: list[float] | None = None  # per generated token (for the benchmark's gate analysis)
+    end_logprob: float | None = None  # how likely the fill ends after the text (see completion/alternatives.py)
+    sampled: int = 0  # lines sampled to find a better one than the model's first choice
 
 
 class CompletionService:
@@ -121,7 +124,7 @@ class CompletionService:
         mode = mode or ("block" if wants_block(text, line, col) else "line")
         hit = self.cache.get(full_prefix, full_suffix, mode)
         if hit is not None:
-            shown = bool(hit.text) and passes_gate(hit.mean_logprob, self.settings.gate_threshold)
+            shown = bool(hit.text) and passes_gate(hit.mean_logprob, self.settings.gate_threshold, hit.end_logprob)
             if hit.text:
                 self.typed.remember(uri, full_prefix, full_suffix, hit.text, hit.mean_logprob, shown=shown,
                                     logprobs=hit.logprobs, token_ends=hit.token_ends)
@@ -134,6 +137,7 @@ class CompletionService:
             if self.settings.debounce_ms > 0 and not await self._debounce(uri, version, token):
                 return None
             request_box: list[CompletionRequest] = []
+            sampled_box: list[int] = []
 
             def job(engine: Engine) -> Generation:
                 request = build_request(
@@ -144,9 +148,16 @@ class CompletionService:
                 if request.mode == "block" and self.settings.block_seconds > 0:
                     # the user waits from the request on: show the complete lines there are when time is up
                     token.wind_down_at = asked + self.settings.block_seconds
-                return engine.infill(request.prefix, request.suffix, context=request.context,
-                                     max_tokens=request.max_tokens, stop=request.stop, cancel=token,
-                                     code_first=request.code_first)
+                check = alternatives.ends_matter(request)
+                greedy = engine.infill(request.prefix, request.suffix, context=request.context,
+                                       max_tokens=request.max_tokens, stop=request.stop, cancel=token,
+                                       code_first=request.code_first, end_check=check)
+                if not check or self.settings.alternatives <= 0:
+                    return greedy
+                generation, sampled = alternatives.better_line(engine, request, greedy, self.settings.alternatives,
+                                                               token)
+                sampled_box.append(sampled)
+                return generation
 
             try:
                 self.model_calls += 1
@@ -165,15 +176,17 @@ class CompletionService:
             # a line the token limit cut off mid-way is not a complete unit: show nothing rather than half a line
             shown_text = "" if cut_short else post_filter(generation.text, request) or ""
             mean = generation.mean_logprob
+            end = generation.end_logprob
             self.cache.put(full_prefix, full_suffix, mode, Cached(shown_text, mean, bool(shown_text),
-                                                                 generation.logprobs, generation.token_ends))
-            shown = bool(shown_text) and passes_gate(mean, self.settings.gate_threshold)
+                                                                 generation.logprobs, generation.token_ends, end))
+            shown = bool(shown_text) and passes_gate(mean, self.settings.gate_threshold, end)
             if shown_text:
                 self.typed.remember(uri, full_prefix, full_suffix, shown_text, mean, shown=shown,
                                     logprobs=generation.logprobs, token_ends=generation.token_ends)
             return Suggestion(
                 shown_text, mean, False, time.perf_counter() - started, shown, mode, generation.prompt_tokens,
                 generation.reused_tokens, generation.text, generation.seconds, generation.logprobs,
+                generation.end_logprob, sum(sampled_box),
             )
         finally:
             self._inflight[uri].remove(entry)
@@ -196,5 +209,6 @@ def describe(s: Suggestion | None) -> dict[str, Any]:
     return {
         "text": s.text, "shown": s.shown, "mean_logprob": s.mean_logprob, "cached": s.cached,
         "seconds": round(s.seconds, 4), "model_seconds": round(s.model_seconds, 4), "mode": s.mode,
-        "prompt_tokens": s.prompt_tokens, "reused_tokens": s.reused_tokens,
+        "prompt_tokens": s.prompt_tokens, "reused_tokens": s.reused_tokens, "end_logprob": s.end_logprob,
+        "sampled": s.sampled,
     }

@@ -29,6 +29,10 @@ class Generation:
     # Where each token of `logprobs` ends in `text` (characters); empty when the engine cannot tell. Lets a caller
     # judge the confidence of the part of the text left after the user typed its start.
     token_ends: list[int] = field(default_factory=list)
+    # With `infill(end_check=True)`, a text that ended at a line break or the end of the fill: the log-probability
+    # that the fill ends right after its text, so the text closes the gap to the code after the cursor. None when
+    # not asked for or the engine cannot tell.
+    end_logprob: float | None = None
 
     @property
     def mean_logprob(self) -> float | None:
@@ -83,12 +87,14 @@ class Engine(Protocol):
         seed: int | None = None,
         cancel: CancelToken | None = None,
         code_first: bool = False,
+        end_check: bool = False,
     ) -> Generation:
         """Generate the text between prefix and suffix. `context` is repo context placed first (stable, reused).
 
         `code_first`: the cursor sits on an empty line, so ending at once or breaking the line would leave it
         empty; engines that sample themselves take the best token that writes something (the local engine);
         others may ignore it.
+        `end_check`: report `Generation.end_logprob` (the local engine; others may leave it None).
         """
         ...
 

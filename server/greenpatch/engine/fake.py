@@ -40,11 +40,15 @@ class FakeEngine:
     fim: FimFormat | None = FAKE_FIM
 
     def __init__(self, *, delay: float = 0.0, per_token: float = 0.0, text: str | None = None,
-                 logprobs: list[float] | None = None) -> None:
+                 logprobs: list[float] | None = None, end_logprob: float | None = None,
+                 samples: list[tuple[str, list[float], float]] | None = None) -> None:
         self.delay = delay
         self.per_token = per_token
         self.text = text  # when set, every infill answers this
         self.logprobs = logprobs  # when set, the log-probabilities of the first tokens (the rest get -0.05)
+        self.end_logprob = end_logprob  # reported when asked (`end_check`)
+        # when set, a sampled infill (temperature > 0) answers samples[seed]: (text, logprobs, end_logprob)
+        self.samples = samples
         self.calls: list[dict[str, object]] = []
         self._lock = threading.Lock()
 
@@ -69,13 +73,20 @@ class FakeEngine:
         seed: int | None = None,
         cancel: CancelToken | None = None,
         code_first: bool = False,
+        end_check: bool = False,
     ) -> Generation:
         with self._lock:
             self.calls.append({"prefix": prefix, "suffix": suffix, "context": context, "stop": stop,
-                               "max_tokens": max_tokens, "code_first": code_first})
+                               "max_tokens": max_tokens, "code_first": code_first, "end_check": end_check,
+                               "temperature": temperature, "seed": seed})
         started = time.perf_counter()
         if self.delay and cancel is not None and cancel.wait(self.delay):
             return Generation("", [], "cancelled", seconds=time.perf_counter() - started)
+        if temperature > 0 and self.samples:
+            text, logprobs, end = self.samples[(seed or 0) % len(self.samples)]
+            ends = list(accumulate(len(t) for t in re.findall(r"\s*\S+|\s+", text)))
+            return Generation(text, list(logprobs), "stop", len(prefix) // 4, 0, time.perf_counter() - started,
+                              token_ends=ends[: len(logprobs)], end_logprob=end if end_check else None)
         text = self._answer(prefix)
         every = re.findall(r"\s*\S+|\s+", text)
         tokens = every[:max_tokens]
@@ -100,8 +111,9 @@ class FakeEngine:
         ends = [min(e, len(out)) for e in ends[: kept_tokens(ends, len(out))]]
         given = self.logprobs or []
         logprobs = [given[i] if i < len(given) else -0.05 for i in range(len(ends))]
+        end_logprob = self.end_logprob if end_check and reason in ("stop", "eos") else None
         return Generation(out, logprobs, reason, len(prefix) // 4, 0, time.perf_counter() - started,
-                          token_ends=ends)
+                          token_ends=ends, end_logprob=end_logprob)
 
     def score(self, prefix: str, suffix: str, middle: str, *, context: str = "",
               cancel: CancelToken | None = None) -> list[float]:

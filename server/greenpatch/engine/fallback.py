@@ -90,6 +90,7 @@ class FallbackEngine:
         seed: int | None = None,
         cancel: CancelToken | None = None,
         code_first: bool = False,
+        end_check: bool = False,
     ) -> Generation:
         return self._run(
             lambda e: e.infill(
@@ -102,6 +103,7 @@ class FallbackEngine:
                 seed=seed,
                 cancel=cancel,
                 code_first=code_first,
+                end_check=end_check,
             ),
             cancel,
         )

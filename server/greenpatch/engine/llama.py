@@ -335,9 +335,10 @@ class LlamaEngine:
         mode: str | None = None,
         code_first: bool = False,
         forced: bytes = b"",
+        end_check: bool = False,
     ) -> Generation:
         """`forced`: text the generation must start with (token healing, see healing.py); it is not part of the
-        text, log-probabilities or token limit returned."""
+        text, log-probabilities or token limit returned. `end_check`: see `Engine.infill`."""
         started = time.perf_counter()
         if cancel is not None and cancel.is_set():
             return Generation("", [], "cancelled", len(prompt), 0, 0.0)
@@ -429,6 +430,9 @@ class LlamaEngine:
             n_drafted += len(draft)
         if drafted:  # drafted tokens past the end of the generation leave the cache
             self._drop_from(len(self._cached))
+        end_logprob = None
+        if end_check and reason in ("stop", "eos") and out[base:].strip():
+            end_logprob = self._end_logprob(logits, norm, emitted[-1] if reason == "stop" else None)
         if speculate:
             self._drafts.remember(emitted)
             self.draft_counts["drafted"] += n_drafted
@@ -438,7 +442,28 @@ class LlamaEngine:
             n = kept_tokens(token_ends, cut)
             logprobs, token_ends, text = logprobs[:n], [min(e, cut) for e in token_ends[:n]], text[:cut]
         return Generation(text, logprobs, reason, len(prompt), plan.reused, time.perf_counter() - started,
-                          drafted_tokens=n_drafted, accepted_tokens=n_accepted, token_ends=token_ends)
+                          drafted_tokens=n_drafted, accepted_tokens=n_accepted, token_ends=token_ends,
+                          end_logprob=end_logprob)
+
+    def _end_logprob(self, logits: np.ndarray, norm: float, stopped_by: int | None) -> float | None:
+        """The log-probability that the fill ends where the generation stopped: at the end of the text (`logits`,
+        `norm`: the step that sampled the end, or the token `stopped_by` carrying the line break). Text that token
+        carries before its line break (`):\n` is one token) is decoded first, then dropped from the cache again."""
+        stops = np.array(sorted(self._stop_ids), dtype=np.int64)
+        if stopped_by is None:
+            return _logsumexp(logits[stops]) - norm
+        piece = self._piece_bytes(stopped_by)
+        at = piece.find(b"\n")
+        if at < 0:
+            return None
+        if at == 0:
+            return _logsumexp(logits[stops]) - norm
+        tokens = self._llm.tokenize(piece[:at], add_bos=False, special=False)
+        position = len(self._cached)
+        self._decode(tokens, range(position, position + len(tokens)))
+        after = self._logits()
+        self._drop_from(position)
+        return _logsumexp(after[stops]) - _logsumexp(after)
 
     @staticmethod
     def _sample(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
@@ -469,6 +494,7 @@ class LlamaEngine:
         cancel: CancelToken | None = None,
         reuse: str | None = None,
         code_first: bool = False,
+        end_check: bool = False,
     ) -> Generation:
         prompt = self.infill_tokens(prefix, suffix, context, max_tokens)
         forced = b""
@@ -485,7 +511,7 @@ class LlamaEngine:
                 forced = b"".join(pieces[-k:])
                 prompt = prompt[:-k]
         return self._generate(prompt, max_tokens=max_tokens, stop=stop, temperature=temperature, seed=seed,
-                              cancel=cancel, mode=reuse, code_first=code_first, forced=forced)
+                              cancel=cancel, mode=reuse, code_first=code_first, forced=forced, end_check=end_check)
 
     def score(self, prefix: str, suffix: str, middle: str, *, context: str = "",
               cancel: CancelToken | None = None) -> list[float]:

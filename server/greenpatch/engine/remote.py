@@ -559,6 +559,7 @@ class RemoteEngine:
         seed: int | None = None,
         cancel: CancelToken | None = None,
         code_first: bool = False,
+        end_check: bool = False,
     ) -> Generation:
         if self.fim is None and self._infill_endpoint is not False:
             generation = self._llama_infill(

@@ -1,0 +1,72 @@
+"""A better line where the model's first choice does not close the gap to the code below.
+
+On an empty line with code after it, the line suggested must connect what is above the cursor with what is below
+it. The engine says how likely the fill is to end right after the greedy line (`Generation.end_logprob`); a model
+that would rather go on writes the start of something longer or of another approach than the code below. When it
+would rather go on, or the filters drop the line, a few lines are sampled and the one the model finds most likely as a whole fill is kept: the line's log-probability
+plus ending right after it (ranking sampled candidates by the model's own likelihood, as in CodeT / Coder-Reviewer;
+execution cannot judge a half-written function). Greedy decoding picks the likeliest token at each step, not the
+likeliest line, so a sample can beat it. The gate then withholds a line the model still would not end the fill
+after (filters.passes_gate). Measured on HumanEval single-line infilling: README, "Measured here".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from greenpatch.cancel import CancelToken
+from greenpatch.completion.filters import ENDS, post_filter
+from greenpatch.completion.prompt import CompletionRequest
+from greenpatch.engine.base import Engine, Generation
+
+TEMPERATURE = 0.8
+_NEW_DEFINITION = re.compile(r"(async\s+def|def|class)\b|@|if\s+__name__\b")
+
+
+def code_follows(full_suffix: str) -> bool:
+    """Code the fill must connect to comes after the cursor's line: not at the end of the file and not before a new
+    definition (there the model rightly goes on writing)."""
+    for line in full_suffix.split("\n")[1:]:
+        code = line.strip()
+        if code and not code.startswith("#"):
+            return not _NEW_DEFINITION.match(code)
+    return False
+
+
+def ends_matter(request: CompletionRequest) -> bool:
+    """Whether to ask the engine where the fill ends: an empty line above code (then look for alternatives when
+    the line is not a likely whole fill, and the gate withholds a line the model would not end the fill after)."""
+    return request.mode == "line" and request.code_first and code_follows(request.full_suffix)
+
+
+def _total(g: Generation) -> float:
+    return sum(g.logprobs) + (g.end_logprob if g.end_logprob is not None else -math.inf)
+
+
+def better_line(engine: Engine, request: CompletionRequest, greedy: Generation, count: int,
+                cancel: CancelToken | None = None) -> tuple[Generation, int]:
+    """The greedy generation, or a sampled one that is a more likely whole fill; and how many were sampled."""
+    if greedy.end_logprob is None or greedy.stop_reason not in ("stop", "eos"):
+        return greedy, 0
+    shown = bool(post_filter(greedy.text, request))
+    if shown and greedy.end_logprob >= ENDS:
+        return greedy, 0
+    best = greedy if shown else None
+    seen, seconds, sampled = {greedy.text}, greedy.seconds, 0
+    for seed in range(count):
+        if cancel is not None and cancel.is_set():
+            break
+        g = engine.infill(request.prefix, request.suffix, context=request.context, max_tokens=request.max_tokens,
+                          stop=request.stop, temperature=TEMPERATURE, seed=seed, cancel=cancel,
+                          code_first=request.code_first, end_check=True)
+        sampled += 1
+        seconds += g.seconds
+        if g.stop_reason not in ("stop", "eos") or g.end_logprob is None or g.text in seen:
+            continue
+        seen.add(g.text)
+        if post_filter(g.text, request) and (best is None or _total(g) > _total(best)):
+            best = g
+    best = best or greedy
+    best.seconds = seconds
+    return best, sampled
