@@ -21,6 +21,11 @@ def _request(text: str = DOC, line: int = 2, col: int = 4):
     return build_request(text, line, col, CompletionSettings(), fim=FAKE_FIM)
 
 
+def _first_choice(engine: FakeEngine):
+    req = _request()
+    return req, engine.infill(req.prefix, req.suffix, stop=req.stop, end_check=True)
+
+
 def test_code_follows_where_the_fill_must_connect_to_code_below() -> None:
     assert code_follows("\n    return n\n")
     assert code_follows("\n\n    # a comment first\n    else:\n")
@@ -39,8 +44,7 @@ def test_only_an_empty_line_above_code_asks_where_the_fill_ends() -> None:
 def test_a_line_that_ends_the_fill_confidently_is_kept_without_sampling() -> None:
     engine = FakeEngine(text="n = len(xs)", logprobs=[-0.01] * 4, end_logprob=-0.05,
                         samples=[("n = 1", [-0.01] * 3, -0.01)])
-    req = _request()
-    greedy = engine.infill(req.prefix, req.suffix, stop=req.stop, end_check=True)
+    req, greedy = _first_choice(engine)
     chosen, sampled = better_line(engine, req, greedy, 3)
     assert chosen is greedy and sampled == 0 and len(engine.calls) == 1
 
@@ -52,8 +56,7 @@ def test_when_the_fill_would_go_on_the_likeliest_whole_fill_is_kept() -> None:
         ("n = len(xs)", [-0.1, -0.1, -0.2, -0.1], -0.05),  # a duplicate is not counted twice
     ]
     engine = FakeEngine(text="while xs:", logprobs=[-0.05, -0.05, -0.05], end_logprob=-3.0, samples=samples)
-    req = _request()
-    greedy = engine.infill(req.prefix, req.suffix, stop=req.stop, end_check=True)
+    req, greedy = _first_choice(engine)
     chosen, sampled = better_line(engine, req, greedy, 3)
     assert chosen.text == "n = len(xs)" and sampled == 3
     assert [c["seed"] for c in engine.calls[1:]] == [0, 1, 2]
@@ -63,8 +66,7 @@ def test_when_the_fill_would_go_on_the_likeliest_whole_fill_is_kept() -> None:
 def test_the_first_choice_stays_when_no_sample_beats_it() -> None:
     engine = FakeEngine(text="n = sum(xs)", logprobs=[-0.3] * 4, end_logprob=-1.0,
                         samples=[("for x in xs:", [-0.5] * 4, -3.0)])
-    req = _request()
-    greedy = engine.infill(req.prefix, req.suffix, stop=req.stop, end_check=True)
+    req, greedy = _first_choice(engine)
     chosen, _ = better_line(engine, req, greedy, 2)
     assert chosen is greedy
 
@@ -73,8 +75,7 @@ def test_a_sample_the_filters_would_drop_is_never_chosen() -> None:
     # "return n" repeats the line below: likely, but the post-filters would not show it
     engine = FakeEngine(text="while xs:", logprobs=[-0.1] * 3, end_logprob=-4.0,
                         samples=[("return n", [-0.01, -0.01], -0.01), ("n = len(xs)", [-0.1] * 4, -0.1)])
-    req = _request()
-    greedy = engine.infill(req.prefix, req.suffix, stop=req.stop, end_check=True)
+    req, greedy = _first_choice(engine)
     chosen, _ = better_line(engine, req, greedy, 2)
     assert chosen.text == "n = len(xs)"
 
@@ -82,8 +83,7 @@ def test_a_sample_the_filters_would_drop_is_never_chosen() -> None:
 def test_cancelling_stops_the_sampling() -> None:
     engine = FakeEngine(text="while xs:", logprobs=[-0.1] * 3, end_logprob=-4.0,
                         samples=[("n = len(xs)", [-0.1] * 4, -0.1)])
-    req = _request()
-    greedy = engine.infill(req.prefix, req.suffix, stop=req.stop, end_check=True)
+    req, greedy = _first_choice(engine)
     token = CancelToken()
     token.cancel()
     _, sampled = better_line(engine, req, greedy, 3, token)

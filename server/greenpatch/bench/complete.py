@@ -151,8 +151,8 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
     streams = keystroke_streams(files, keystrokes)
     per_line = max(4, keystrokes // max(1, len(streams)))
     out: dict[str, Any] = {"files": [str(f) for f in files], "lines": len(streams)}
-    modes = (["prefix", "chunk", "nodraft", "shownonly", "noheal", "unheld", "noalt", "none"] if hasattr(engine, "reuse")
-             else ["fake"])
+    modes = (["prefix", "chunk", "nodraft", "shownonly", "noheal", "unheld", "noalt", "none"]
+             if hasattr(engine, "reuse") else ["fake"])
     # Repo context as the server has it: the files' project indexed with tree-sitter (untimed, once).
     from greenpatch.completion.command import _index, find_root
 
@@ -171,7 +171,9 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
             engine._drafts.clear()  # type: ignore[attr-defined]
         counts_before = dict(getattr(engine, "draft_counts", {}))
         worker = EngineWorker(lambda: engine, owns_engine=False)
-        settings = CompletionSettings(debounce_ms=0, alternatives=0 if mode == "noalt" else CompletionSettings.alternatives)
+        settings = CompletionSettings(debounce_ms=0)
+        if mode == "noalt":
+            settings.alternatives = 0
         service = CompletionService(worker, settings, index=index, root=root)
         service.typed.keep_withheld = mode != "shownonly"
         if mode == "unheld":

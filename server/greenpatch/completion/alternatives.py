@@ -3,11 +3,12 @@
 On an empty line with code after it, the line suggested must connect what is above the cursor with what is below
 it. The engine says how likely the fill is to end right after the greedy line (`Generation.end_logprob`); a model
 that would rather go on writes the start of something longer or of another approach than the code below. When it
-would rather go on, or the filters drop the line, a few lines are sampled and the one the model finds most likely as a whole fill is kept: the line's log-probability
-plus ending right after it (ranking sampled candidates by the model's own likelihood, as in CodeT / Coder-Reviewer;
-execution cannot judge a half-written function). Greedy decoding picks the likeliest token at each step, not the
-likeliest line, so a sample can beat it. The gate then withholds a line the model still would not end the fill
-after (filters.passes_gate). Measured on HumanEval single-line infilling: README, "Measured here".
+would rather go on, or the filters drop the line, a few lines are sampled and the one the model finds most likely
+as a whole fill is kept: the line's log-probability plus ending right after it (ranking sampled candidates by the
+model's own likelihood, as in CodeT / Coder-Reviewer; execution cannot judge a half-written function). Greedy
+decoding picks the likeliest token at each step, not the likeliest line, so a sample can beat it. The gate then
+withholds a line the model still would not end the fill after (filters.passes_gate). Measured on HumanEval
+single-line infilling: README, "Measured here".
 """
 
 from __future__ import annotations
