@@ -45,7 +45,8 @@ def test_a_line_that_ends_the_fill_confidently_is_kept_without_sampling() -> Non
     engine = FakeEngine(text="n = len(xs)", logprobs=[-0.01] * 4, end_logprob=-0.05,
                         samples=[("n = 1", [-0.01] * 3, -0.01)])
     req, greedy = _first_choice(engine)
-    chosen, sampled = better_line(engine, req, greedy, 3)
+    choice = better_line(engine, req, greedy, 3)
+    chosen, sampled = choice.generation, choice.sampled
     assert chosen is greedy and sampled == 0 and len(engine.calls) == 1
 
 
@@ -57,8 +58,10 @@ def test_when_the_fill_would_go_on_the_likeliest_whole_fill_is_kept() -> None:
     ]
     engine = FakeEngine(text="while xs:", logprobs=[-0.05, -0.05, -0.05], end_logprob=-3.0, samples=samples)
     req, greedy = _first_choice(engine)
-    chosen, sampled = better_line(engine, req, greedy, 3)
+    choice = better_line(engine, req, greedy, 3)
+    chosen, sampled = choice.generation, choice.sampled
     assert chosen.text == "n = len(xs)" and sampled == 3
+    assert choice.text == "n = len(xs)", "the filtered text comes with the choice"
     assert [c["seed"] for c in engine.calls[1:]] == [0, 1, 2]
     assert all(c["temperature"] > 0 and c["end_check"] for c in engine.calls[1:])
 
@@ -67,7 +70,8 @@ def test_the_first_choice_stays_when_no_sample_beats_it() -> None:
     engine = FakeEngine(text="n = sum(xs)", logprobs=[-0.3] * 4, end_logprob=-1.0,
                         samples=[("for x in xs:", [-0.5] * 4, -3.0)])
     req, greedy = _first_choice(engine)
-    chosen, _ = better_line(engine, req, greedy, 2)
+    choice = better_line(engine, req, greedy, 2)
+    chosen, _ = choice.generation, choice.sampled
     assert chosen is greedy
 
 
@@ -76,7 +80,8 @@ def test_a_sample_the_filters_would_drop_is_never_chosen() -> None:
     engine = FakeEngine(text="while xs:", logprobs=[-0.1] * 3, end_logprob=-4.0,
                         samples=[("return n", [-0.01, -0.01], -0.01), ("n = len(xs)", [-0.1] * 4, -0.1)])
     req, greedy = _first_choice(engine)
-    chosen, _ = better_line(engine, req, greedy, 2)
+    choice = better_line(engine, req, greedy, 2)
+    chosen, _ = choice.generation, choice.sampled
     assert chosen.text == "n = len(xs)"
 
 
@@ -86,7 +91,8 @@ def test_cancelling_stops_the_sampling() -> None:
     req, greedy = _first_choice(engine)
     token = CancelToken()
     token.cancel()
-    _, sampled = better_line(engine, req, greedy, 3, token)
+    choice = better_line(engine, req, greedy, 3, token)
+    _, sampled = choice.generation, choice.sampled
     assert sampled == 0
 
 

@@ -8,12 +8,13 @@ only), "nodraft" (the server's reuse mode without speculative drafts), "shownonl
 along only suggestions that were shown, not withheld ones whose rest became sure), "noheal" (the server's mode
 without token healing of a half-typed word), "unheld" (the server's mode, but the repo context is computed afresh
 for every request instead of being held while the cursor stays in one area), "noalt" (the server's mode without
-sampling other lines where the first one is unsure, see completion/alternatives.py) and "none" (the whole prompt
-every time; it stops after a few model calls, it is slow). Reports p50/p95 over the keystrokes typed and over those that
-called the model, the ratios to no reuse (model calls against model calls) and to the other modes, the first
-request at each new line on its own, split into the next line of code after the one just typed ("next_line":
-lines come in such pairs) and a jump elsewhere ("new_place"; the first line of a mode starts from an empty cache),
-how many suggestions were shown and how much of what was shown the file really has next, and the process RSS.
+sampling other lines where the first one does not close the gap to the code below, see completion/alternatives.py)
+and "none" (the whole prompt every time; it stops after a few model calls, it is slow). Reports p50/p95 over the
+keystrokes typed and over those that called the model, the ratios to no reuse (model calls against model calls) and
+to the other modes, the first request at each new line on its own, split into the next line of code after the one
+just typed ("next_line": lines come in such pairs) and a jump elsewhere ("new_place"; the first line of a mode
+starts from an empty cache), how many suggestions were shown and how much of what was shown the file really has
+next, and the process RSS.
 
 Quality: HumanEval single-line infilling (../shared/eval/): each task's line is removed, the service fills it
 (line mode, gate off, so every suggestion and its mean log-probability is recorded), and the tests run in a
@@ -295,6 +296,7 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
     worker.close()
     n = len(results)
     passed = sum(r["passed"] for r in results)
+    seconds = [r["seconds"] for r in results if r["seconds"] is not None]
     sweep = []
     for gate in GATES:
         shown = [r for r in results if r["text"] and passes_gate(r["mean_logprob"], gate, r["end_logprob"])]
@@ -308,8 +310,7 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
         "filtered": sum(r["filtered"] for r in results),
         "pass_rate_unfiltered_shown": round(passed / max(1, sum(not r["filtered"] for r in results)), 3),
         "gate_sweep": sweep, "seconds": round(time.perf_counter() - started, 1),
-        "p50_seconds": _pct([r["seconds"] for r in results if r["seconds"] is not None], 0.5),
-        "p95_seconds": _pct([r["seconds"] for r in results if r["seconds"] is not None], 0.95),
+        "p50_seconds": _pct(seconds, 0.5), "p95_seconds": _pct(seconds, 0.95),
         "alternatives": settings.alternatives, "tasks_sampled": sum(1 for r in results if r["sampled"]),
         "results": results,
     }

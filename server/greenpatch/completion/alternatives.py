@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 from greenpatch.cancel import CancelToken
 from greenpatch.completion.filters import ENDS, post_filter
@@ -45,29 +46,38 @@ def _total(g: Generation) -> float:
     return sum(g.logprobs) + (g.end_logprob if g.end_logprob is not None else -math.inf)
 
 
+@dataclass
+class Choice:
+    generation: Generation
+    text: str | None  # the generation's text after the post-filters ("": dropped); None: not filtered here
+    sampled: int  # how many lines were sampled
+
+
 def better_line(engine: Engine, request: CompletionRequest, greedy: Generation, count: int,
-                cancel: CancelToken | None = None) -> tuple[Generation, int]:
-    """The greedy generation, or a sampled one that is a more likely whole fill; and how many were sampled."""
+                cancel: CancelToken | None = None) -> Choice:
+    """The greedy generation, or a sampled one that is a more likely whole fill (with its filtered text, so the
+    caller need not filter it again)."""
     if greedy.end_logprob is None or greedy.stop_reason not in ("stop", "eos"):
-        return greedy, 0
-    shown = bool(post_filter(greedy.text, request))
-    if shown and greedy.end_logprob >= ENDS:
-        return greedy, 0
-    best = greedy if shown else None
-    seen, seconds, sampled = {greedy.text}, greedy.seconds, 0
+        return Choice(greedy, None, 0)
+    text = post_filter(greedy.text, request) or ""
+    if text and greedy.end_logprob >= ENDS:
+        return Choice(greedy, text, 0)
+    best = Choice(greedy, text, 0)
+    seen, seconds = {greedy.text}, greedy.seconds
     for seed in range(count):
         if cancel is not None and cancel.is_set():
             break
         g = engine.infill(request.prefix, request.suffix, context=request.context, max_tokens=request.max_tokens,
                           stop=request.stop, temperature=TEMPERATURE, seed=seed, cancel=cancel,
                           code_first=request.code_first, end_check=True)
-        sampled += 1
+        best.sampled += 1
         seconds += g.seconds
         if g.stop_reason not in ("stop", "eos") or g.end_logprob is None or g.text in seen:
             continue
         seen.add(g.text)
-        if post_filter(g.text, request) and (best is None or _total(g) > _total(best)):
-            best = g
-    best = best or greedy
-    best.seconds = seconds
-    return best, sampled
+        if not best.text or _total(g) > _total(best.generation):
+            filtered = post_filter(g.text, request)
+            if filtered:
+                best.generation, best.text = g, filtered
+    best.generation.seconds = seconds
+    return best

@@ -137,7 +137,7 @@ class CompletionService:
             if self.settings.debounce_ms > 0 and not await self._debounce(uri, version, token):
                 return None
             request_box: list[CompletionRequest] = []
-            sampled_box: list[int] = []
+            choice_box: list[alternatives.Choice] = []
 
             def job(engine: Engine) -> Generation:
                 request = build_request(
@@ -154,10 +154,9 @@ class CompletionService:
                                        code_first=request.code_first, end_check=check)
                 if not check or self.settings.alternatives <= 0:
                     return greedy
-                generation, sampled = alternatives.better_line(engine, request, greedy, self.settings.alternatives,
-                                                               token)
-                sampled_box.append(sampled)
-                return generation
+                choice = alternatives.better_line(engine, request, greedy, self.settings.alternatives, token)
+                choice_box.append(choice)
+                return choice.generation
 
             try:
                 self.model_calls += 1
@@ -174,7 +173,12 @@ class CompletionService:
             request = request_box[0]
             cut_short = request.mode == "line" and generation.stop_reason == "length"
             # a line the token limit cut off mid-way is not a complete unit: show nothing rather than half a line
-            shown_text = "" if cut_short else post_filter(generation.text, request) or ""
+            if cut_short:
+                shown_text = ""
+            elif choice_box and choice_box[0].text is not None:
+                shown_text = choice_box[0].text  # better_line filtered what it chose
+            else:
+                shown_text = post_filter(generation.text, request) or ""
             mean = generation.mean_logprob
             end = generation.end_logprob
             self.cache.put(full_prefix, full_suffix, mode, Cached(shown_text, mean, bool(shown_text),
@@ -186,7 +190,7 @@ class CompletionService:
             return Suggestion(
                 shown_text, mean, False, time.perf_counter() - started, shown, mode, generation.prompt_tokens,
                 generation.reused_tokens, generation.text, generation.seconds, generation.logprobs,
-                generation.end_logprob, sum(sampled_box),
+                generation.end_logprob, choice_box[0].sampled if choice_box else 0,
             )
         finally:
             self._inflight[uri].remove(entry)
