@@ -74,7 +74,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   {
     key: "completions.alternatives",
     type: "integer",
-    default: 3,
+    default: 8,
     minimum: 0,
     description: "On an empty line above code, when the model would rather not end the fill after its line (it does not close the gap to the code below), sample this many other lines and show the likeliest whole fill (line and end). 0: off.",
   },

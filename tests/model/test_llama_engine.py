@@ -138,10 +138,48 @@ def test_text_before_the_line_break_in_one_token_is_decoded_for_the_end_check_th
     cached = list(tiny_engine._cached)
     merged = tiny_engine.tokenize(" \n")
     assert len(merged) == 1, "precondition: the vocabulary has a token for a space and a line break"
-    end = tiny_engine._end_logprob(np.zeros(1, dtype=np.float32), 0.0, merged[0])
+    from greenpatch.engine.llama import _Stream
+
+    stream = _Stream(b"", ["\n"], 16, None, np.random.default_rng(0), start=len(cached), emitted=[merged[0]],
+                     logits=np.zeros(1, dtype=np.float32))
+    end = tiny_engine._end_logprob(stream, merged[0])
     assert end is not None and end <= 0
     assert tiny_engine._cached == cached, "the decoded text left the cache"
     assert tiny_engine.infill(prefix, "\n", max_tokens=16, stop=["\n"]).text == first.text
+
+
+def test_samples_decoded_side_by_side_are_the_samples_one_by_one(tiny_engine) -> None:
+    prefix = "def f(x):\n    if x > 0:\n        return 1\n    "
+    greedy = tiny_engine.infill(prefix, "\n", max_tokens=16, stop=["\n"])
+    kwargs = {"max_tokens": 16, "stop": ["\n"], "temperature": 0.8, "end_check": True, "code_first": True}
+    many = tiny_engine.infill_many(prefix, "\n", [0, 1, 2], **kwargs)
+    prompt, _ = tiny_engine._healed_prompt(prefix, "\n", "", 16)
+    assert tiny_engine._cached == prompt, "the samples' tokens left the cache; the prompt stays"
+    one_by_one = [tiny_engine.infill(prefix, "\n", seed=seed, **kwargs) for seed in (0, 1, 2)]
+    assert [g.text for g in many] == [g.text for g in one_by_one]
+    assert len({g.text for g in many}) > 1, "different seeds sample different lines"
+    for a, b in zip(many, one_by_one, strict=True):
+        assert a.stop_reason == b.stop_reason and len(a.logprobs) == len(b.logprobs) == len(a.token_ends)
+        assert a.logprobs == pytest.approx(b.logprobs, abs=0.05)  # batches round differently
+        assert (a.end_logprob is None) == (b.end_logprob is None)
+        assert a.end_logprob is None or a.end_logprob == pytest.approx(b.end_logprob, rel=0.02, abs=0.05)
+    assert tiny_engine.infill(prefix, "\n", max_tokens=16, stop=["\n"]).text == greedy.text, "the cache is intact"
+
+
+def test_samples_side_by_side_stop_when_cancelled(tiny_engine) -> None:
+    token = StopAfter(4)
+    many = tiny_engine.infill_many(CODE, "\n", [0, 1, 2], max_tokens=60, temperature=0.8, cancel=token)
+    assert [g.stop_reason for g in many] == ["cancelled"] * 3
+    assert all(len(g.logprobs) <= 4 for g in many)
+    assert tiny_engine.infill(CODE, "\n", max_tokens=8).text.strip(), "the engine goes on working"
+
+
+def test_samples_of_a_prompt_that_fills_the_context_take_turns_instead_of_failing(tiny_engine) -> None:
+    prefix = "".join(f"value_{i} = {i} * {i}\n" for i in range(400)) + "total = "
+    assert tiny_engine.count_tokens(prefix) > tiny_engine.n_ctx, "precondition: the prompt is cut to the window"
+    many = tiny_engine.infill_many(prefix, "\n", [0, 1, 2, 3], max_tokens=60, temperature=0.8)
+    assert len(many) == 4 and all(g.stop_reason in ("eos", "length") for g in many)
+    assert any(len(g.logprobs) > 20 for g in many), "long samples, more than the cells left beside the prompt"
 
 
 def test_the_service_looks_for_a_better_line_on_an_empty_line_above_code(tiny_model_path: Path) -> None:

@@ -66,6 +66,27 @@ def test_when_the_fill_would_go_on_the_likeliest_whole_fill_is_kept() -> None:
     assert all(c["temperature"] > 0 and c["end_check"] for c in engine.calls[1:])
 
 
+class BatchingEngine(FakeEngine):
+    """A fake engine that, like the local one, samples several lines in one call."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.batches: list[list[int]] = []
+
+    def infill_many(self, prefix, suffix, seeds, **kwargs):
+        self.batches.append(list(seeds))
+        return [self.infill(prefix, suffix, seed=seed, **kwargs) for seed in seeds]
+
+
+def test_an_engine_that_samples_side_by_side_gets_every_seed_in_one_call() -> None:
+    samples = [("n = len(xs)", [-0.1] * 4, -0.05), ("for x in xs:", [-0.1] * 4, -2.0)]
+    engine = BatchingEngine(text="while xs:", logprobs=[-0.05] * 3, end_logprob=-3.0, samples=samples)
+    req, greedy = _first_choice(engine)
+    choice = better_line(engine, req, greedy, 4)
+    assert engine.batches == [[0, 1, 2, 3]]
+    assert choice.text == "n = len(xs)" and choice.sampled == 4
+
+
 def test_the_first_choice_stays_when_no_sample_beats_it() -> None:
     engine = FakeEngine(text="n = sum(xs)", logprobs=[-0.3] * 4, end_logprob=-1.0,
                         samples=[("for x in xs:", [-0.5] * 4, -3.0)])
@@ -103,7 +124,7 @@ async def test_the_service_shows_the_better_line_on_an_empty_line_in_code() -> N
     try:
         service = CompletionService(worker, CompletionSettings(debounce_ms=0))
         s = await service.complete("file:///w/f.py", Path("/w/f.py"), DOC, 1, 2, 4, CancelToken())
-        assert s is not None and s.shown and s.text == "n = len(xs)" and s.sampled == 3
+        assert s is not None and s.shown and s.text == "n = len(xs)" and s.sampled == CompletionSettings().alternatives
         assert s.end_logprob == -0.05
         service.update_settings(CompletionSettings(debounce_ms=0, alternatives=0))
         s = await service.complete("file:///w/f.py", Path("/w/f.py"), DOC + "\n", 2, 2, 4, CancelToken())

@@ -63,15 +63,10 @@ def better_line(engine: Engine, request: CompletionRequest, greedy: Generation, 
     if text and greedy.end_logprob >= ENDS:
         return Choice(greedy, text, 0)
     best = Choice(greedy, text, 0)
-    seen, seconds = {greedy.text}, greedy.seconds
-    for seed in range(count):
-        if cancel is not None and cancel.is_set():
-            break
-        g = engine.infill(request.prefix, request.suffix, context=request.context, max_tokens=request.max_tokens,
-                          stop=request.stop, temperature=TEMPERATURE, seed=seed, cancel=cancel,
-                          code_first=request.code_first, end_check=True)
+    samples, seconds = _samples(engine, request, count, cancel)
+    seen = {greedy.text}
+    for g in samples:
         best.sampled += 1
-        seconds += g.seconds
         if g.stop_reason not in ("stop", "eos") or g.end_logprob is None or g.text in seen:
             continue
         seen.add(g.text)
@@ -79,5 +74,24 @@ def better_line(engine: Engine, request: CompletionRequest, greedy: Generation, 
             filtered = post_filter(g.text, request)
             if filtered:
                 best.generation, best.text = g, filtered
-    best.generation.seconds = seconds
+    best.generation.seconds = greedy.seconds + seconds
     return best
+
+
+def _samples(engine: Engine, request: CompletionRequest, count: int,
+             cancel: CancelToken | None) -> tuple[list[Generation], float]:
+    """`count` sampled lines and the seconds they took: side by side in one batch where the engine can
+    (`infill_many`), else one by one."""
+    seeds = list(range(count))
+    kwargs = {"context": request.context, "max_tokens": request.max_tokens, "stop": request.stop,
+              "temperature": TEMPERATURE, "cancel": cancel, "code_first": request.code_first, "end_check": True}
+    many = getattr(engine, "infill_many", None)
+    if many is not None:
+        out: list[Generation] = many(request.prefix, request.suffix, seeds, **kwargs)
+        return out, max((g.seconds for g in out), default=0.0)  # each reports the whole batch's time
+    out = []
+    for seed in seeds:
+        if cancel is not None and cancel.is_set():
+            break
+        out.append(engine.infill(request.prefix, request.suffix, seed=seed, **kwargs))
+    return out, sum(g.seconds for g in out)

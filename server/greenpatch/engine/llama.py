@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,33 @@ except ImportError as exc:  # pragma: no cover - exercised when the [llm] extra 
 log = logging.getLogger(__name__)
 
 DEFAULT_CTX = 4096
+PARALLEL = 8  # sequences sampled side by side at most (see _generate_many); sequence 0 holds the prompt
+
+
+@dataclass
+class _Stream:
+    """One generation in progress: its sequence in the KV cache, what it has written, why it ended."""
+
+    forced: bytes  # text it must start with (token healing), not part of its text
+    stops: list[str]
+    max_tokens: int
+    cancel: CancelToken | None
+    rng: np.random.Generator
+    seq: int = 0
+    start: int = 0  # the position of its first token (after the prompt)
+    out: bytearray = field(default_factory=bytearray)  # `forced`, then the text generated
+    text: str = ""
+    emitted: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    token_ends: list[int] = field(default_factory=list)  # length of the text (characters) after each token
+    cut: int | None = None  # where a stop string or the time budget cuts the text
+    reason: str | None = None
+    logits: np.ndarray | None = None  # of the last step, and their log-normalizer (the end check reads them)
+    norm: float = 0.0
+
+    @property
+    def healing(self) -> bool:
+        return len(self.out) < len(self.forced)
 
 
 class LlamaEngine:
@@ -323,6 +351,74 @@ class LlamaEngine:
         self._cached = list(prompt)
         return plan
 
+    def _choose(self, stream: _Stream, logits: np.ndarray, temperature: float, code_first: bool) -> tuple[int, float]:
+        """The next token of `stream` and its log-probability; the step's logits and normalizer stay on the stream
+        (the end check reads them)."""
+        norm = _logsumexp(logits)
+        if stream.healing:
+            # Re-typing the healed text: only tokens that fit it; confidence among those alone.
+            index, remaining = self._healing_index(), stream.forced[len(stream.out) :]
+            fit = index.fitting(remaining)
+            if not len(fit):  # no token spells the rest (not seen with byte-level vocabularies): suggest nothing
+                return -1, 0.0
+            norm = _logsumexp(logits[fit])
+            if code_first:  # nor a token that goes on past it to end the line or start a comment
+                past = fit[index.lengths[fit] > len(remaining)]
+                fit = np.setdiff1d(fit, np.intersect1d(past, self._empty_line_ids()))
+            masked = np.full_like(logits, -np.inf)
+            masked[fit] = logits[fit]
+            token = self._sample(masked, temperature, stream.rng)
+        elif code_first and not stream.text.strip():
+            # Nothing but whitespace so far: the end of text or a line break would leave the line empty.
+            # The log-probability below still comes from the unmasked distribution, so the gate sees how
+            # unsure the model was.
+            masked = logits.copy()
+            masked[self._empty_line_ids()] = -np.inf
+            token = self._sample(masked, temperature, stream.rng)
+        else:
+            token = self._sample(logits, temperature, stream.rng)
+        stream.logits, stream.norm = logits, norm
+        return token, float(logits[token] - norm)
+
+    def _take(self, stream: _Stream, token: int, logprob: float) -> bool:
+        """Add `token` to `stream`; True when that ends it (`stream.reason` says why)."""
+        stream.emitted.append(token)
+        if token in self._stop_ids or llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            stream.reason = "eos"
+            return True
+        stream.out += self._piece_bytes(token)
+        if len(stream.out) <= len(stream.forced):
+            return False
+        # the token writes past the healed text: it is part of the suggestion
+        stream.text = stream.out[len(stream.forced) :].decode("utf-8", errors="ignore")
+        stream.token_ends.append(len(stream.text))
+        stream.logprobs.append(logprob)
+        stream.cut = _find_stop(stream.text, stream.stops)
+        if stream.cut is not None:
+            stream.reason = "stop"
+            return True
+        stream.cut = line_end_to_stop_at(stream.text, stream.cancel)
+        if stream.cut is not None:
+            stream.reason = "time"
+            return True
+        if len(stream.logprobs) >= stream.max_tokens:
+            stream.reason = "length"
+            return True
+        return False
+
+    def _finish(self, stream: _Stream, end_check: bool, prompt_tokens: int, reused: int, started: float,
+                **extra: int) -> Generation:
+        end_logprob = None
+        if end_check and stream.reason in ("stop", "eos") and stream.text.strip() and stream.logits is not None:
+            end_logprob = self._end_logprob(stream, stream.emitted[-1] if stream.reason == "stop" else None)
+        text, logprobs, token_ends = stream.text, stream.logprobs, stream.token_ends
+        if stream.cut is not None:
+            cut = stream.cut
+            n = kept_tokens(token_ends, cut)
+            logprobs, token_ends, text = logprobs[:n], [min(e, cut) for e in token_ends[:n]], text[:cut]
+        return Generation(text, logprobs, stream.reason or "length", prompt_tokens, reused,
+                          time.perf_counter() - started, token_ends=token_ends, end_logprob=end_logprob, **extra)
+
     def _generate(
         self,
         prompt: list[int],
@@ -343,16 +439,8 @@ class LlamaEngine:
         if cancel is not None and cancel.is_set():
             return Generation("", [], "cancelled", len(prompt), 0, 0.0)
         plan = self._prepare(prompt, mode or self.reuse)
-        rng = np.random.default_rng(seed)
-        stops = [s for s in (stop or []) if s]
-        out = bytearray()  # `forced`, then the text generated
-        base = len(forced)
-        token_ends: list[int] = []  # length of the text (characters) after each generated token
-        logprobs: list[float] = []
-        emitted: list[int] = []
-        reason = "length"
-        text = ""
-        cut: int | None = None
+        stream = _Stream(forced, [s for s in (stop or []) if s], max_tokens, cancel, np.random.default_rng(seed))
+        stream.seq, stream.start = 0, len(prompt)
         # Speculative greedy decoding (see drafts.py): `pending` are batch indices whose logits are ready, the
         # first for the next token; `drafted` the draft tokens decoded after it, not yet confirmed.
         speculate = temperature <= 0 and self.speculate
@@ -361,54 +449,13 @@ class LlamaEngine:
         drafted: list[int] = []
         last_draft = 0  # length of the last draft decoded
         n_drafted = n_accepted = 0
-        for _ in range(max_tokens + base):
+        for _ in range(max_tokens + len(forced)):
             if cancel is not None and cancel.is_set():
-                reason = "cancelled"
+                stream.reason = "cancelled"
                 break
-            logits = self._logits(pending.pop(0))
-            norm = _logsumexp(logits)
-            if len(out) < base:
-                # Re-typing the healed text: only tokens that fit it; confidence among those alone.
-                index, remaining = self._healing_index(), forced[len(out) :]
-                fit = index.fitting(remaining)
-                if not len(fit):  # no token spells the rest (not seen with byte-level vocabularies): suggest nothing
-                    break
-                norm = _logsumexp(logits[fit])
-                if code_first:  # nor a token that goes on past it to end the line or start a comment
-                    past = fit[index.lengths[fit] > len(remaining)]
-                    fit = np.setdiff1d(fit, np.intersect1d(past, self._empty_line_ids()))
-                masked = np.full_like(logits, -np.inf)
-                masked[fit] = logits[fit]
-                token = self._sample(masked, temperature, rng)
-            elif code_first and not text.strip():
-                # Nothing but whitespace so far: the end of text or a line break would leave the line empty.
-                # The log-probability below still comes from the unmasked distribution, so the gate sees how
-                # unsure the model was.
-                masked = logits.copy()
-                masked[self._empty_line_ids()] = -np.inf
-                token = self._sample(masked, temperature, rng)
-            else:
-                token = self._sample(logits, temperature, rng)
-            logprob = float(logits[token] - norm)
-            emitted.append(token)
-            if token in self._stop_ids or llama_cpp.llama_vocab_is_eog(self._vocab, token):
-                reason = "eos"
+            token, logprob = self._choose(stream, self._logits(pending.pop(0)), temperature, code_first)
+            if token < 0 or self._take(stream, token, logprob):
                 break
-            out += self._piece_bytes(token)
-            if len(out) > base:  # the token writes past the healed text: it is part of the suggestion
-                text = out[base:].decode("utf-8", errors="ignore")
-                token_ends.append(len(text))
-                logprobs.append(logprob)
-                cut = _find_stop(text, stops)
-                if cut is not None:
-                    reason = "stop"
-                    break
-                cut = line_end_to_stop_at(text, cancel)
-                if cut is not None:
-                    reason = "time"
-                    break
-                if len(logprobs) >= max_tokens:
-                    break
             if drafted:
                 if drafted[0] == token:  # the draft was right: its token is decoded already
                     drafted.pop(0)
@@ -420,8 +467,9 @@ class LlamaEngine:
                 length.taken(last_draft, last_draft - len(drafted))
                 self._drop_from(len(self._cached))
                 drafted, pending = [], []
-            room = max_tokens - len(logprobs) - 1
-            draft = self._drafts.propose(emitted, min(length.value, room)) if speculate and len(out) >= base else []
+            room = max_tokens - len(stream.logprobs) - 1
+            draft = (self._drafts.propose(stream.emitted, min(length.value, room))
+                     if speculate and not stream.healing else [])
             self._decode([token, *draft], range(len(self._cached), len(self._cached) + 1 + len(draft)),
                          all_logits=bool(draft))
             self._cached.append(token)
@@ -430,39 +478,101 @@ class LlamaEngine:
             n_drafted += len(draft)
         if drafted:  # drafted tokens past the end of the generation leave the cache
             self._drop_from(len(self._cached))
-        end_logprob = None
-        if end_check and reason in ("stop", "eos") and out[base:].strip():
-            end_logprob = self._end_logprob(logits, norm, emitted[-1] if reason == "stop" else None)
         if speculate:
-            self._drafts.remember(emitted)
+            self._drafts.remember(stream.emitted)
             self.draft_counts["drafted"] += n_drafted
             self.draft_counts["accepted"] += n_accepted
-        text = out[base:].decode("utf-8", errors="ignore")
-        if cut is not None:
-            n = kept_tokens(token_ends, cut)
-            logprobs, token_ends, text = logprobs[:n], [min(e, cut) for e in token_ends[:n]], text[:cut]
-        return Generation(text, logprobs, reason, len(prompt), plan.reused, time.perf_counter() - started,
-                          drafted_tokens=n_drafted, accepted_tokens=n_accepted, token_ends=token_ends,
-                          end_logprob=end_logprob)
+        return self._finish(stream, end_check, len(prompt), plan.reused, started, drafted_tokens=n_drafted,
+                            accepted_tokens=n_accepted)
 
-    def _end_logprob(self, logits: np.ndarray, norm: float, stopped_by: int | None) -> float | None:
-        """The log-probability that the fill ends where the generation stopped: at the end of the text (`logits`,
-        `norm`: the step that sampled the end, or the token `stopped_by` carrying the line break). Text that token
+    def _generate_many(
+        self,
+        prompt: list[int],
+        seeds: Sequence[int],
+        *,
+        max_tokens: int,
+        stop: list[str] | None,
+        temperature: float,
+        cancel: CancelToken | None,
+        code_first: bool = False,
+        forced: bytes = b"",
+        end_check: bool = False,
+    ) -> list[Generation]:
+        """One sampled generation per seed, decoded side by side: each in its own sequence, which shares the
+        prompt's cells with sequence 0, one token of each in every batch. On 2 cores a batch of a few tokens costs
+        little more than one (the weights are read once per batch), so k samples cost far less than k generations.
+        """
+        started = time.perf_counter()
+        if cancel is not None and cancel.is_set():
+            return [Generation("", [], "cancelled", len(prompt), 0, 0.0) for _ in seeds]
+        plan = self._prepare(prompt, self.reuse)
+        first = self._logits()
+        stops = [s for s in (stop or []) if s]
+        streams = []
+        for i, seed in enumerate(seeds):
+            stream = _Stream(forced, stops, max_tokens, cancel, np.random.default_rng(seed))
+            stream.seq, stream.start = 1 + i, len(prompt)
+            streams.append(stream)
+        try:
+            for stream in streams:
+                llama_cpp.llama_memory_seq_rm(self._mem, stream.seq, -1, -1)
+                llama_cpp.llama_memory_seq_cp(self._mem, 0, stream.seq, 0, len(prompt))
+            logits = {stream.seq: first for stream in streams}
+            active = list(streams)
+            for _ in range(max_tokens + len(forced)):
+                if cancel is not None and cancel.is_set():
+                    for stream in active:
+                        stream.reason = "cancelled"
+                    break
+                going = []
+                for stream in active:
+                    token, logprob = self._choose(stream, logits[stream.seq], temperature, code_first)
+                    if token >= 0 and not self._take(stream, token, logprob):
+                        going.append((stream, token))
+                if not going:
+                    break
+                batch = self._batch
+                batch.n_tokens = len(going)
+                for j, (stream, token) in enumerate(going):
+                    batch.token[j] = token
+                    batch.pos[j] = stream.start + len(stream.emitted) - 1
+                    batch.n_seq_id[j] = 1
+                    batch.seq_id[j][0] = stream.seq
+                    batch.logits[j] = True
+                rc = llama_cpp.llama_decode(self._ctx, batch)
+                if rc != 0:
+                    raise ModelError(f"llama_decode failed ({rc})", "the samples may not fit the context window")
+                logits = {stream.seq: self._logits(j) for j, (stream, _) in enumerate(going)}
+                active = [stream for stream, _ in going]
+            return [self._finish(stream, end_check, len(prompt), plan.reused, started) for stream in streams]
+        except BaseException:
+            self._clear()
+            raise
+        finally:
+            for stream in streams:
+                llama_cpp.llama_memory_seq_rm(self._mem, stream.seq, -1, -1)
+
+    def _end_logprob(self, stream: _Stream, stopped_by: int | None) -> float | None:
+        """The log-probability that the fill ends where `stream` stopped: at the end of the text (the logits of
+        the step that sampled the end), or after the token `stopped_by` carrying the line break. Text that token
         carries before its line break (`):\n` is one token) is decoded first, then dropped from the cache again."""
+        assert stream.logits is not None
         stops = np.array(sorted(self._stop_ids), dtype=np.int64)
         if stopped_by is None:
-            return _logsumexp(logits[stops]) - norm
+            return _logsumexp(stream.logits[stops]) - stream.norm
         piece = self._piece_bytes(stopped_by)
         at = piece.find(b"\n")
         if at < 0:
             return None
         if at == 0:
-            return _logsumexp(logits[stops]) - norm
+            return _logsumexp(stream.logits[stops]) - stream.norm
         tokens = self._llm.tokenize(piece[:at], add_bos=False, special=False)
-        position = len(self._cached)
-        self._decode(tokens, range(position, position + len(tokens)))
+        position = stream.start + len(stream.emitted) - 1  # where the token carrying the break would have gone
+        self._decode(tokens, range(position, position + len(tokens)), seq=stream.seq)
         after = self._logits()
-        self._drop_from(position)
+        if not llama_cpp.llama_memory_seq_rm(self._mem, stream.seq, position, -1):
+            self._clear()
+            raise ModelError("cannot remove the end check's tokens from the KV cache", "the cache was cleared")
         return _logsumexp(after[stops]) - _logsumexp(after)
 
     @staticmethod
@@ -496,6 +606,42 @@ class LlamaEngine:
         code_first: bool = False,
         end_check: bool = False,
     ) -> Generation:
+        prompt, forced = self._healed_prompt(prefix, suffix, context, max_tokens)
+        return self._generate(prompt, max_tokens=max_tokens, stop=stop, temperature=temperature, seed=seed,
+                              cancel=cancel, mode=reuse, code_first=code_first, forced=forced, end_check=end_check)
+
+    def infill_many(
+        self,
+        prefix: str,
+        suffix: str,
+        seeds: Sequence[int],
+        *,
+        context: str = "",
+        max_tokens: int = 64,
+        stop: list[str] | None = None,
+        temperature: float = 0.8,
+        cancel: CancelToken | None = None,
+        code_first: bool = False,
+        end_check: bool = False,
+    ) -> list[Generation]:
+        """One sampled `infill` per seed, decoded side by side (see `_generate_many`); `seconds` of each is the
+        time of the whole batch."""
+        started = time.perf_counter()
+        prompt, forced = self._healed_prompt(prefix, suffix, context, max_tokens)
+        # each sequence needs cells of its own for its tokens (and the end check's): as many side by side as fit
+        room = (self.n_ctx - len(prompt)) // (max_tokens + len(forced) + 8)
+        group = max(1, min(PARALLEL, room))
+        out: list[Generation] = []
+        for start in range(0, len(seeds), group):
+            out += self._generate_many(prompt, seeds[start : start + group], max_tokens=max_tokens, stop=stop,
+                                       temperature=temperature, cancel=cancel, code_first=code_first,
+                                       forced=forced, end_check=end_check)
+        for g in out:
+            g.seconds = time.perf_counter() - started
+        return out
+
+    def _healed_prompt(self, prefix: str, suffix: str, context: str, max_tokens: int) -> tuple[list[int], bytes]:
+        """The infill prompt, less the tokens token healing takes back, and the text they spelled."""
         prompt = self.infill_tokens(prefix, suffix, context, max_tokens)
         forced = b""
         if self.heal:
@@ -510,8 +656,7 @@ class LlamaEngine:
             if k:
                 forced = b"".join(pieces[-k:])
                 prompt = prompt[:-k]
-        return self._generate(prompt, max_tokens=max_tokens, stop=stop, temperature=temperature, seed=seed,
-                              cancel=cancel, mode=reuse, code_first=code_first, forced=forced, end_check=end_check)
+        return prompt, forced
 
     def score(self, prefix: str, suffix: str, middle: str, *, context: str = "",
               cancel: CancelToken | None = None) -> list[float]:
@@ -576,7 +721,7 @@ def extra_bufts() -> bool:
 
 @contextlib.contextmanager
 def _patched_defaults(repack: bool) -> Iterator[None]:
-    """Context with two sequences; and weights without llama.cpp's "extra buffer types" when the build uses AMX.
+    """Context with several sequences; and weights without llama.cpp's "extra buffer types" when the build uses AMX.
 
     A llama.cpp built with GGML_NATIVE on an AMX CPU routes matmuls through AMX tiles, which segfault in VMs
     that do not grant tile state (seen on this project's CI machines). Plain buffers avoid the AMX path (and the
@@ -595,10 +740,11 @@ def _patched_defaults(repack: bool) -> Iterator[None]:
         return p
 
     def context_params() -> object:
-        # A second sequence is the scratch space for evaluating new tokens *before* reused chunks (see _prepare);
-        # a unified cache lets both sequences share cells.
+        # A second sequence is the scratch space for evaluating new tokens *before* reused chunks (see _prepare),
+        # and samples decode side by side in sequences of their own (_generate_many); a unified cache lets the
+        # sequences share the prompt's cells.
         p = context_defaults()
-        p.n_seq_max = 2
+        p.n_seq_max = 1 + PARALLEL
         p.kv_unified = True
         return p
 
