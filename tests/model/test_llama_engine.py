@@ -182,6 +182,33 @@ def test_samples_of_a_prompt_that_fills_the_context_take_turns_instead_of_failin
     assert any(len(g.logprobs) > 20 for g in many), "long samples, more than the cells left beside the prompt"
 
 
+def _file(name: str, n: int) -> str:
+    return "".join(f"def {name}_{i}(x):\n    return x * {i} + len('{name}')\n\n" for i in range(n)) + f"def {name}_main():\n    "
+
+
+def test_a_jump_back_resumes_the_prompt_parked_at_the_jump_away(tiny_engine) -> None:
+    a, b = _file("alpha", 20), _file("beta", 20)
+    kwargs = {"max_tokens": 12, "stop": ["\n"]}
+    tiny_engine._clear()
+    first_a = tiny_engine.infill(a, "\n", **kwargs)
+    first_b = tiny_engine.infill(b, "\n", **kwargs)
+    assert first_a.prompt_tokens > 300 and first_b.reused_tokens < 10, "precondition: two long, different prompts"
+    resumed = tiny_engine.resumed
+    back_a = tiny_engine.infill(a, "\n", **kwargs)
+    assert tiny_engine.resumed == resumed + 1 and back_a.reused_tokens == back_a.prompt_tokens - 1
+    assert back_a.text == first_a.text and back_a.logprobs == pytest.approx(first_a.logprobs, abs=0.15)  # batch sizes round differently
+    back_b = tiny_engine.infill(b, "\n", **kwargs)
+    assert tiny_engine.resumed == resumed + 2, "the prompt left behind was parked in turn"
+    assert back_b.text == first_b.text and back_b.reused_tokens == back_b.prompt_tokens - 1
+    assert len(tiny_engine._cached) < 2 * back_b.prompt_tokens, "parked prompts hold no cells in the cache"
+    tiny_engine.reuse = "none"
+    try:
+        tiny_engine.infill(a, "\n", **kwargs)
+        assert not tiny_engine._parked, "no reuse, nothing parked"
+    finally:
+        tiny_engine.reuse = "prefix"
+
+
 def test_the_service_looks_for_a_better_line_on_an_empty_line_above_code(tiny_model_path: Path) -> None:
     from greenpatch.engine.llama import LlamaEngine
 

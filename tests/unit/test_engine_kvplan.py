@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from greenpatch.engine.kvplan import kv_operations, plan_reuse
+from greenpatch.engine.kvplan import choose_parked, kv_operations, plan_reuse, worth_parking
 
 
 def _apply(cached: list[int], prompt: list[int], plan) -> list[int | None]:
@@ -78,3 +78,20 @@ def test_several_chunks_moving_both_ways_land_in_place() -> None:
     plan = plan_reuse(cached, prompt, "chunk", min_chunk=8)
     assert len(plan.chunks) >= 2
     assert _apply(cached, prompt, plan) == prompt
+
+
+def test_a_jump_that_leaves_most_of_the_cache_behind_parks_it() -> None:
+    cached = list(range(1000))
+    assert worth_parking(cached, list(range(10)) + [-1] * 900), "another file: only the start is shared"
+    assert not worth_parking(cached, list(range(900)) + [-1] * 120), "the next line: the last hundred tokens change"
+    assert not worth_parking(cached, cached + [5, 6]), "typing along"
+    assert not worth_parking(list(range(100)), [-1] * 100), "too short to be worth keeping"
+
+
+def test_the_parked_prompt_sharing_most_with_the_new_one_is_resumed() -> None:
+    a, b = list(range(800)), [0] + list(range(10_000, 10_800))
+    assert choose_parked(b, a + [1, 2], [a]) == 0, "back to the file left before"
+    assert choose_parked(b, b + [1], [a]) is None, "the cache itself is better"
+    assert choose_parked(b, list(range(40)) + [-1] * 100, [a]) is None, "shares a little more, not enough to swap"
+    c = list(range(500)) + [-5] * 300
+    assert choose_parked(b, a, [c, a]) == 1, "the longest shared prefix wins"

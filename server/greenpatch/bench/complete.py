@@ -1,20 +1,21 @@
 """`greenpatch bench complete`: latency of inline completion while typing, and HumanEval single-line quality.
 
 Latency: lines of real files are retyped one character at a time against the warm engine through the real
-CompletionService with repo context from the files' project index, as the server has it (debounce excluded: it
-is a client-side wait), once per mode in the same run:
-"chunk" (prefix reuse + llama.cpp-style shifting of the cached suffix), "prefix" (longest common token prefix
-only), "nodraft" (the server's reuse mode without speculative drafts), "shownonly" (the server's mode, but typing
-along only suggestions that were shown, not withheld ones whose rest became sure), "noheal" (the server's mode
-without token healing of a half-typed word), "unheld" (the server's mode, but the repo context is computed afresh
-for every request instead of being held while the cursor stays in one area), "noalt" (the server's mode without
-sampling other lines where the first one does not close the gap to the code below, see completion/alternatives.py)
-and "none" (the whole prompt every time; it stops after a few model calls, it is slow). Reports p50/p95 over the
-keystrokes typed and over those that called the model, the ratios to no reuse (model calls against model calls) and
-to the other modes, the first request at each new line on its own, split into the next line of code after the one
-just typed ("next_line": lines come in such pairs) and a jump elsewhere ("new_place"; the first line of a mode
-starts from an empty cache), how many suggestions were shown and how much of what was shown the file really has
-next, and the process RSS.
+CompletionService with repo context from the files' project index, as the server has it (debounce excluded: it is a
+client-side wait), once per mode in the same run: "chunk" (prefix reuse + llama.cpp-style shifting of the cached
+suffix), "prefix" (longest common token prefix only), "nodraft" (the server's reuse mode without speculative
+drafts), "shownonly" (the server's mode, but typing along only suggestions that were shown, not withheld ones whose
+rest became sure), "noheal" (the server's mode without token healing of a half-typed word), "unheld" (the server's
+mode, but the repo context is computed afresh for every request instead of being held while the cursor stays in one
+area), "noalt" (the server's mode without sampling other lines where the first one does not close the gap to the
+code below, see completion/alternatives.py), "nopark" (the server's mode without parking a prompt at a jump away for
+a jump back, see LlamaEngine._park) and "none" (the whole prompt every time; it stops after a few model calls, it is
+slow). Reports p50/p95 over the keystrokes typed and over those that called the model, the ratios to no reuse (model
+calls against model calls) and to the other modes, the first request at each new line on its own, split into the
+next line of code after the one just typed ("next_line": lines come in such pairs), a jump elsewhere ("new_place";
+the first line of a mode starts from an empty cache) and, after the typing, two jumps back to files left before
+("back", see _revisits), how many suggestions were shown and how much of what was shown the file really has next,
+and the process RSS.
 
 Quality: HumanEval single-line infilling (../shared/eval/): each task's line is removed, the service fills it
 (line mode, gate off, so every suggestion and its mean log-probability is recorded), and the tests run in a
@@ -107,44 +108,68 @@ def keystroke_streams(files: list[Path], keystrokes: int, lines_per_file: int = 
     return targets
 
 
+def _revisits(streams: list[tuple[Path, str, int, str]]) -> list[tuple[Path, str, int, str]]:
+    """Jumps back: to the end of the last line typed in the file left just before the last one, then in the last
+    file again (as when going back and forth between a module and its tests). The line is whole there, so the
+    request is not one made before (which the suggestion cache would answer)."""
+    lasts: dict[Path, tuple[Path, str, int, str]] = {}
+    for stream in streams:
+        lasts[stream[0]] = stream
+    files = list(lasts)
+    return [lasts[files[-2]], lasts[files[-1]]] if len(files) >= 2 else []
+
+
 async def _replay(service: CompletionService, streams: list[tuple[Path, str, int, str]], keystrokes: int,
                   per_line: int, max_model_calls: int | None = None) -> list[dict[str, Any]]:
     samples: list[dict[str, Any]] = []
-    version = 0
+    state = {"version": 0}
+
+    async def ask(path: Path, rows: list[str], line: int, body: str, n: int, **flags: bool) -> None:
+        uri = path.as_uri()
+        state["version"] += 1
+        version = state["version"]
+        doc = "\n".join(rows)
+        service.notify_change(uri, version)
+        started = time.perf_counter()
+        s = await service.complete(uri, path, doc, version, line, len(rows[line]))
+        elapsed = time.perf_counter() - started
+        samples.append({
+            "seconds": elapsed, "next_line": False, "back": False,
+            "model": bool(s is not None and not s.cached), "shown": bool(s and s.shown),
+            # shown, and its first line is the rest of the line as the file has it; how much of it was
+            "right": bool(s and s.shown and s.text.split("\n", 1)[0].rstrip() == body[n:].rstrip()),
+            "chars": len(s.text.split("\n", 1)[0].rstrip()) if s and s.shown else 0,
+            "typed": len(os.path.commonprefix([s.text.split("\n", 1)[0].rstrip(), body[n:]])) if s and s.shown
+            else 0,
+            "reused": s.reused_tokens if s else 0, "prompt": s.prompt_tokens if s else 0, "first": n == 0,
+            "sampled": s.sampled if s else 0, **flags,
+        })
+
     previous: tuple[Path, int] | None = None
+    done = False
     for path, text, line, target in streams:
         rows = text.split("\n")
         indent = rows[line]
-        uri = path.as_uri()
         body = target[len(indent) :]
         # the line of code right after the last one: the cursor moved down, only the line above changed
         next_line = previous is not None and previous[0] == path and 0 < line - previous[1] <= 3
         for n in range(0, min(len(body), per_line) + 1):
-            if sum(not x["first"] for x in samples) >= keystrokes:
-                return samples
-            if max_model_calls is not None and sum(x["model"] for x in samples) >= max_model_calls:
-                return samples
+            done = sum(not x["first"] for x in samples) >= keystrokes or (
+                max_model_calls is not None and sum(x["model"] for x in samples) >= max_model_calls)
+            if done:
+                break
             rows[line] = indent + body[:n]
-            version += 1
-            doc = "\n".join(rows)
-            service.notify_change(uri, version)
-            started = time.perf_counter()
-            s = await service.complete(uri, path, doc, version, line, len(rows[line]))
-            elapsed = time.perf_counter() - started
             # The first request at a new place (the cursor moved to another line) is reported on its own: it
             # evaluates what changed since the last place, then typing along the line reuses it.
-            samples.append({
-                "seconds": elapsed, "next_line": n == 0 and next_line,
-                "model": bool(s is not None and not s.cached), "shown": bool(s and s.shown),
-                # shown, and its first line is the rest of the line as the file has it; how much of it was
-                "right": bool(s and s.shown and s.text.split("\n", 1)[0].rstrip() == body[n:].rstrip()),
-                "chars": len(s.text.split("\n", 1)[0].rstrip()) if s and s.shown else 0,
-                "typed": len(os.path.commonprefix([s.text.split("\n", 1)[0].rstrip(), body[n:]])) if s and s.shown
-                else 0,
-                "reused": s.reused_tokens if s else 0, "prompt": s.prompt_tokens if s else 0, "first": n == 0,
-                "sampled": s.sampled if s else 0,
-            })
+            await ask(path, rows, line, body, n, next_line=n == 0 and next_line)
+        if done:
+            break
         previous = (path, line)
+    if not done:
+        for path, text, line, target in _revisits(streams):
+            rows = text.split("\n")
+            rows[line] = target
+            await ask(path, rows, line, target, len(target), first=True, back=True)
     return samples
 
 
@@ -152,7 +177,7 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
     streams = keystroke_streams(files, keystrokes)
     per_line = max(4, keystrokes // max(1, len(streams)))
     out: dict[str, Any] = {"files": [str(f) for f in files], "lines": len(streams)}
-    modes = (["prefix", "chunk", "nodraft", "shownonly", "noheal", "unheld", "noalt", "none"]
+    modes = (["prefix", "chunk", "nodraft", "shownonly", "noheal", "unheld", "noalt", "nopark", "none"]
              if hasattr(engine, "reuse") else ["fake"])
     # Repo context as the server has it: the files' project indexed with tree-sitter (untimed, once).
     from greenpatch.completion.command import _index, find_root
@@ -168,6 +193,7 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
             engine.reuse = mode if mode in ("prefix", "chunk", "none") else DEFAULT_REUSE  # type: ignore[attr-defined]
             engine.speculate = mode != "nodraft"  # type: ignore[attr-defined]
             engine.heal = mode != "noheal"  # type: ignore[attr-defined]
+            engine.park = mode != "nopark"  # type: ignore[attr-defined]
             engine._clear()  # type: ignore[attr-defined]
             engine._drafts.clear()  # type: ignore[attr-defined]
         counts_before = dict(getattr(engine, "draft_counts", {}))
@@ -184,7 +210,8 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
         cap = max(3, keystrokes // 5) if mode == "none" else None
         replayed = asyncio.run(_replay(service, streams, keystrokes, per_line, cap))
         samples = [s for s in replayed if not s["first"]]
-        first = [s["seconds"] for s in replayed if s["first"] and not s["next_line"]]
+        first = [s["seconds"] for s in replayed if s["first"] and not s["next_line"] and not s["back"]]
+        back = [s["seconds"] for s in replayed if s["back"]]
         nxt = [s["seconds"] for s in replayed if s["next_line"]]
         print(f"bench complete: {mode}: {len(samples)} keystrokes in {time.perf_counter() - started:.1f} s",
               file=sys.stderr)
@@ -204,17 +231,20 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
             "new_place": len(first), "new_place_p50": _pct(first, 0.5), "new_place_max": _pct(first, 1.0),
             # the first request on the next line of code after finishing one (Enter): only that line is new
             "next_line": len(nxt), "next_line_p50": _pct(nxt, 0.5), "next_line_max": _pct(nxt, 1.0),
+            # the first request after a jump back to a file left before (see _revisits)
+            "back": len(back), "back_p50": _pct(back, 0.5), "back_max": _pct(back, 1.0),
+            "back_reused_tokens": [s["reused"] for s in replayed if s["back"]],
             # requests (new places included) that sampled other lines (completion/alternatives.py)
             "sampled_requests": sum(1 for s in replayed if s["sampled"]),
-            "first_shown": sum(s["shown"] for s in replayed if s["first"]),
-            "first_right": sum(s["right"] for s in replayed if s["first"]),
+            "first_shown": sum(s["shown"] for s in replayed if s["first"] and not s["back"]),
+            "first_right": sum(s["right"] for s in replayed if s["first"] and not s["back"]),
         }
         counts = getattr(engine, "draft_counts", None)
         if counts is not None:
             out[mode]["drafted_tokens"] = counts["drafted"] - counts_before.get("drafted", 0)
             out[mode]["accepted_tokens"] = counts["accepted"] - counts_before.get("accepted", 0)
     if hasattr(engine, "reuse"):
-        engine.reuse, engine.speculate, engine.heal = DEFAULT_REUSE, True, True  # type: ignore[attr-defined]  # the server's
+        engine.reuse, engine.speculate, engine.heal, engine.park = DEFAULT_REUSE, True, True, True  # type: ignore[attr-defined]  # the server's
     if "none" in out and DEFAULT_REUSE in out:
         # Model calls against model calls: the keystrokes answered without one (typed along) cost the same in
         # both modes, and no reuse may stop early.
@@ -238,6 +268,8 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
         for key in ("mean", "p95", "next_line_p50", "new_place_p50"):
             a, b = out[DEFAULT_REUSE][key], out["noalt"][key]
             out[f"alternatives_cost_{key}"] = round(a / b, 2) if a and b else None
+        a, b = out[DEFAULT_REUSE]["back_p50"], out["nopark"]["back_p50"]
+        out["parked_speedup_back_p50"] = round(b / a, 2) if a and b else None
     return out
 
 
@@ -355,16 +387,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["remote_engine"] = remote_latency(args.engine, engine, files, max(args.keystrokes, 1), model=name)
     summary: dict[str, Any] = {"model": name, "rss_mb": report["rss_mb"], "model_file_mb": report["model_file_mb"]}
     lat = report.get("latency", {})
-    for mode in ("chunk", "prefix", "nodraft", "shownonly", "noheal", "unheld", "noalt", "none"):
+    for mode in ("chunk", "prefix", "nodraft", "shownonly", "noheal", "unheld", "noalt", "nopark", "none"):
         if mode in lat:
             for key in ("p50", "p95", "mean", "model_p50", "model_calls", "shown", "shown_chars_typed",
-                        "next_line_p50", "new_place_p50", "sampled_requests", "first_shown", "first_right"):
+                        "next_line_p50", "new_place_p50", "back_p50", "sampled_requests", "first_shown",
+                        "first_right"):
                 summary[f"{mode}_{key}"] = lat[mode][key]
     for key in ("speedup_model_p50_vs_none", "speedup_model_p95_vs_none", "chunk_vs_prefix_model_p50",
                 "drafts_speedup_mean", "drafts_speedup_p95", "withheld_along_speedup_mean", "withheld_along_speedup_p95",
                 "healing_speedup_mean", "healing_speedup_p95", "held_context_speedup_mean",
                 "held_context_speedup_next_line_p50", "alternatives_cost_mean", "alternatives_cost_p95",
-                "alternatives_cost_next_line_p50", "alternatives_cost_new_place_p50"):
+                "alternatives_cost_next_line_p50", "alternatives_cost_new_place_p50", "parked_speedup_back_p50"):
         if key in lat:
             summary[key] = lat[key]
     remote = report.get("remote_engine", {}).get("summary", {})

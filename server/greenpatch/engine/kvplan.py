@@ -95,6 +95,27 @@ def _find_chunks(
     return chunks
 
 
+PARK_MIN = 256  # a prompt about to lose at least this many cached tokens is parked (a jump to another place)
+RESUME_MARGIN = 64  # a parked prompt is resumed when it shares this many more leading tokens than the cache does
+
+
+def worth_parking(cached: Sequence[int], prompt: Sequence[int]) -> bool:
+    """The cache is about to lose much of what it holds (the cursor jumped to another file or place): keep it aside,
+    so a jump back finds it. Typing and the next line change only the prompt's last few hundred tokens."""
+    return len(cached) - common_prefix(cached, prompt) >= PARK_MIN
+
+
+def choose_parked(cached: Sequence[int], prompt: Sequence[int], parked: Sequence[Sequence[int]]) -> int | None:
+    """The parked prompt to resume from (index into `parked`): the one sharing the longest prefix with `prompt`,
+    when that beats the cache by RESUME_MARGIN tokens."""
+    best, best_keep = None, common_prefix(cached, prompt) + RESUME_MARGIN
+    for i, tokens in enumerate(parked):
+        keep = common_prefix(tokens, prompt)
+        if keep >= best_keep:
+            best, best_keep = i, keep
+    return best
+
+
 def kv_operations(plan: ReusePlan, cached_len: int) -> list[tuple[str, int, int, int]]:
     """The memory operations that carry out `plan`: ("rm", p0, p1, 0) and ("add", p0, p1, delta), in order.
 

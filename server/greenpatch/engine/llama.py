@@ -29,7 +29,16 @@ from greenpatch.engine.base import (
 )
 from greenpatch.engine.drafts import DraftLength, DraftSource
 from greenpatch.engine.healing import MAX_HEALED_TOKENS, PieceIndex, tokens_to_heal
-from greenpatch.engine.kvplan import DEFAULT_REUSE, MODES, ReusePlan, kv_operations, plan_reuse
+from greenpatch.engine.kvplan import (
+    DEFAULT_REUSE,
+    MODES,
+    PARK_MIN,
+    ReusePlan,
+    choose_parked,
+    kv_operations,
+    plan_reuse,
+    worth_parking,
+)
 from greenpatch.errors import EngineUnavailable, ModelError
 
 try:
@@ -43,6 +52,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CTX = 4096
 PARALLEL = 8  # sequences sampled side by side at most (see _generate_many); sequence 0 holds the prompt
+PARKED = 2  # prompts kept aside for a jump back (see _park)
 
 
 @dataclass
@@ -119,6 +129,9 @@ class LlamaEngine:
         self._batch = self._llm._batch.batch  # allocated by Llama for n_batch tokens, one sequence
         self._can_shift = bool(llama_cpp.llama_memory_can_shift(self._mem))
         self._cached: list[int] = []  # tokens whose KV entries sit at positions 0..len-1
+        self._parked: list[tuple[ctypes.Array[ctypes.c_uint8], list[int]]] = []  # (KV state, tokens), latest first
+        self.resumed = 0  # prompts resumed from a parked one since load (the benchmark reports it)
+        self.park = True  # keep prompts aside for a jump back (_park); the benchmark compares without
         self.fim = fim if fim is not None else self._fim_from_vocab()
         self._special = self._special_tokens()
         self._stop_ids = {t for t in self._special.values() if llama_cpp.llama_vocab_is_eog(self._vocab, t)}
@@ -279,6 +292,39 @@ class LlamaEngine:
     def _clear(self) -> None:
         llama_cpp.llama_memory_clear(self._mem, True)
         self._cached = []
+        self._parked = []
+
+    def _park(self, prompt: list[int], mode: str) -> None:
+        """Resume a parked prompt that `prompt` shares more with than the cache (a jump back), parking the cache in
+        its place; or park the cache when `prompt` leaves most of it behind (a jump away). A parked prompt is a copy
+        of its KV state in memory (~29 KB a token with the default model), not cells left in the cache: every
+        decode attends over all the cells in use, so parked cells would slow everything else down (measured: a new
+        place 11.2 s instead of 8.7 s)."""
+        if mode == "none" or not self.park:
+            self._parked = []
+            return
+        cached = self._cached
+        chosen = choose_parked(cached, prompt, [tokens for _, tokens in self._parked])
+        if chosen is not None:
+            state, tokens = self._parked.pop(chosen)
+            if len(cached) >= PARK_MIN:
+                self._park_cache()
+            llama_cpp.llama_memory_seq_rm(self._mem, 0, -1, -1)
+            self._cached = []
+            if llama_cpp.llama_state_seq_set_data(self._ctx, state, len(state), 0):
+                self._cached = tokens
+                self.resumed += 1
+            else:  # nothing restored: the prompt is evaluated from scratch
+                llama_cpp.llama_memory_seq_rm(self._mem, 0, -1, -1)
+        elif worth_parking(cached, prompt):
+            self._park_cache()
+
+    def _park_cache(self) -> None:
+        size = llama_cpp.llama_state_seq_get_size(self._ctx, 0)
+        state = (ctypes.c_uint8 * size)()
+        if llama_cpp.llama_state_seq_get_data(self._ctx, state, size, 0):
+            self._parked.insert(0, (state, list(self._cached)))
+            del self._parked[PARKED:]
 
     def _drop_from(self, position: int) -> None:
         """Forget the KV entries from `position` on (drafted tokens the model did not confirm)."""
@@ -317,9 +363,11 @@ class LlamaEngine:
     def _prepare(self, prompt: list[int], mode: str) -> ReusePlan:
         if mode == "chunk" and not self._can_shift:
             mode = "prefix"
+        self._park(prompt, mode)
         plan = plan_reuse(self._cached, prompt, mode, self.min_chunk)
         if mode == "none" or plan.keep == 0 and not plan.chunks:
-            self._clear()
+            llama_cpp.llama_memory_seq_rm(self._mem, 0, -1, -1)
+            self._cached = []
             plan = ReusePlan(0, [], list(range(len(prompt))))
         else:
             for op, p0, p1, delta in kv_operations(plan, len(self._cached)):
