@@ -148,3 +148,16 @@ def test_the_repo_context_is_held_while_the_user_writes_on_in_one_place(tmp_path
     # Far enough away, or in another file, it is computed again.
     assert "class Item" in context(["    first = Item()"] + ["    pass"] * 12, 17)
     assert held.get(str(tmp_path / "other.py"), 17, "") is None
+
+
+def test_a_held_context_waits_for_the_cursor_to_come_back_to_its_file() -> None:
+    from greenpatch.context.builder import HeldContext
+
+    held = HeldContext(lines=10, files=2)
+    held.hold("a.py", 5, "head a", "context of a")
+    held.hold("b.py", 40, "head b", "context of b")
+    assert held.get("a.py", 7, "head a and more") == "context of a", "back in a.py, near where the cursor was"
+    assert held.get("a.py", 30, "head a") is None, "another area of a.py"
+    held.hold("c.py", 1, "head c", "context of c")
+    assert held.get("a.py", 7, "head a") is None, "a.py was left longest ago: forgotten"
+    assert held.get("b.py", 40, "head b") == "context of b"

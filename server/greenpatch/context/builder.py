@@ -118,30 +118,37 @@ class RecentEdits:
 
 
 class HeldContext:
-    """The rendered repo context last used at a place, kept while the cursor stays near it.
+    """The rendered repo context last used at a place in each of the last few files, kept while the cursor stays
+    near it or comes back to it.
 
     The repo context comes first in the prompt, so any change to it makes the model evaluate the whole prompt
     again (~7 s for 1,000 tokens of the default model on 2 cores). Recomputed at every line, it changed whenever
     the line just finished used another name or pushed one out of the lines looked at: pressing Enter cost a full
-    evaluation. It is recomputed only when the cursor leaves the area (another file, more than `lines` lines away)
-    or when the prefix window moved its start, which changes the prompt from there on anyway. The price: a name
-    used for the first time in this area, or a definition edited in another file, reaches the prompt only then."""
+    evaluation. It is recomputed only when the cursor leaves the area (more than `lines` lines away) or when the
+    prefix window moved its start, which changes the prompt from there on anyway. Held per file, a jump back to a
+    file finds the prompt it left there, whose evaluated state the engine parked at the jump away (LlamaEngine._park).
+    The price: a name used for the first time in this area, or a definition edited in another file, reaches the
+    prompt only when the context is computed again."""
 
-    def __init__(self, lines: int = 24) -> None:
+    def __init__(self, lines: int = 24, files: int = 4) -> None:
         self.lines = lines
-        self._held: tuple[str, int, str, str] | None = None  # (path, line, window head, rendered context)
+        self.files = files
+        self._held: dict[str, tuple[int, str, str]] = {}  # path -> (line, window head, rendered context)
 
     def get(self, path: str, line: int, window: str) -> str | None:
-        held = self._held
-        if held is None or held[0] != path or abs(held[1] - line) > self.lines or not window.startswith(held[2]):
+        held = self._held.get(path)
+        if held is None or abs(held[0] - line) > self.lines or not window.startswith(held[1]):
             return None
-        return held[3]
+        return held[2]
 
     def hold(self, path: str, line: int, window: str, context: str) -> None:
-        self._held = (path, line, window[:256], context)
+        self._held.pop(path, None)
+        self._held[path] = (line, window[:256], context)
+        while len(self._held) > self.files:
+            del self._held[next(iter(self._held))]  # the file left longest ago
 
     def clear(self) -> None:
-        self._held = None
+        self._held.clear()
 
 
 def names_near(prefix: str, lines: int = 40) -> list[str]:
