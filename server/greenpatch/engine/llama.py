@@ -547,8 +547,9 @@ class LlamaEngine:
         end_check: bool = False,
     ) -> list[Generation]:
         """One sampled generation per seed, decoded side by side: each in its own sequence, which shares the
-        prompt's cells with sequence 0, one token of each in every batch. On 2 cores a batch of a few tokens costs
-        little more than one (the weights are read once per batch), so k samples cost far less than k generations.
+        prompt's cells with sequence 0, one token of each in every batch. The weights are read once per batch, so
+        k samples cost less than k generations: with the default model on 2 cores, 3 side by side took 0.6x the
+        time of 3 one after another, 8 side by side 1.14x (ad hoc, 12 HumanEval prompts).
         """
         started = time.perf_counter()
         if cancel is not None and cancel.is_set():
