@@ -95,3 +95,4 @@ def test_the_parked_prompt_sharing_most_with_the_new_one_is_resumed() -> None:
     assert choose_parked(b, list(range(40)) + [-1] * 100, [a]) is None, "shares a little more, not enough to swap"
     c = list(range(500)) + [-5] * 300
     assert choose_parked(b, a, [c, a]) == 1, "the longest shared prefix wins"
+    assert choose_parked(b, a, [list(a), a]) == 0, "the most recent of two as good"

@@ -108,10 +108,10 @@ def worth_parking(cached: Sequence[int], prompt: Sequence[int]) -> bool:
 def choose_parked(cached: Sequence[int], prompt: Sequence[int], parked: Sequence[Sequence[int]]) -> int | None:
     """The parked prompt to resume from (index into `parked`): the one sharing the longest prefix with `prompt`,
     when that beats the cache by RESUME_MARGIN tokens."""
-    best, best_keep = None, common_prefix(cached, prompt) + RESUME_MARGIN
-    for i, tokens in enumerate(parked):
+    best, best_keep = None, common_prefix(cached, prompt) + RESUME_MARGIN - 1
+    for i, tokens in enumerate(parked):  # the most recent first: it wins a tie
         keep = common_prefix(tokens, prompt)
-        if keep >= best_keep:
+        if keep > best_keep:
             best, best_keep = i, keep
     return best
 
