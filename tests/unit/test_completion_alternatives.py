@@ -21,9 +21,11 @@ def _request(text: str = DOC, line: int = 2, col: int = 4):
     return build_request(text, line, col, CompletionSettings(), fim=FAKE_FIM)
 
 
-def _first_choice(engine: FakeEngine):
+def _better(engine: FakeEngine, count: int, cancel: CancelToken | None = None):
+    """The model's first choice, and what better_line makes of it."""
     req = _request()
-    return req, engine.infill(req.prefix, req.suffix, stop=req.stop, end_check=True)
+    greedy = engine.infill(req.prefix, req.suffix, stop=req.stop, end_check=True)
+    return greedy, better_line(engine, req, greedy, count, cancel)
 
 
 def test_code_follows_where_the_fill_must_connect_to_code_below() -> None:
@@ -44,10 +46,8 @@ def test_only_an_empty_line_above_code_asks_where_the_fill_ends() -> None:
 def test_a_line_that_ends_the_fill_confidently_is_kept_without_sampling() -> None:
     engine = FakeEngine(text="n = len(xs)", logprobs=[-0.01] * 4, end_logprob=-0.05,
                         samples=[("n = 1", [-0.01] * 3, -0.01)])
-    req, greedy = _first_choice(engine)
-    choice = better_line(engine, req, greedy, 3)
-    chosen, sampled = choice.generation, choice.sampled
-    assert chosen is greedy and sampled == 0 and len(engine.calls) == 1
+    greedy, choice = _better(engine, 3)
+    assert choice.generation is greedy and choice.sampled == 0 and len(engine.calls) == 1
 
 
 def test_when_the_fill_would_go_on_the_likeliest_whole_fill_is_kept() -> None:
@@ -57,10 +57,8 @@ def test_when_the_fill_would_go_on_the_likeliest_whole_fill_is_kept() -> None:
         ("n = len(xs)", [-0.1, -0.1, -0.2, -0.1], -0.05),  # a duplicate is not counted twice
     ]
     engine = FakeEngine(text="while xs:", logprobs=[-0.05, -0.05, -0.05], end_logprob=-3.0, samples=samples)
-    req, greedy = _first_choice(engine)
-    choice = better_line(engine, req, greedy, 3)
-    chosen, sampled = choice.generation, choice.sampled
-    assert chosen.text == "n = len(xs)" and sampled == 3
+    _, choice = _better(engine, 3)
+    assert choice.generation.text == "n = len(xs)" and choice.sampled == 3
     assert choice.text == "n = len(xs)", "the filtered text comes with the choice"
     assert [c["seed"] for c in engine.calls[1:]] == [0, 1, 2]
     assert all(c["temperature"] > 0 and c["end_check"] for c in engine.calls[1:])
@@ -81,8 +79,7 @@ class BatchingEngine(FakeEngine):
 def test_an_engine_that_samples_side_by_side_gets_every_seed_in_one_call() -> None:
     samples = [("n = len(xs)", [-0.1] * 4, -0.05), ("for x in xs:", [-0.1] * 4, -2.0)]
     engine = BatchingEngine(text="while xs:", logprobs=[-0.05] * 3, end_logprob=-3.0, samples=samples)
-    req, greedy = _first_choice(engine)
-    choice = better_line(engine, req, greedy, 4)
+    _, choice = _better(engine, 4)
     assert engine.batches == [[0, 1, 2, 3]]
     assert choice.text == "n = len(xs)" and choice.sampled == 4
 
@@ -90,31 +87,25 @@ def test_an_engine_that_samples_side_by_side_gets_every_seed_in_one_call() -> No
 def test_the_first_choice_stays_when_no_sample_beats_it() -> None:
     engine = FakeEngine(text="n = sum(xs)", logprobs=[-0.3] * 4, end_logprob=-1.0,
                         samples=[("for x in xs:", [-0.5] * 4, -3.0)])
-    req, greedy = _first_choice(engine)
-    choice = better_line(engine, req, greedy, 2)
-    chosen, _ = choice.generation, choice.sampled
-    assert chosen is greedy
+    greedy, choice = _better(engine, 2)
+    assert choice.generation is greedy
 
 
 def test_a_sample_the_filters_would_drop_is_never_chosen() -> None:
     # "return n" repeats the line below: likely, but the post-filters would not show it
     engine = FakeEngine(text="while xs:", logprobs=[-0.1] * 3, end_logprob=-4.0,
                         samples=[("return n", [-0.01, -0.01], -0.01), ("n = len(xs)", [-0.1] * 4, -0.1)])
-    req, greedy = _first_choice(engine)
-    choice = better_line(engine, req, greedy, 2)
-    chosen, _ = choice.generation, choice.sampled
-    assert chosen.text == "n = len(xs)"
+    _, choice = _better(engine, 2)
+    assert choice.generation.text == "n = len(xs)"
 
 
 def test_cancelling_stops_the_sampling() -> None:
     engine = FakeEngine(text="while xs:", logprobs=[-0.1] * 3, end_logprob=-4.0,
                         samples=[("n = len(xs)", [-0.1] * 4, -0.1)])
-    req, greedy = _first_choice(engine)
     token = CancelToken()
     token.cancel()
-    choice = better_line(engine, req, greedy, 3, token)
-    _, sampled = choice.generation, choice.sampled
-    assert sampled == 0
+    _, choice = _better(engine, 3, token)
+    assert choice.sampled == 0
 
 
 async def test_the_service_shows_the_better_line_on_an_empty_line_in_code() -> None:
