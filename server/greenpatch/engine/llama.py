@@ -276,18 +276,22 @@ class LlamaEngine:
         every one (`all_logits`: a speculative draft, at most one batch)."""
         for start in range(0, len(tokens), self._n_batch):
             part = range(start, min(start + self._n_batch, len(tokens)))
-            batch = self._batch
-            batch.n_tokens = len(part)
-            for j, i in enumerate(part):
-                batch.token[j] = tokens[i]
-                batch.pos[j] = positions[i]
-                batch.n_seq_id[j] = 1
-                batch.seq_id[j][0] = seq
-                batch.logits[j] = all_logits or i == len(tokens) - 1
-            rc = llama_cpp.llama_decode(self._ctx, batch)
+            rc = self._decode_batch([(tokens[i], positions[i], seq, all_logits or i == len(tokens) - 1) for i in part])
             if rc != 0:
                 self._clear()
                 raise ModelError(f"llama_decode failed ({rc})", "the prompt may not fit the context window")
+
+    def _decode_batch(self, items: Sequence[tuple[int, int, int, bool]]) -> int:
+        """Decode one batch of (token, position, sequence, keep its logits); llama_decode's return code."""
+        batch = self._batch
+        batch.n_tokens = len(items)
+        for j, (token, position, seq, logits) in enumerate(items):
+            batch.token[j] = token
+            batch.pos[j] = position
+            batch.n_seq_id[j] = 1
+            batch.seq_id[j][0] = seq
+            batch.logits[j] = logits
+        return int(llama_cpp.llama_decode(self._ctx, batch))
 
     def _clear(self) -> None:
         llama_cpp.llama_memory_clear(self._mem, True)
@@ -487,8 +491,8 @@ class LlamaEngine:
         if cancel is not None and cancel.is_set():
             return Generation("", [], "cancelled", len(prompt), 0, 0.0)
         plan = self._prepare(prompt, mode or self.reuse)
-        stream = _Stream(forced, [s for s in (stop or []) if s], max_tokens, cancel, np.random.default_rng(seed))
-        stream.seq, stream.start = 0, len(prompt)
+        stream = _Stream(forced, [s for s in (stop or []) if s], max_tokens, cancel, np.random.default_rng(seed),
+                         start=len(prompt))
         # Speculative greedy decoding (see drafts.py): `pending` are batch indices whose logits are ready, the
         # first for the next token; `drafted` the draft tokens decoded after it, not yet confirmed.
         speculate = temperature <= 0 and self.speculate
@@ -557,11 +561,8 @@ class LlamaEngine:
         plan = self._prepare(prompt, self.reuse)
         first = self._logits()
         stops = [s for s in (stop or []) if s]
-        streams = []
-        for i, seed in enumerate(seeds):
-            stream = _Stream(forced, stops, max_tokens, cancel, np.random.default_rng(seed))
-            stream.seq, stream.start = 1 + i, len(prompt)
-            streams.append(stream)
+        streams = [_Stream(forced, stops, max_tokens, cancel, np.random.default_rng(seed), seq=1 + i,
+                           start=len(prompt)) for i, seed in enumerate(seeds)]
         try:
             for stream in streams:
                 llama_cpp.llama_memory_seq_rm(self._mem, stream.seq, -1, -1)
@@ -580,15 +581,8 @@ class LlamaEngine:
                         going.append((stream, token))
                 if not going:
                     break
-                batch = self._batch
-                batch.n_tokens = len(going)
-                for j, (stream, token) in enumerate(going):
-                    batch.token[j] = token
-                    batch.pos[j] = stream.start + len(stream.emitted) - 1
-                    batch.n_seq_id[j] = 1
-                    batch.seq_id[j][0] = stream.seq
-                    batch.logits[j] = True
-                rc = llama_cpp.llama_decode(self._ctx, batch)
+                rc = self._decode_batch([(token, stream.start + len(stream.emitted) - 1, stream.seq, True)
+                                         for stream, token in going])
                 if rc != 0:
                     raise ModelError(f"llama_decode failed ({rc})", "the samples may not fit the context window")
                 logits = {stream.seq: self._logits(j) for j, (stream, _) in enumerate(going)}
