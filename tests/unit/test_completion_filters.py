@@ -121,3 +121,47 @@ def test_a_block_that_ends_by_opening_a_block_with_no_room_for_its_body_loses_th
     assert req.mode == "block"
     assert post_filter("if n < 0:", req) is None
     assert post_filter("n = int(n)\n    if n < 0:", req) == "n = int(n)"
+
+
+DEPTH = '''def depth(text):
+    level = 0
+    for c in text:
+        if c == "(":
+            level += 1
+        elif c == ")":
+            level -= 1
+
+                groups += 1
+    return level
+'''
+
+
+def test_a_line_at_column_0_moves_to_the_level_the_code_below_asks_for() -> None:
+    req = _request(DEPTH, 7, 0, mode="line")
+    assert post_filter("        if level == 0:", req) == "            if level == 0:", "its body sits two levels deeper"
+    below = _request(DEPTH.replace("                groups += 1", "                break"), 7, 0, mode="line")
+    assert post_filter("            groups += 1", below) == "                groups += 1", "unexpected indent below it"
+    assert post_filter("            if level == 0:", req) == "            if level == 0:", "already right"
+
+
+def test_a_file_that_indents_by_odd_steps_keeps_the_line() -> None:
+    text = "def grade(g):\n    if g > 3:\n           return 'A'\n\n           return 'B'\n"
+    req = _request(text, 3, 0, mode="line")
+    assert post_filter("    elif g > 2:", req) == "    elif g > 2:", "its body is 7 in, as above: no level to move to"
+
+
+def test_indentation_the_user_typed_is_not_changed_and_a_line_at_odds_with_it_is_withheld() -> None:
+    req = _request(DEPTH.replace("\n\n                groups", "\n        \n                groups"), 7, 8, mode="line")
+    assert post_filter("if level == 0:", req) is None
+
+
+def test_inside_brackets_indentation_is_free() -> None:
+    text = "values = [\n    1,\n\n        3,\n]\n"
+    req = _request(text, 2, 0, mode="line")
+    assert post_filter("    2,", req) == "    2,", "Python accepts the deeper line below: nothing to fit"
+
+
+def test_tabs_stay_tabs_when_a_line_is_fitted() -> None:
+    text = "def f(x):\n\tif x:\n\t\tx -= 1\n\n\t\treturn x\n\treturn 0\n"
+    req = _request(text, 3, 0, mode="line")
+    assert post_filter("\tx += 1", req) == "\t\tx += 1"

@@ -62,6 +62,28 @@ def trim_block(text: str, full_prefix: str) -> str:
     return "\n".join(kept).rstrip()
 
 
+def _line_tokens(line: str) -> list[tokenize.TokenInfo] | None:
+    """The line's code tokens, or None where it does not stand alone (an open bracket, a continuation, a string
+    left open)."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return None
+    return [t for t in tokens if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER)]
+
+
+def _indent_unit(text: str) -> int:
+    """The file's indentation step: the smallest increase from one code line to the next (4 when none)."""
+    steps = []
+    previous = 0
+    for line in text.split("\n"):
+        if line.strip() and not line.lstrip().startswith("#"):
+            if _indent(line) > previous:
+                steps.append(_indent(line) - previous)
+            previous = _indent(line)
+    return min(steps, default=4)
+
+
 _OPENERS = {"if", "elif", "else", "for", "while", "def", "class", "with", "try", "except", "finally", "async", "match",
             "case"}
 
@@ -69,15 +91,59 @@ _OPENERS = {"if", "elif", "else", "for", "while", "def", "class", "with", "try",
 def opens_block_without_body(line: str, after: str) -> bool:
     """`line` opens a block (`if x:`) but the next code line sits at its own indentation, so the block would have
     no body: Python rejects that file, though tree-sitter's error recovery accepts it."""
-    try:
-        tokens = [t for t in tokenize.generate_tokens(io.StringIO(line.strip() + "\n").readline)
-                  if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER)]
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        return False
+    tokens = _line_tokens(line)
     if not tokens or tokens[0].string not in _OPENERS or tokens[-1].string != ":":
         return False
     nxt = next((x for x in io.StringIO(after) if x.strip() and not x.strip().startswith("#")), None)
     return nxt is not None and _indent(nxt) == _indent(line)
+
+
+def _rejected_at(source: str) -> int | None:
+    """The line (1-based) where Python's compiler rejects `source`, None when it compiles. Nothing is run."""
+    try:
+        compile(source, "<suggestion>", "exec", dont_inherit=True)
+    except SyntaxError as e:
+        return e.lineno
+    except (ValueError, RecursionError, MemoryError):
+        return None
+    return None
+
+
+def fit_indentation(text: str, req: CompletionRequest) -> str | None:
+    """A line suggested on an empty line, at an indentation that agrees with the code below it.
+
+    The model chooses the indentation when the cursor is at column 0 and sometimes picks another block's level:
+    a plain statement above a deeper line (Python rejects the file there: unexpected indent), or a block opener
+    whose body below would sit two steps deeper where one step in is a level the code above uses (valid, but not
+    what the code around says; files with odd steps keep their lines). At column 0 the line moves to the level the
+    code below asks for; after indentation the user typed, the line is withheld (None) instead."""
+    current_before = req.full_prefix.rsplit("\n", 1)[-1]
+    rest_of_line, _, after_line = req.full_suffix.partition("\n")
+    if "\n" in text or current_before.strip() or rest_of_line.strip():
+        return text
+    line = current_before + text
+    tokens = _line_tokens(line)
+    below = after_line.split("\n")
+    k = next((i for i, x in enumerate(below) if x.strip() and not x.strip().startswith("#")), None)
+    if not tokens or k is None:
+        return text
+    nxt = below[k]
+    opener = tokens[-1].string == ":" and tokens[0].string in _OPENERS
+    unit = _indent_unit(req.prefix + req.suffix) if opener else 0
+    levels = {_indent(x) for x in req.prefix.split("\n") if x.strip() and not x.strip().startswith("#")}
+    if opener and _indent(nxt) > _indent(line) + unit and _indent(nxt) - unit in levels:
+        want = _indent(nxt) - unit  # the block below is its body, one step in from a level used above
+    elif not opener and _indent(nxt) > _indent(line):
+        # inside brackets indentation is free: act only where Python itself rejects the line below
+        cursor_line = req.full_prefix.count("\n") + 1
+        if _rejected_at(req.full_prefix + text + req.full_suffix) != cursor_line + 1 + k:
+            return text
+        want = _indent(nxt)  # the line belongs to the deeper block below
+    else:
+        return text
+    if current_before:
+        return None
+    return nxt[:want] + text.lstrip()  # the code below's own whitespace (tabs stay tabs)
 
 
 def _overlap_with_rest(text: str, rest: str) -> str:
@@ -111,6 +177,11 @@ def post_filter(completion: str, req: CompletionRequest, *, check_syntax: bool =
         return None  # it echoes the line right below or right above the cursor
     if len(text.strip()) >= 4 and req.full_suffix.lstrip().startswith(text.strip()):
         return None  # it repeats what follows the cursor
+    if req.mode == "line":
+        fitted = fit_indentation(text, req)
+        if fitted is None:
+            return None  # the indentation typed does not agree with the code below
+        text = fitted
     if req.mode == "line" and opens_block_without_body(current_before + text + rest_of_line, after_line):
         return None  # not a complete unit where it stands
     if check_syntax:
