@@ -214,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--files", nargs="*", default=[], help="files to replay typing through")
     bp.add_argument("--tasks", type=int, default=60, help="HumanEval single-line tasks (0: skip quality)")
     bp.add_argument("--keystrokes", type=int, default=60, help="keystrokes to replay for latency")
+    bp.add_argument("--typing-ms", type=int, default=150, metavar="MS",
+                    help="the replayed user's time between keystrokes, not counted in the latency (%(default)s)")
     bp.add_argument("--suffix-lines", type=int, default=None, help="override completions.suffixLines for quality")
     bp.add_argument("--alternatives", type=int, default=None, metavar="N",
                     help="override completions.alternatives for quality (0: the model's first choice only)")

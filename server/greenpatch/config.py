@@ -40,6 +40,9 @@ class CompletionSettings:
     # side by side in one batch: 8 cost about what 3 one by one did, and passed 1 more task of 100 on 2 of 3 slices
     # of `greenpatch bench complete --tasks 100 --alternatives N`. 0: off.
     alternatives: int = 8
+    # While a line suggestion is shown (and typed along, which needs no model), compute the suggestion for the
+    # line after it as it will be once accepted and Enter pressed (completion/service.py; README for the figures).
+    prefetch: bool = True
 
 
 @dataclass

@@ -165,3 +165,13 @@ def test_tabs_stay_tabs_when_a_line_is_fitted() -> None:
     text = "def f(x):\n\tif x:\n\t\tx -= 1\n\n\t\treturn x\n\treturn 0\n"
     req = _request(text, 3, 0, mode="line")
     assert post_filter("\tx += 1", req) == "\t\tx += 1"
+
+
+def test_enter_indents_after_a_block_opener_and_dedents_after_a_return() -> None:
+    from greenpatch.completion.filters import indent_after_enter
+
+    around = "def f(x):\n  if x:\n    return 1\n"
+    assert indent_after_enter("  if x > 1:", around) == "    ", "the file's own step: 2"
+    assert indent_after_enter("    return 1", around) == "  "
+    assert indent_after_enter("    y = (1,", around) == "    ", "inside brackets: the same"
+    assert indent_after_enter("\tfor y in x:", "") == "\t\t"

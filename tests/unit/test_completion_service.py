@@ -182,3 +182,74 @@ async def test_a_block_out_of_time_shows_the_complete_lines_it_has(budget: float
         worker.close()
     assert s is not None and s.mode == "block" and s.text == expected, "0: no time limit"
 
+
+
+async def _ahead_done(service: CompletionService) -> None:
+    while service._prefetch is not None and not service._prefetch.task.done():
+        await asyncio.sleep(0.005)
+
+
+async def test_the_next_line_is_computed_ahead_while_a_line_is_shown(engine: FakeEngine) -> None:
+    engine.text = "total_price(items)"
+    worker = EngineWorker(lambda: engine)
+    service = CompletionService(worker, CompletionSettings(debounce_ms=0))
+    try:
+        first = await service.complete(URI, PATH, "def f(items):\n    x = \n", 1, 1, 8, CancelToken())
+        assert first is not None and first.shown
+        await _ahead_done(service)
+        assert service.prefetches == 1 and len(engine.calls) == 2
+        assert engine.calls[1]["prefix"].endswith("    x = total_price(items)\n    "), "accepted, then Enter"
+        service.notify_change(URI, 2)
+        accepted = "def f(items):\n    x = total_price(items)\n    \n"
+        after_enter = await service.complete(URI, PATH, accepted, 2, 2, 4, CancelToken())
+        assert after_enter is not None and after_enter.cached and after_enter.text == "total_price(items)"
+        await _ahead_done(service)
+        assert len(engine.calls) == 3, "answered ahead; the line after it is computed ahead in turn"
+    finally:
+        worker.close()
+
+
+async def test_enter_while_the_next_line_is_still_computed_ahead_waits_for_it(engine: FakeEngine) -> None:
+    engine.text = "total_price(items)"
+    worker = EngineWorker(lambda: engine)
+    service = CompletionService(worker, CompletionSettings(debounce_ms=0))
+    try:
+        await service.complete(URI, PATH, "x = \n", 1, 0, 4, CancelToken())
+        engine.delay = 0.2  # the work ahead is under way when Enter comes
+        service.notify_change(URI, 2)
+        s = await service.complete(URI, PATH, "x = total_price(items)\n\n", 2, 1, 0, CancelToken())
+        assert s is not None and s.cached and s.text == "total_price(items)"
+        assert len(engine.calls) == 2, "no second model call for the same place"
+    finally:
+        worker.close()
+
+
+async def test_a_request_elsewhere_cancels_the_work_ahead(engine: FakeEngine) -> None:
+    engine.text = "total_price(items)"
+    worker = EngineWorker(lambda: engine)
+    service = CompletionService(worker, CompletionSettings(debounce_ms=0))
+    try:
+        await service.complete(URI, PATH, "x = \n", 1, 0, 4, CancelToken())
+        engine.delay = 5.0
+        while len(engine.calls) < 2:  # the work ahead has reached the engine
+            await asyncio.sleep(0.005)
+        engine.delay, engine.text = 0.0, "len(items)"
+        service.notify_change(URI, 2)
+        s = await asyncio.wait_for(service.complete(URI, PATH, "y = \n", 2, 0, 4, CancelToken()), 3)
+        assert s is not None and not s.cached and s.text == "len(items)", "not kept waiting for the work ahead"
+    finally:
+        worker.close()
+
+
+async def test_no_work_ahead_when_off_or_when_the_line_goes_on_after_the_cursor(engine: FakeEngine) -> None:
+    engine.text = "total_price(items)"
+    worker = EngineWorker(lambda: engine)
+    try:
+        off = CompletionService(worker, CompletionSettings(debounce_ms=0, prefetch=False))
+        await off.complete(URI, PATH, "x = \n", 1, 0, 4, CancelToken())
+        on = CompletionService(worker, CompletionSettings(debounce_ms=0))
+        await on.complete(URI, PATH, "x = ()\n", 1, 0, 5, CancelToken())
+        await _ahead_done(on)
+        assert off.prefetches == 0 and on.prefetches == 0 and len(engine.calls) == 2
+    finally:
+        worker.close()

@@ -9,13 +9,15 @@ rest became sure), "noheal" (the server's mode without token healing of a half-t
 mode, but the repo context is computed afresh for every request instead of being held while the cursor stays in one
 area), "noalt" (the server's mode without sampling other lines where the first one does not close the gap to the
 code below, see completion/alternatives.py), "nopark" (the server's mode without parking a prompt at a jump away for
-a jump back, see LlamaEngine._park) and "none" (the whole prompt every time; it stops after a few model calls, it is
-slow). Reports p50/p95 over the keystrokes typed and over those that called the model, the ratios to no reuse (model
-calls against model calls) and to the other modes, the first request at each new line on its own, split into the
-next line of code after the one just typed ("next_line": lines come in such pairs), a jump elsewhere ("new_place";
-the first line of a mode starts from an empty cache) and, after the typing, two jumps back to files left before
-("back", see _revisits), how many suggestions were shown and how much of what was shown the file really has next,
-and the process RSS.
+a jump back, see LlamaEngine._park), "noprefetch" (the server's mode without computing the next line's suggestion
+ahead while a line's is shown, see CompletionService._prefetch_after) and "none" (the whole prompt every time; it
+stops after a few model calls, it is slow). The replayed user types a keystroke `--typing-ms` after the suggestion
+for the one before (untimed: the time work done ahead has). Reports p50/p95 over the keystrokes typed and over those
+that called the model, the ratios to no reuse (model calls against model calls) and to the other modes, the first
+request at each new line on its own, split into the next line of code after the one just typed ("next_line": lines
+come in such pairs), a jump elsewhere ("new_place"; the first line of a mode starts from an empty cache) and, after
+the typing, two jumps back to files left before ("back", see _revisits), how many suggestions were shown and how
+much of what was shown the file really has next, and the process RSS.
 
 Quality: HumanEval single-line infilling (../shared/eval/): each task's line is removed, the service fills it
 (line mode, gate off, so every suggestion and its mean log-probability is recorded), and the tests run in a
@@ -49,6 +51,7 @@ from greenpatch.engine.kvplan import DEFAULT_REUSE
 from greenpatch.errors import UsageError
 
 EVAL = "humaneval-singleline-infilling.jsonl.gz"
+TYPING_MS = 150  # between keystrokes in the latency replay: about 80 words a minute
 GATES = [-0.05, -0.1, -0.15, -0.2, -0.25, -0.3, -0.35, -0.4, -0.5, -0.6, -0.8, -1.0, -99.0]
 
 
@@ -89,7 +92,8 @@ def keystroke_streams(files: list[Path], keystrokes: int, lines_per_file: int = 
     """(file, text with the target line cut to its indentation, line number, the line's text) per target line.
 
     Target lines come in pairs: a line, then the next line of code after it, typed with the first one whole above
-    it, as when the user finishes a line and goes on to the next."""
+    it, as when the user writes a line, presses Enter and goes on to the next: while the first is typed, the second
+    and the blank lines before it are not in the file yet."""
     targets = []
     for path in files:
         rows = path.read_text(encoding="utf-8").split("\n")
@@ -101,9 +105,10 @@ def keystroke_streams(files: list[Path], keystrokes: int, lines_per_file: int = 
         step = max(1, len(good) // (pairs + 1))
         for i in good[step::step][:pairs]:
             following = [k for k in range(i + 1, min(i + 4, len(rows))) if rows[k].strip()]
+            after = following[0] + 1 if following else i + 1  # the rows below the pair's first line while typed
             for k in [i] + following[:1]:
                 indent = rows[k][: len(rows[k]) - len(rows[k].lstrip())]
-                cut = rows[:k] + [indent] + rows[k + 1 :]
+                cut = rows[:k] + [indent] + rows[(after if k == i else k + 1) :]
                 targets.append((path, "\n".join(cut), k, rows[k]))
     return targets
 
@@ -120,7 +125,9 @@ def _revisits(streams: list[tuple[Path, str, int, str]]) -> list[tuple[Path, str
 
 
 async def _replay(service: CompletionService, streams: list[tuple[Path, str, int, str]], keystrokes: int,
-                  per_line: int, max_model_calls: int | None = None) -> list[dict[str, Any]]:
+                  per_line: int, max_model_calls: int | None = None, typing: float = 0.0) -> list[dict[str, Any]]:
+    """Type the streams one keystroke at a time, each after the suggestion for the one before and `typing` seconds
+    more (the user's typing speed; untimed), and record each keystroke's time to suggestion."""
     samples: list[dict[str, Any]] = []
     state = {"version": 0}
 
@@ -144,6 +151,8 @@ async def _replay(service: CompletionService, streams: list[tuple[Path, str, int
             "reused": s.reused_tokens if s else 0, "prompt": s.prompt_tokens if s else 0, "first": n == 0,
             "sampled": s.sampled if s else 0, **flags,
         })
+        if typing > 0:
+            await asyncio.sleep(typing)
 
     previous: tuple[Path, int] | None = None
     done = False
@@ -173,11 +182,11 @@ async def _replay(service: CompletionService, streams: list[tuple[Path, str, int
     return samples
 
 
-def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any]:
+def latency(engine: Engine, files: list[Path], keystrokes: int, typing_ms: int = TYPING_MS) -> dict[str, Any]:
     streams = keystroke_streams(files, keystrokes)
     per_line = max(4, keystrokes // max(1, len(streams)))
-    out: dict[str, Any] = {"files": [str(f) for f in files], "lines": len(streams)}
-    modes = (["prefix", "chunk", "nodraft", "shownonly", "noheal", "unheld", "noalt", "nopark", "none"]
+    out: dict[str, Any] = {"files": [str(f) for f in files], "lines": len(streams), "typing_ms": typing_ms}
+    modes = (["prefix", "chunk", "nodraft", "shownonly", "noheal", "unheld", "noalt", "nopark", "noprefetch", "none"]
              if hasattr(engine, "reuse") else ["fake"])
     # Repo context as the server has it: the files' project indexed with tree-sitter (untimed, once).
     from greenpatch.completion.command import _index, find_root
@@ -198,7 +207,8 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
             engine._drafts.clear()  # type: ignore[attr-defined]
         counts_before = dict(getattr(engine, "draft_counts", {}))
         worker = EngineWorker(lambda: engine, owns_engine=False)
-        settings = CompletionSettings(debounce_ms=0)
+        # the next line computed ahead is the server's: off without it, and for the bare reuse modes
+        settings = CompletionSettings(debounce_ms=0, prefetch=mode not in ("noprefetch", "prefix", "none"))
         if mode == "noalt":
             settings.alternatives = 0
         service = CompletionService(worker, settings, index=index, root=root)
@@ -208,7 +218,7 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
         started = time.perf_counter()
         # No reuse is slow: the same keystrokes, but it stops after a few model calls.
         cap = max(3, keystrokes // 5) if mode == "none" else None
-        replayed = asyncio.run(_replay(service, streams, keystrokes, per_line, cap))
+        replayed = asyncio.run(_replay(service, streams, keystrokes, per_line, cap, typing_ms / 1000))
         samples = [s for s in replayed if not s["first"]]
         first = [s["seconds"] for s in replayed if s["first"] and not s["next_line"] and not s["back"]]
         back = [s["seconds"] for s in replayed if s["back"]]
@@ -231,6 +241,9 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
             "new_place": len(first), "new_place_p50": _pct(first, 0.5), "new_place_max": _pct(first, 1.0),
             # the first request on the next line of code after finishing one (Enter): only that line is new
             "next_line": len(nxt), "next_line_p50": _pct(nxt, 0.5), "next_line_max": _pct(nxt, 1.0),
+            # of those, answered by the suggestion computed ahead while the line before was shown (no model call)
+            "next_line_ahead": sum(1 for s in replayed if s["next_line"] and not s["model"]),
+            "prefetches": service.prefetches,
             # the first request after a jump back to a file left before (see _revisits)
             "back": len(back), "back_p50": _pct(back, 0.5), "back_max": _pct(back, 1.0),
             "back_reused_tokens": [s["reused"] for s in replayed if s["back"]],
@@ -270,6 +283,9 @@ def latency(engine: Engine, files: list[Path], keystrokes: int) -> dict[str, Any
             out[f"alternatives_cost_{key}"] = round(a / b, 2) if a and b else None
         a, b = out[DEFAULT_REUSE]["back_p50"], out["nopark"]["back_p50"]
         out["parked_speedup_back_p50"] = round(b / a, 2) if a and b else None
+        for key in ("mean", "p95", "next_line_p50"):
+            a, b = out[DEFAULT_REUSE][key], out["noprefetch"][key]
+            out[f"prefetch_speedup_{key}"] = round(b / a, 2) if a and b else None
     return out
 
 
@@ -294,7 +310,7 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
     stride = max(1, len(rows) // tasks)
     chosen = rows[offset % stride :: stride][:tasks]
     worker = EngineWorker(lambda: engine, owns_engine=False)
-    settings = CompletionSettings(debounce_ms=0, gate_threshold=-1e9)
+    settings = CompletionSettings(debounce_ms=0, gate_threshold=-1e9, prefetch=False)  # one request a task
     if suffix_lines is not None:
         settings.suffix_lines = suffix_lines
     if alternatives is not None:
@@ -362,7 +378,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"model": name, "threads": getattr(engine, "threads", None),
                               "load_seconds": round(load_seconds, 2), "cpu_count": os.cpu_count()}
     if args.keystrokes > 0:
-        report["latency"] = latency(engine, files, args.keystrokes)
+        report["latency"] = latency(engine, files, args.keystrokes, getattr(args, "typing_ms", TYPING_MS))
     rss = _rss_mb()
     model_mb = model_path.stat().st_size / 1e6 if model_path is not None and model_path.exists() else 0.0
     report["rss_mb"] = round(rss, 1)
@@ -387,17 +403,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["remote_engine"] = remote_latency(args.engine, engine, files, max(args.keystrokes, 1), model=name)
     summary: dict[str, Any] = {"model": name, "rss_mb": report["rss_mb"], "model_file_mb": report["model_file_mb"]}
     lat = report.get("latency", {})
-    for mode in ("chunk", "prefix", "nodraft", "shownonly", "noheal", "unheld", "noalt", "nopark", "none"):
+    for mode in ("chunk", "prefix", "nodraft", "shownonly", "noheal", "unheld", "noalt", "nopark", "noprefetch",
+                 "none"):
         if mode in lat:
             for key in ("p50", "p95", "mean", "model_p50", "model_calls", "shown", "shown_chars_typed",
-                        "next_line_p50", "new_place_p50", "back_p50", "sampled_requests", "first_shown",
+                        "next_line_p50", "next_line_ahead", "new_place_p50", "back_p50", "sampled_requests", "first_shown",
                         "first_right"):
                 summary[f"{mode}_{key}"] = lat[mode][key]
     for key in ("speedup_model_p50_vs_none", "speedup_model_p95_vs_none", "chunk_vs_prefix_model_p50",
                 "drafts_speedup_mean", "drafts_speedup_p95", "withheld_along_speedup_mean", "withheld_along_speedup_p95",
                 "healing_speedup_mean", "healing_speedup_p95", "held_context_speedup_mean",
                 "held_context_speedup_next_line_p50", "alternatives_cost_mean", "alternatives_cost_p95",
-                "alternatives_cost_next_line_p50", "alternatives_cost_new_place_p50", "parked_speedup_back_p50"):
+                "alternatives_cost_next_line_p50", "alternatives_cost_new_place_p50", "parked_speedup_back_p50",
+                "prefetch_speedup_mean", "prefetch_speedup_p95", "prefetch_speedup_next_line_p50"):
         if key in lat:
             summary[key] = lat[key]
     remote = report.get("remote_engine", {}).get("summary", {})

@@ -42,7 +42,7 @@ def _replay_once(
     engine: Engine, streams: list[tuple[Path, str, int, str]], keystrokes: int, per_line: int
 ) -> list[dict[str, Any]]:
     worker = EngineWorker(lambda: engine, owns_engine=False)
-    service = CompletionService(worker, CompletionSettings(debounce_ms=0))
+    service = CompletionService(worker, CompletionSettings(debounce_ms=0, prefetch=False))  # requests alone
     try:
         return asyncio.run(_replay(service, streams, keystrokes, per_line))
     finally:

@@ -67,6 +67,7 @@ def complete_command(location: str, *, model: str | None, verbose: bool, gate: b
     completion = settings.completions
     completion.debounce_ms = 0
     completion.block_seconds = 0  # nobody is typing: a block suggestion may take its time
+    completion.prefetch = False  # nor will anyone press Enter after it
     if not gate:
         completion.gate_threshold = -1e9
     service = CompletionService(worker, completion, index=index, root=root)

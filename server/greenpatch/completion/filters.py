@@ -72,7 +72,7 @@ def _line_tokens(line: str) -> list[tokenize.TokenInfo] | None:
     return [t for t in tokens if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER)]
 
 
-def _indent_unit(text: str) -> int:
+def indent_unit(text: str) -> int:
     """The file's indentation step: the smallest increase from one code line to the next (4 when none)."""
     steps = []
     previous = 0
@@ -82,6 +82,25 @@ def _indent_unit(text: str) -> int:
                 steps.append(_indent(line) - previous)
             previous = _indent(line)
     return min(steps, default=4)
+
+
+_DEDENTERS = {"return", "pass", "raise", "break", "continue"}
+
+
+def indent_after_enter(line: str, around: str) -> str:
+    """The indentation an editor puts on the new line when Enter is pressed at the end of `line` (VS Code's and
+    Vim's Python rules): one step in after a block opener, one step out after return/pass/raise/break/continue,
+    else the same. `around` is code to learn the file's step from."""
+    indent = line[: _indent(line)]
+    tokens = _line_tokens(line)
+    if not tokens:
+        return indent
+    step = "\t" if indent.startswith("\t") else " " * indent_unit(around)
+    if tokens[-1].string == ":" and tokens[0].string in _OPENERS:
+        return indent + step
+    if tokens[0].string in _DEDENTERS:
+        return indent[: max(0, len(indent) - len(step))]
+    return indent
 
 
 _OPENERS = {"if", "elif", "else", "for", "while", "def", "class", "with", "try", "except", "finally", "async", "match",
@@ -129,7 +148,7 @@ def fit_indentation(text: str, req: CompletionRequest) -> str | None:
         return text
     nxt = below[k]
     opener = tokens[-1].string == ":" and tokens[0].string in _OPENERS
-    unit = _indent_unit(req.prefix + req.suffix) if opener else 0
+    unit = indent_unit(req.prefix + req.suffix) if opener else 0
     levels = {_indent(x) for x in req.prefix.split("\n") if x.strip() and not x.strip().startswith("#")}
     if opener and _indent(nxt) > _indent(line) + unit and _indent(nxt) - unit in levels:
         want = _indent(nxt) - unit  # the block below is its body, one step in from a level used above

@@ -17,7 +17,7 @@ from typing import Any
 from greenpatch.cancel import CancelToken, LinkedToken
 from greenpatch.completion import alternatives
 from greenpatch.completion.cache import Cached, SuggestionCache, TypedAlong
-from greenpatch.completion.filters import passes_gate, post_filter
+from greenpatch.completion.filters import indent_after_enter, passes_gate, post_filter
 from greenpatch.completion.prompt import CompletionRequest, build_request, wants_block
 from greenpatch.config import CompletionSettings
 from greenpatch.context.builder import HeldContext, RecentEdits, split_at
@@ -66,6 +66,8 @@ class CompletionService:
         self._versions: dict[str, int] = {}
         self._inflight: dict[str, list[tuple[int, CancelToken]]] = {}
         self._changed: dict[str, asyncio.Event] = {}
+        self._prefetch: _Prefetch | None = None
+        self.prefetches = 0  # next-line suggestions computed ahead (see _prefetch_after)
 
     # --- document events ------------------------------------------------------------------------------------
 
@@ -124,11 +126,7 @@ class CompletionService:
         mode = mode or ("block" if wants_block(text, line, col) else "line")
         hit = self.cache.get(full_prefix, full_suffix, mode)
         if hit is not None:
-            shown = bool(hit.text) and passes_gate(hit.mean_logprob, self.settings.gate_threshold, hit.end_logprob)
-            if hit.text:
-                self.typed.remember(uri, full_prefix, full_suffix, hit.text, hit.mean_logprob, shown=shown,
-                                    logprobs=hit.logprobs, token_ends=hit.token_ends)
-            return Suggestion(hit.text, hit.mean_logprob, True, time.perf_counter() - started, shown, mode)
+            return self._answer(uri, path, full_prefix, full_suffix, mode, hit, started)
 
         token = LinkedToken(cancel)
         entry = (version, token)
@@ -136,31 +134,16 @@ class CompletionService:
         try:
             if self.settings.debounce_ms > 0 and not await self._debounce(uri, version, token):
                 return None
-            request_box: list[CompletionRequest] = []
-            choice_box: list[alternatives.Choice] = []
-
-            def job(engine: Engine) -> Generation:
-                request = build_request(
-                    text, line, col, self.settings, fim=engine.fim, path=path, root=self.root,
-                    index=self.index, recent=self.recent, held=self.held, mode=mode,  # type: ignore[arg-type]
-                )
-                request_box.append(request)
-                if request.mode == "block" and self.settings.block_seconds > 0:
-                    # the user waits from the request on: show the complete lines there are when time is up
-                    token.wind_down_at = asked + self.settings.block_seconds
-                check = alternatives.ends_matter(request)
-                greedy = engine.infill(request.prefix, request.suffix, context=request.context,
-                                       max_tokens=request.max_tokens, stop=request.stop, cancel=token,
-                                       code_first=request.code_first, end_check=check)
-                if not check or self.settings.alternatives <= 0:
-                    return greedy
-                choice = alternatives.better_line(engine, request, greedy, self.settings.alternatives, token)
-                choice_box.append(choice)
-                return choice.generation
-
+            if await self._join_prefetch(SuggestionCache.key(full_prefix, full_suffix, mode)):
+                # the suggestion for this place was being computed ahead: it is in the cache now, unless cancelled
+                hit = self.cache.get(full_prefix, full_suffix, mode)
+                if token.is_set() or self._stale(uri, version):
+                    return None
+                if hit is not None:
+                    return self._answer(uri, path, full_prefix, full_suffix, mode, hit, started)
             try:
                 self.model_calls += 1
-                generation = await self.worker.run(job, token)
+                request, generation, choice = await self._fill(path, text, line, col, mode, token, asked)
             except Cancelled:
                 return None
             except GreenpatchError as exc:
@@ -170,30 +153,115 @@ class CompletionService:
             self.last_error = None
             if generation.stop_reason == "cancelled" or token.is_set() or self._stale(uri, version):
                 return None
-            request = request_box[0]
-            cut_short = request.mode == "line" and generation.stop_reason == "length"
-            # a line the token limit cut off mid-way is not a complete unit: show nothing rather than half a line
-            if cut_short:
-                shown_text = ""
-            elif choice_box and choice_box[0].text is not None:
-                shown_text = choice_box[0].text  # better_line filtered what it chose
-            else:
-                shown_text = post_filter(generation.text, request) or ""
-            mean = generation.mean_logprob
-            end = generation.end_logprob
-            self.cache.put(full_prefix, full_suffix, mode, Cached(shown_text, mean, bool(shown_text),
-                                                                 generation.logprobs, generation.token_ends, end))
-            shown = bool(shown_text) and passes_gate(mean, self.settings.gate_threshold, end)
-            if shown_text:
-                self.typed.remember(uri, full_prefix, full_suffix, shown_text, mean, shown=shown,
-                                    logprobs=generation.logprobs, token_ends=generation.token_ends)
+            made = _cached(request, generation, choice)
+            self.cache.put(full_prefix, full_suffix, mode, made)
+            shown = self._remember(uri, path, full_prefix, full_suffix, mode, made)
             return Suggestion(
-                shown_text, mean, False, time.perf_counter() - started, shown, mode, generation.prompt_tokens,
-                generation.reused_tokens, generation.text, generation.seconds, generation.logprobs,
-                generation.end_logprob, choice_box[0].sampled if choice_box else 0,
+                made.text, made.mean_logprob, False, time.perf_counter() - started, shown, mode,
+                generation.prompt_tokens, generation.reused_tokens, generation.text, generation.seconds,
+                generation.logprobs, generation.end_logprob, choice.sampled if choice else 0,
             )
         finally:
             self._inflight[uri].remove(entry)
+
+    async def _fill(self, path: Path | None, text: str, line: int, col: int, mode: str, token: CancelToken,
+                    asked: float) -> tuple[CompletionRequest, Generation, alternatives.Choice | None]:
+        """The model call on the engine's worker: the request built there (the repo context needs the index), the
+        generation, and the better line chosen where the first one did not close the gap."""
+        request_box: list[CompletionRequest] = []
+        choice_box: list[alternatives.Choice] = []
+
+        def job(engine: Engine) -> Generation:
+            request = build_request(
+                text, line, col, self.settings, fim=engine.fim, path=path, root=self.root,
+                index=self.index, recent=self.recent, held=self.held, mode=mode,  # type: ignore[arg-type]
+            )
+            request_box.append(request)
+            if request.mode == "block" and self.settings.block_seconds > 0:
+                # the user waits from the request on: show the complete lines there are when time is up
+                token.wind_down_at = asked + self.settings.block_seconds
+            check = alternatives.ends_matter(request)
+            greedy = engine.infill(request.prefix, request.suffix, context=request.context,
+                                   max_tokens=request.max_tokens, stop=request.stop, cancel=token,
+                                   code_first=request.code_first, end_check=check)
+            if not check or self.settings.alternatives <= 0:
+                return greedy
+            choice = alternatives.better_line(engine, request, greedy, self.settings.alternatives, token)
+            choice_box.append(choice)
+            return choice.generation
+
+        generation = await self.worker.run(job, token)
+        return request_box[0], generation, (choice_box[0] if choice_box else None)
+
+    def _remember(self, uri: str, path: Path | None, full_prefix: str, full_suffix: str, mode: str,
+                  made: Cached) -> bool:
+        """Gate a suggestion made for the cursor, keep it for typing along, and compute the next line ahead when it
+        is shown. Whether it is shown."""
+        shown = bool(made.text) and passes_gate(made.mean_logprob, self.settings.gate_threshold, made.end_logprob)
+        if made.text:
+            self.typed.remember(uri, full_prefix, full_suffix, made.text, made.mean_logprob, shown=shown,
+                                logprobs=made.logprobs, token_ends=made.token_ends)
+        if shown:
+            self._prefetch_after(path, full_prefix, full_suffix, mode, made.text)
+        return shown
+
+    def _answer(self, uri: str, path: Path | None, full_prefix: str, full_suffix: str, mode: str, hit: Cached,
+                started: float) -> Suggestion:
+        shown = self._remember(uri, path, full_prefix, full_suffix, mode, hit)
+        return Suggestion(hit.text, hit.mean_logprob, True, time.perf_counter() - started, shown, mode)
+
+    # --- the next line, ahead of time ---------------------------------------------------------------------------
+
+    def _prefetch_after(self, path: Path | None, full_prefix: str, full_suffix: str, mode: str, text: str) -> None:
+        """While the user reads a line suggestion that ends the line (and types along it, which needs no model),
+        compute the suggestion for the line after it as it will be once they accept it and press Enter: the
+        engine is idle meanwhile. It lands in the suggestion cache; a request for any other place cancels it."""
+        if not self.settings.prefetch or mode != "line" or "\n" in text or full_suffix.partition("\n")[0]:
+            return  # Enter goes at the end of the line: only where nothing follows the cursor on its line
+        line_text = full_prefix.rsplit("\n", 1)[-1] + text
+        indent = indent_after_enter(line_text, full_prefix[-4000:])
+        prefix = full_prefix + text + "\n" + indent
+        document = prefix + full_suffix
+        line, col = prefix.count("\n"), len(indent)
+        next_mode = "block" if wants_block(document, line, col) else "line"
+        key = SuggestionCache.key(prefix, full_suffix, next_mode)
+        running = self._prefetch
+        if running is not None and running.key == key:
+            return
+        if self.cache.get(prefix, full_suffix, next_mode) is not None:
+            return
+        if running is not None:
+            running.token.cancel()
+        token = CancelToken()
+
+        async def ahead() -> None:
+            try:
+                request, generation, choice = await self._fill(path, document, line, col, next_mode, token,
+                                                               time.monotonic())
+            except (Cancelled, GreenpatchError):
+                return
+            if generation.stop_reason != "cancelled" and not token.is_set():
+                self.cache.put(prefix, full_suffix, next_mode, _cached(request, generation, choice))
+
+        self.prefetches += 1
+        self._prefetch = _Prefetch(key, token, asyncio.get_running_loop().create_task(ahead()))
+
+    async def _join_prefetch(self, key: tuple[str, str, str]) -> bool:
+        """Before a model call: wait for the suggestion being computed ahead when it is for this place (True), else
+        cancel it so that the engine is free at once."""
+        running = self._prefetch
+        if running is None or running.task.done():
+            return False
+        if running.key != key:
+            running.token.cancel()
+            return False
+        await asyncio.wait({running.task})  # a cancelled request does not cancel the work it waited on
+        return True
+
+    def close(self) -> None:
+        """Stop the work done ahead (the worker is the caller's)."""
+        if self._prefetch is not None:
+            self._prefetch.token.cancel()
 
     async def _debounce(self, uri: str, version: int, token: CancelToken) -> bool:
         """Wait debounce_ms; False when a newer version or a cancel arrived meanwhile."""
@@ -204,6 +272,25 @@ class CompletionService:
         except asyncio.TimeoutError:
             pass
         return not (token.is_set() or self._stale(uri, version))
+
+
+@dataclass
+class _Prefetch:
+    key: tuple[str, str, str]  # the suggestion cache's key of the place computed ahead
+    token: CancelToken
+    task: asyncio.Task[None]
+
+
+def _cached(request: CompletionRequest, generation: Generation, choice: alternatives.Choice | None) -> Cached:
+    """What a model call leaves for the cache: the text after the filters (empty: nothing to show), its confidence."""
+    if request.mode == "line" and generation.stop_reason == "length":
+        text = ""  # a line the token limit cut off mid-way is not a complete unit: show nothing rather than half
+    elif choice is not None and choice.text is not None:
+        text = choice.text  # better_line filtered what it chose
+    else:
+        text = post_filter(generation.text, request) or ""
+    return Cached(text, generation.mean_logprob, bool(text), generation.logprobs, generation.token_ends,
+                  generation.end_logprob)
 
 
 def describe(s: Suggestion | None) -> dict[str, Any]:
