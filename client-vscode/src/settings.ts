@@ -79,6 +79,12 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: "On an empty line above code, when the model would rather not end the fill after its line (it does not close the gap to the code below), sample this many other lines and show the likeliest whole fill (line and end). 0: off.",
   },
   {
+    key: "completions.prefetch",
+    type: "boolean",
+    default: true,
+    description: "While a line suggestion is shown, compute the suggestion for the line after it as it will be once accepted and Enter pressed, so that it is there at once. Off: only what is asked for.",
+  },
+  {
     key: "repair.onSave",
     type: "boolean",
     default: true,

@@ -98,6 +98,19 @@ def test_a_cancelled_generation_stops_within_a_few_tokens(tiny_engine) -> None:
     assert len(g.logprobs) <= 3
 
 
+def test_a_cancelled_prompt_stops_within_a_step_and_the_next_one_reuses_what_was_evaluated(tiny_engine) -> None:
+    from greenpatch.engine.llama import PROMPT_STEP
+
+    tiny_engine._clear()
+    long = "".join(f"def f{n}(x):\n    return x + {n}\n\n" for n in range(40))
+    g = tiny_engine.infill(long, "", max_tokens=4, cancel=StopAfter(3))  # asked at the start, then every step
+    assert g.stop_reason == "cancelled" and not g.logprobs
+    kept = len(tiny_engine._cached)
+    assert 0 < kept <= 2 * PROMPT_STEP < g.prompt_tokens, "stopped after a step or two, the start kept"
+    again = tiny_engine.infill(long, "", max_tokens=4)
+    assert again.stop_reason != "cancelled" and again.reused_tokens >= kept
+
+
 def test_cancelling_from_another_thread_stops_a_long_generation(tiny_engine) -> None:
     token = CancelToken()
     timer = threading.Timer(0.3, token.cancel)
@@ -256,6 +269,35 @@ def test_the_completion_service_gets_a_suggestion_from_the_real_model(tiny_model
     finally:
         worker.close()
     assert s is not None and s.text.strip() and s.mean_logprob is not None
+
+
+def test_the_next_line_computed_ahead_is_what_asking_there_gives(tiny_model_path: Path) -> None:
+    from greenpatch.engine.llama import LlamaEngine
+
+    worker = EngineWorker(lambda: LlamaEngine(tiny_model_path, name="tiny", n_ctx=2048))
+    settings = CompletionSettings(debounce_ms=0, gate_threshold=-99)
+    doc = "def total(items):\n    result = 0\n    for item in items:\n        result +=\n"
+
+    async def go() -> tuple[object, object, object]:
+        service = CompletionService(worker, settings)
+        first = await service.complete("file:///t.py", None, doc, 1, 3, 17, CancelToken())
+        assert first is not None and first.shown and "\n" not in first.text
+        while service._prefetch is not None and not service._prefetch.task.done():
+            await asyncio.sleep(0.01)
+        accepted = doc.replace("result +=\n", "result +=" + first.text + "\n        \n")
+        ahead = await service.complete("file:///t.py", None, accepted, 2, 4, 8, CancelToken())
+        asked = await CompletionService(worker, CompletionSettings(debounce_ms=0, gate_threshold=-99,
+                                                                   prefetch=False)).complete(
+            "file:///u.py", None, accepted, 1, 4, 8, CancelToken())
+        return service, ahead, asked
+
+    try:
+        service, ahead, asked = asyncio.run(go())
+    finally:
+        worker.close()
+    assert service.prefetches >= 1  # type: ignore[attr-defined]
+    assert ahead is not None and ahead.cached, "answered by the work done ahead"  # type: ignore[attr-defined]
+    assert asked is not None and not asked.cached and asked.text == ahead.text  # type: ignore[attr-defined]
 
 
 def test_text_inserted_mid_prompt_keeps_the_cached_text_after_it(tiny_engine) -> None:

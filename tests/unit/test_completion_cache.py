@@ -32,3 +32,10 @@ def test_a_shown_suggestion_keeps_its_confidence_while_typed_along() -> None:
     assert along is not None and along.shown and along.mean_logprob == -0.1
     assert typed.match("u", "x = abd", "\n") is None
     assert typed.match("u", "x = abc", "\nother") is None, "the text after the cursor changed"
+
+
+def test_a_suggestion_typed_whole_has_nothing_left_to_say() -> None:
+    typed = TypedAlong()
+    typed.remember("u", "x = ", "\n", "abc def", -0.1)
+    along = typed.match("u", "x = abc def", "\n")
+    assert along is not None and along.rest == "" and not along.shown

@@ -189,56 +189,48 @@ async def _ahead_done(service: CompletionService) -> None:
         await asyncio.sleep(0.005)
 
 
-async def test_the_next_line_is_computed_ahead_while_a_line_is_shown(engine: FakeEngine) -> None:
+async def test_the_next_line_is_computed_ahead_while_a_line_is_shown(
+    service: CompletionService, engine: FakeEngine
+) -> None:
     engine.text = "total_price(items)"
-    worker = EngineWorker(lambda: engine)
-    service = CompletionService(worker, CompletionSettings(debounce_ms=0))
-    try:
-        first = await service.complete(URI, PATH, "def f(items):\n    x = \n", 1, 1, 8, CancelToken())
-        assert first is not None and first.shown
-        await _ahead_done(service)
-        assert service.prefetches == 1 and len(engine.calls) == 2
-        assert engine.calls[1]["prefix"].endswith("    x = total_price(items)\n    "), "accepted, then Enter"
-        service.notify_change(URI, 2)
-        accepted = "def f(items):\n    x = total_price(items)\n    \n"
-        after_enter = await service.complete(URI, PATH, accepted, 2, 2, 4, CancelToken())
-        assert after_enter is not None and after_enter.cached and after_enter.text == "total_price(items)"
-        await _ahead_done(service)
-        assert len(engine.calls) == 3, "answered ahead; the line after it is computed ahead in turn"
-    finally:
-        worker.close()
+    first = await service.complete(URI, PATH, "def f(items):\n    x = \n", 1, 1, 8, CancelToken())
+    assert first is not None and first.shown
+    await _ahead_done(service)
+    assert service.prefetches == 1 and len(engine.calls) == 2
+    assert engine.calls[1]["prefix"].endswith("    x = total_price(items)\n    "), "accepted, then Enter"
+    service.notify_change(URI, 2)
+    whole = await service.complete(URI, PATH, "def f(items):\n    x = total_price(items)\n", 2, 1, 26, CancelToken())
+    assert whole is not None and not whole.shown and whole.cached, "accepted whole: nothing more, no model call"
+    service.notify_change(URI, 3)
+    accepted = "def f(items):\n    x = total_price(items)\n    \n"
+    after_enter = await service.complete(URI, PATH, accepted, 3, 2, 4, CancelToken())
+    assert after_enter is not None and after_enter.cached and after_enter.text == "total_price(items)"
+    await _ahead_done(service)
+    assert len(engine.calls) == 3, "answered ahead; the line after it is computed ahead in turn"
 
 
-async def test_enter_while_the_next_line_is_still_computed_ahead_waits_for_it(engine: FakeEngine) -> None:
+async def test_enter_while_the_next_line_is_still_computed_ahead_waits_for_it(
+    service: CompletionService, engine: FakeEngine
+) -> None:
     engine.text = "total_price(items)"
-    worker = EngineWorker(lambda: engine)
-    service = CompletionService(worker, CompletionSettings(debounce_ms=0))
-    try:
-        await service.complete(URI, PATH, "x = \n", 1, 0, 4, CancelToken())
-        engine.delay = 0.2  # the work ahead is under way when Enter comes
-        service.notify_change(URI, 2)
-        s = await service.complete(URI, PATH, "x = total_price(items)\n\n", 2, 1, 0, CancelToken())
-        assert s is not None and s.cached and s.text == "total_price(items)"
-        assert len(engine.calls) == 2, "no second model call for the same place"
-    finally:
-        worker.close()
+    await service.complete(URI, PATH, "x = \n", 1, 0, 4, CancelToken())
+    engine.delay = 0.2  # the work ahead is under way when Enter comes
+    service.notify_change(URI, 2)
+    s = await service.complete(URI, PATH, "x = total_price(items)\n\n", 2, 1, 0, CancelToken())
+    assert s is not None and s.cached and s.text == "total_price(items)"
+    assert len(engine.calls) == 2, "no second model call for the same place"
 
 
-async def test_a_request_elsewhere_cancels_the_work_ahead(engine: FakeEngine) -> None:
+async def test_a_request_elsewhere_cancels_the_work_ahead(service: CompletionService, engine: FakeEngine) -> None:
     engine.text = "total_price(items)"
-    worker = EngineWorker(lambda: engine)
-    service = CompletionService(worker, CompletionSettings(debounce_ms=0))
-    try:
-        await service.complete(URI, PATH, "x = \n", 1, 0, 4, CancelToken())
-        engine.delay = 5.0
-        while len(engine.calls) < 2:  # the work ahead has reached the engine
-            await asyncio.sleep(0.005)
-        engine.delay, engine.text = 0.0, "len(items)"
-        service.notify_change(URI, 2)
-        s = await asyncio.wait_for(service.complete(URI, PATH, "y = \n", 2, 0, 4, CancelToken()), 3)
-        assert s is not None and not s.cached and s.text == "len(items)", "not kept waiting for the work ahead"
-    finally:
-        worker.close()
+    await service.complete(URI, PATH, "x = \n", 1, 0, 4, CancelToken())
+    engine.delay = 5.0
+    while len(engine.calls) < 2:  # the work ahead has reached the engine
+        await asyncio.sleep(0.005)
+    engine.delay, engine.text = 0.0, "len(items)"
+    service.notify_change(URI, 2)
+    s = await asyncio.wait_for(service.complete(URI, PATH, "y = \n", 2, 0, 4, CancelToken()), 3)
+    assert s is not None and not s.cached and s.text == "len(items)", "not kept waiting for the work ahead"
 
 
 async def test_no_work_ahead_when_off_or_when_the_line_goes_on_after_the_cursor(engine: FakeEngine) -> None:

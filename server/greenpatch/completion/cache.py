@@ -105,6 +105,8 @@ class TypedAlong:
         if not typed or not last.text.startswith(typed):
             return None
         rest = last.text[len(typed) :]
+        if not rest:
+            return Along("", None, False)  # typed whole: the model ended it there, it has nothing more to say
         if not rest.strip():
             return None
         if last.shown:

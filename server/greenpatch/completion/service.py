@@ -117,6 +117,10 @@ class CompletionService:
             self.recent.record(str(path), text)
 
         along = self.typed.match(uri, full_prefix, full_suffix)
+        if along is not None and not along.rest:
+            # the suggestion typed (or accepted) whole: nothing to add, and no model call to cancel the next line
+            # being computed ahead
+            return Suggestion("", None, True, time.perf_counter() - started, False, mode or "line")
         if along is not None:
             shown = along.shown or passes_gate(along.mean_logprob, self.settings.gate_threshold)
             if shown and not along.shown:
