@@ -24,8 +24,9 @@ class CompletionSettings:
     # Mean token log-probability below which a suggestion is withheld; 0 hides everything, -99 shows everything.
     # -0.25: `greenpatch bench complete --tasks 100` on two slices of HumanEval single-line infilling (--offset 0
     # and 5, 10 suffix lines, with the end check of completion/alternatives.py, 8 alternatives) showed 87.5 % of
-    # suggestions, 94.3 % of them right; -0.2: 82.5 %, 94.5 %. On a held-out slice (--offset 7) -0.25 showed 88 %,
-    # 89.8 % right, and -0.2 84 %, 90.5 %: not worth moving the default.
+    # suggestions, 94.3 % of them right; -0.2: 83 %, 94.0 % (both measured again with filters.fit_indentation).
+    # On a held-out slice (--offset 7) -0.25 showed 89 %, 92.1 % right, and -0.2 84 %, 92.9 %: not worth moving
+    # the default.
     gate_threshold: float = -0.25
     context_tokens: int = 1024
     # 10: `greenpatch bench complete --tasks 100 --suffix-lines N` passed 87 % and 89 % of two slices (--offset 0,
@@ -41,8 +42,10 @@ class CompletionSettings:
     # of `greenpatch bench complete --tasks 100 --alternatives N`. 0: off.
     alternatives: int = 8
     # While a line suggestion is shown (and typed along, which needs no model), compute the suggestion for the
-    # line after it as it will be once accepted and Enter pressed (completion/service.py; README for the figures).
-    prefetch: bool = True
+    # line after it as it will be once accepted and Enter pressed (completion/service.py). Off: in the typing
+    # replay of `greenpatch bench complete` it answered no next line (few suggestions there are exactly the line
+    # typed) and made p95 worse (README, "prefetch" mode).
+    prefetch: bool = False
 
 
 @dataclass

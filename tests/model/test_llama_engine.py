@@ -275,7 +275,7 @@ def test_the_next_line_computed_ahead_is_what_asking_there_gives(tiny_model_path
     from greenpatch.engine.llama import LlamaEngine
 
     worker = EngineWorker(lambda: LlamaEngine(tiny_model_path, name="tiny", n_ctx=2048))
-    settings = CompletionSettings(debounce_ms=0, gate_threshold=-99)
+    settings = CompletionSettings(debounce_ms=0, gate_threshold=-99, prefetch=True)
     doc = "def total(items):\n    result = 0\n    for item in items:\n        result +=\n"
 
     async def go() -> tuple[object, object, object]:
@@ -286,8 +286,7 @@ def test_the_next_line_computed_ahead_is_what_asking_there_gives(tiny_model_path
             await asyncio.sleep(0.01)
         accepted = doc.replace("result +=\n", "result +=" + first.text + "\n        \n")
         ahead = await service.complete("file:///t.py", None, accepted, 2, 4, 8, CancelToken())
-        asked = await CompletionService(worker, CompletionSettings(debounce_ms=0, gate_threshold=-99,
-                                                                   prefetch=False)).complete(
+        asked = await CompletionService(worker, CompletionSettings(debounce_ms=0, gate_threshold=-99)).complete(
             "file:///u.py", None, accepted, 1, 4, 8, CancelToken())
         return service, ahead, asked
 

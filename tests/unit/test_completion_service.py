@@ -183,7 +183,6 @@ async def test_a_block_out_of_time_shows_the_complete_lines_it_has(budget: float
     assert s is not None and s.mode == "block" and s.text == expected, "0: no time limit"
 
 
-
 async def _ahead_done(service: CompletionService) -> None:
     while service._prefetch is not None and not service._prefetch.task.done():
         await asyncio.sleep(0.005)
@@ -192,7 +191,7 @@ async def _ahead_done(service: CompletionService) -> None:
 async def test_the_next_line_is_computed_ahead_while_a_line_is_shown(
     service: CompletionService, engine: FakeEngine
 ) -> None:
-    engine.text = "total_price(items)"
+    engine.text, service.settings.prefetch = "total_price(items)", True
     first = await service.complete(URI, PATH, "def f(items):\n    x = \n", 1, 1, 8, CancelToken())
     assert first is not None and first.shown
     await _ahead_done(service)
@@ -212,7 +211,7 @@ async def test_the_next_line_is_computed_ahead_while_a_line_is_shown(
 async def test_enter_while_the_next_line_is_still_computed_ahead_waits_for_it(
     service: CompletionService, engine: FakeEngine
 ) -> None:
-    engine.text = "total_price(items)"
+    engine.text, service.settings.prefetch = "total_price(items)", True
     await service.complete(URI, PATH, "x = \n", 1, 0, 4, CancelToken())
     engine.delay = 0.2  # the work ahead is under way when Enter comes
     service.notify_change(URI, 2)
@@ -222,7 +221,7 @@ async def test_enter_while_the_next_line_is_still_computed_ahead_waits_for_it(
 
 
 async def test_a_request_elsewhere_cancels_the_work_ahead(service: CompletionService, engine: FakeEngine) -> None:
-    engine.text = "total_price(items)"
+    engine.text, service.settings.prefetch = "total_price(items)", True
     await service.complete(URI, PATH, "x = \n", 1, 0, 4, CancelToken())
     engine.delay = 5.0
     while len(engine.calls) < 2:  # the work ahead has reached the engine
@@ -237,9 +236,9 @@ async def test_no_work_ahead_when_off_or_when_the_line_goes_on_after_the_cursor(
     engine.text = "total_price(items)"
     worker = EngineWorker(lambda: engine)
     try:
-        off = CompletionService(worker, CompletionSettings(debounce_ms=0, prefetch=False))
+        off = CompletionService(worker, CompletionSettings(debounce_ms=0))  # the default
         await off.complete(URI, PATH, "x = \n", 1, 0, 4, CancelToken())
-        on = CompletionService(worker, CompletionSettings(debounce_ms=0))
+        on = CompletionService(worker, CompletionSettings(debounce_ms=0, prefetch=True))
         await on.complete(URI, PATH, "x = ()\n", 1, 0, 5, CancelToken())
         await _ahead_done(on)
         assert off.prefetches == 0 and on.prefetches == 0 and len(engine.calls) == 2

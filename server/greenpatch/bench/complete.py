@@ -9,8 +9,8 @@ rest became sure), "noheal" (the server's mode without token healing of a half-t
 mode, but the repo context is computed afresh for every request instead of being held while the cursor stays in one
 area), "noalt" (the server's mode without sampling other lines where the first one does not close the gap to the
 code below, see completion/alternatives.py), "nopark" (the server's mode without parking a prompt at a jump away for
-a jump back, see LlamaEngine._park), "noprefetch" (the server's mode without computing the next line's suggestion
-ahead while a line's is shown, see CompletionService._prefetch_after) and "none" (the whole prompt every time; it
+a jump back, see LlamaEngine._park), "prefetch" (the server's mode with `completions.prefetch` on: the next line's
+suggestion computed ahead while a line's is shown, see CompletionService._prefetch_after) and "none" (the whole prompt every time; it
 stops after a few model calls, it is slow). The replayed user types a keystroke `--typing-ms` after the suggestion
 for the one before (untimed: the time work done ahead has). Reports p50/p95 over the keystrokes typed and over those
 that called the model, the ratios to no reuse (model calls against model calls) and to the other modes, the first
@@ -186,7 +186,7 @@ def latency(engine: Engine, files: list[Path], keystrokes: int, typing_ms: int =
     streams = keystroke_streams(files, keystrokes)
     per_line = max(4, keystrokes // max(1, len(streams)))
     out: dict[str, Any] = {"files": [str(f) for f in files], "lines": len(streams), "typing_ms": typing_ms}
-    modes = (["prefix", "chunk", "nodraft", "shownonly", "noheal", "unheld", "noalt", "nopark", "noprefetch", "none"]
+    modes = (["prefix", "chunk", "nodraft", "shownonly", "noheal", "unheld", "noalt", "nopark", "prefetch", "none"]
              if hasattr(engine, "reuse") else ["fake"])
     # Repo context as the server has it: the files' project indexed with tree-sitter (untimed, once).
     from greenpatch.completion.command import _index, find_root
@@ -207,8 +207,7 @@ def latency(engine: Engine, files: list[Path], keystrokes: int, typing_ms: int =
             engine._drafts.clear()  # type: ignore[attr-defined]
         counts_before = dict(getattr(engine, "draft_counts", {}))
         worker = EngineWorker(lambda: engine, owns_engine=False)
-        # the next line computed ahead is the server's: off without it, and for the bare reuse modes
-        settings = CompletionSettings(debounce_ms=0, prefetch=mode not in ("noprefetch", "prefix", "none"))
+        settings = CompletionSettings(debounce_ms=0, prefetch=mode == "prefetch")
         if mode == "noalt":
             settings.alternatives = 0
         service = CompletionService(worker, settings, index=index, root=root)
@@ -284,7 +283,7 @@ def latency(engine: Engine, files: list[Path], keystrokes: int, typing_ms: int =
         a, b = out[DEFAULT_REUSE]["back_p50"], out["nopark"]["back_p50"]
         out["parked_speedup_back_p50"] = round(b / a, 2) if a and b else None
         for key in ("mean", "p95", "next_line_p50"):
-            a, b = out[DEFAULT_REUSE][key], out["noprefetch"][key]
+            a, b = out["prefetch"][key], out[DEFAULT_REUSE][key]
             out[f"prefetch_speedup_{key}"] = round(b / a, 2) if a and b else None
     return out
 
@@ -403,7 +402,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["remote_engine"] = remote_latency(args.engine, engine, files, max(args.keystrokes, 1), model=name)
     summary: dict[str, Any] = {"model": name, "rss_mb": report["rss_mb"], "model_file_mb": report["model_file_mb"]}
     lat = report.get("latency", {})
-    for mode in ("chunk", "prefix", "nodraft", "shownonly", "noheal", "unheld", "noalt", "nopark", "noprefetch",
+    for mode in ("chunk", "prefix", "nodraft", "shownonly", "noheal", "unheld", "noalt", "nopark", "prefetch",
                  "none"):
         if mode in lat:
             for key in ("p50", "p95", "mean", "model_p50", "model_calls", "shown", "shown_chars_typed",
