@@ -3,6 +3,8 @@
 The LSP handler calls `complete()` per request and `notify_change()` per didChange; both run on the event loop.
 The model runs on the engine worker's thread; a newer version of the document cancels older work at once.
 Show a suggestion only when `suggestion.shown` (non-empty text that passed the filters and the gate).
+With `completions.prefetch`, a shown line suggestion also starts the next line's, as it will be once accepted and
+Enter pressed (see _prefetch_after).
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class CompletionService:
     def update_settings(self, settings: CompletionSettings) -> None:
         self.settings = settings
         self.held.clear()
+        self.close()  # work ahead under the old settings
 
     def forget(self, uri: str) -> None:
         """The document closed."""

@@ -43,7 +43,7 @@ def on_closed(ls: GreenpatchServer, uri: str) -> None:
 def on_settings(ls: GreenpatchServer) -> None:
     service = ls.services.get("completion")
     if service is not None and f"engine:{ls.settings.model.completion}" not in ls.services:
-        ls.services.pop("completion")  # model changed: rebuild on next request
+        ls.services.pop("completion").close()  # model changed: rebuild on next request
     elif service is not None:
         service.update_settings(ls.settings.completions)
     drop_engines(ls, {ls.settings.model.completion, ls.settings.model.repair})
