@@ -72,12 +72,20 @@ def _line_tokens(line: str) -> list[tokenize.TokenInfo] | None:
     return [t for t in tokens if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER)]
 
 
+def _is_code(line: str) -> bool:
+    return bool(line.strip()) and not line.lstrip().startswith("#")
+
+
+def _opens_block(tokens: list[tokenize.TokenInfo]) -> bool:
+    return bool(tokens) and tokens[0].string in _OPENERS and tokens[-1].string == ":"
+
+
 def indent_unit(text: str) -> int:
     """The file's indentation step: the smallest increase from one code line to the next (4 when none)."""
     steps = []
     previous = 0
     for line in text.split("\n"):
-        if line.strip() and not line.lstrip().startswith("#"):
+        if _is_code(line):
             if _indent(line) > previous:
                 steps.append(_indent(line) - previous)
             previous = _indent(line)
@@ -96,7 +104,7 @@ def indent_after_enter(line: str, around: str) -> str:
     if not tokens:
         return indent
     step = "\t" if indent.startswith("\t") else " " * indent_unit(around)
-    if tokens[-1].string == ":" and tokens[0].string in _OPENERS:
+    if _opens_block(tokens):
         return indent + step
     if tokens[0].string in _DEDENTERS:
         return indent[: max(0, len(indent) - len(step))]
@@ -110,10 +118,9 @@ _OPENERS = {"if", "elif", "else", "for", "while", "def", "class", "with", "try",
 def opens_block_without_body(line: str, after: str) -> bool:
     """`line` opens a block (`if x:`) but the next code line sits at its own indentation, so the block would have
     no body: Python rejects that file, though tree-sitter's error recovery accepts it."""
-    tokens = _line_tokens(line)
-    if not tokens or tokens[0].string not in _OPENERS or tokens[-1].string != ":":
+    if not _opens_block(_line_tokens(line) or []):
         return False
-    nxt = next((x for x in io.StringIO(after) if x.strip() and not x.strip().startswith("#")), None)
+    nxt = next((x for x in after.split("\n") if _is_code(x)), None)
     return nxt is not None and _indent(nxt) == _indent(line)
 
 
@@ -143,23 +150,22 @@ def fit_indentation(text: str, req: CompletionRequest) -> str | None:
     line = current_before + text
     tokens = _line_tokens(line)
     below = after_line.split("\n")
-    k = next((i for i, x in enumerate(below) if x.strip() and not x.strip().startswith("#")), None)
-    if not tokens or k is None:
-        return text
+    k = next((i for i, x in enumerate(below) if _is_code(x)), None)
+    if not tokens or k is None or _indent(below[k]) <= _indent(line):
+        return text  # nothing below sits deeper: nothing to fit (the common case, decided without more work)
     nxt = below[k]
-    opener = tokens[-1].string == ":" and tokens[0].string in _OPENERS
-    unit = indent_unit(req.prefix + req.suffix) if opener else 0
-    levels = {_indent(x) for x in req.prefix.split("\n") if x.strip() and not x.strip().startswith("#")}
-    if opener and _indent(nxt) > _indent(line) + unit and _indent(nxt) - unit in levels:
+    if _opens_block(tokens):
+        unit = indent_unit(req.prefix + req.suffix)
+        if _indent(nxt) <= _indent(line) + unit or \
+                _indent(nxt) - unit not in {_indent(x) for x in req.prefix.split("\n") if _is_code(x)}:
+            return text
         want = _indent(nxt) - unit  # the block below is its body, one step in from a level used above
-    elif not opener and _indent(nxt) > _indent(line):
+    else:
         # inside brackets indentation is free: act only where Python itself rejects the line below
         cursor_line = req.full_prefix.count("\n") + 1
         if _rejected_at(req.full_prefix + text + req.full_suffix) != cursor_line + 1 + k:
             return text
         want = _indent(nxt)  # the line belongs to the deeper block below
-    else:
-        return text
     if current_before:
         return None
     return nxt[:want] + text.lstrip()  # the code below's own whitespace (tabs stay tabs)
