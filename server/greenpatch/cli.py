@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     bp = bsub.add_parser("complete", help="completion latency replay and HumanEval infilling quality")
     bp.add_argument("--model", default="default", help="model name or .gguf path (default)")
     bp.add_argument("--engine", default="", metavar="URL", help="also measure an OpenAI-compatible server")
-    bp.add_argument("--files", nargs="*", default=[], help="files to replay typing through")
+    bp.add_argument("--files", nargs="*", default=[], help="files to replay typing through (default: three greenpatch modules as of a fixed commit, from git)")
     bp.add_argument("--tasks", type=int, default=60, help="HumanEval single-line tasks (0: skip quality)")
     bp.add_argument("--keystrokes", type=int, default=60, help="keystrokes to replay for latency")
     bp.add_argument("--typing-ms", type=int, default=150, metavar="MS",

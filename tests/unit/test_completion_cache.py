@@ -39,3 +39,14 @@ def test_a_suggestion_typed_whole_has_nothing_left_to_say() -> None:
     typed.remember("u", "x = ", "\n", "abc def", -0.1)
     along = typed.match("u", "x = abc def", "\n")
     assert along is not None and along.rest == "" and not along.shown
+
+
+def test_a_dropped_line_stays_dropped_while_typed_along() -> None:
+    typed = TypedAlong()
+    typed.remember_dropped("u", "x = ", "\nx = abc def", "abc def")
+    along = typed.match("u", "x = abc", "\nx = abc def")
+    assert along is not None and along.dropped and along.rest == " def" and not along.shown
+    assert typed.match("u", "x = abd", "\nx = abc def") is None, "typing something else is a new question"
+    off = TypedAlong(keep_withheld=False)
+    off.remember_dropped("u", "x = ", "\n", "abc def")
+    assert off.match("u", "x = abc", "\n") is None

@@ -87,6 +87,22 @@ async def test_a_withheld_suggestion_whose_rest_is_unsure_stays_withheld(
     assert len(engine.calls) == 2, "typing something else asks the model"
 
 
+async def test_typing_along_a_line_the_filters_dropped_asks_the_model_nothing(
+    service: CompletionService, engine: FakeEngine
+) -> None:
+    engine.text = "total_price(items)"
+    below = "\nx = total_price(items)\n"  # the model's line repeats the line below: dropped
+    first = await service.complete(URI, PATH, "x = " + below, 1, 0, 4, CancelToken())
+    assert first is not None and not first.shown and first.text == ""
+    service.notify_change(URI, 2)
+    second = await service.complete(URI, PATH, "x = tot" + below, 2, 0, 7, CancelToken())
+    assert second is not None and second.cached and not second.shown and second.text == ""
+    assert len(engine.calls) == 1, "the same file again: dropped again, without asking the model"
+    service.notify_change(URI, 3)
+    await service.complete(URI, PATH, "x = q" + below, 3, 0, 5, CancelToken())
+    assert len(engine.calls) == 2, "typing something else asks the model"
+
+
 async def test_typing_something_else_asks_the_model_again(service: CompletionService, engine: FakeEngine) -> None:
     engine.text = "total_price(items)"
     await service.complete(URI, PATH, "x = \n", 1, 0, 4, CancelToken())

@@ -5,7 +5,7 @@ CompletionService with repo context from the files' project index, as the server
 client-side wait), once per mode in the same run: "chunk" (prefix reuse + llama.cpp-style shifting of the cached
 suffix), "prefix" (longest common token prefix only), "nodraft" (the server's reuse mode without speculative
 drafts), "shownonly" (the server's mode, but typing along only suggestions that were shown, not withheld ones whose
-rest became sure), "noheal" (the server's mode without token healing of a half-typed word), "unheld" (the server's
+rest became sure nor lines the filters dropped), "noheal" (the server's mode without token healing of a half-typed word), "unheld" (the server's
 mode, but the repo context is computed afresh for every request instead of being held while the cursor stays in one
 area), "noalt" (the server's mode without sampling other lines where the first one does not close the gap to the
 code below, see completion/alternatives.py), "nopark" (the server's mode without parking a prompt at a jump away for
@@ -31,11 +31,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import io
 import json
 import os
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -52,6 +54,10 @@ from greenpatch.errors import UsageError
 
 EVAL = "humaneval-singleline-infilling.jsonl.gz"
 TYPING_MS = 150  # between keystrokes in the latency replay: about 80 words a minute
+# The latency replay types lines of these files as they were at this commit (see _default_files).
+REPLAY_COMMIT = "03b98505bd5dbcb331b611e05908e7fe460084eb"
+REPLAY_FILES = ["server/greenpatch/engine/models.py", "server/greenpatch/completion/service.py",
+                "server/greenpatch/context/builder.py"]
 GATES = [-0.05, -0.1, -0.15, -0.2, -0.25, -0.3, -0.35, -0.4, -0.5, -0.6, -0.8, -1.0, -99.0]
 
 
@@ -83,9 +89,20 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(ordered[k], 4)
 
 
-def _default_files() -> list[Path]:
-    root = Path(__file__).resolve().parents[1]
-    return [root / "engine" / "models.py", root / "completion" / "service.py", root / "context" / "builder.py"]
+def _default_files(workdir: Path) -> tuple[list[Path], str]:
+    """greenpatch's own files to replay, as they were at REPLAY_COMMIT (extracted from git into `workdir` with the
+    package around them, for the repo context), so that runs at different commits replay the same lines; the
+    working tree's files where git or that commit is not at hand (then say so: the lines move as the code does).
+    The files and where they came from."""
+    repo = Path(__file__).resolve().parents[3]
+    try:
+        archive = subprocess.run(["git", "-C", str(repo), "archive", REPLAY_COMMIT, "pyproject.toml", "server/greenpatch"],
+                                 capture_output=True, check=True, timeout=120).stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(workdir, filter="data")
+        return [workdir / f for f in REPLAY_FILES], f"git {REPLAY_COMMIT[:10]}"
+    except (OSError, subprocess.SubprocessError, tarfile.TarError):
+        return [repo / f for f in REPLAY_FILES], "working tree"
 
 
 def keystroke_streams(files: list[Path], keystrokes: int, lines_per_file: int = 2) -> list[tuple[Path, str, int, str]]:
@@ -373,9 +390,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     engine = load_engine(name, settings)
     load_seconds = time.perf_counter() - load_started
     spec, model_path = (None, None) if name == "fake" else models.resolve_model(name)
-    files = [Path(f).resolve() for f in args.files] or _default_files()
+    replay_dir = tempfile.TemporaryDirectory(prefix="greenpatch-replay-")
+    files, source = [Path(f).resolve() for f in args.files], "--files"
+    if not files:
+        files, source = _default_files(Path(replay_dir.name))
     report: dict[str, Any] = {"model": name, "threads": getattr(engine, "threads", None),
-                              "load_seconds": round(load_seconds, 2), "cpu_count": os.cpu_count()}
+                              "load_seconds": round(load_seconds, 2), "cpu_count": os.cpu_count(),
+                              "replay_files": source}
     if args.keystrokes > 0:
         report["latency"] = latency(engine, files, args.keystrokes, getattr(args, "typing_ms", TYPING_MS))
     rss = _rss_mb()
@@ -400,7 +421,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from greenpatch.bench.remote import remote_latency
 
         report["remote_engine"] = remote_latency(args.engine, engine, files, max(args.keystrokes, 1), model=name)
-    summary: dict[str, Any] = {"model": name, "rss_mb": report["rss_mb"], "model_file_mb": report["model_file_mb"]}
+    summary: dict[str, Any] = {"model": name, "rss_mb": report["rss_mb"], "model_file_mb": report["model_file_mb"],
+                               "replay_files": source}
     lat = report.get("latency", {})
     for mode in ("chunk", "prefix", "nodraft", "shownonly", "noheal", "unheld", "noalt", "nopark", "prefetch",
                  "none"):
@@ -433,4 +455,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         "without_healing_pass_of_shown_at_gate": at["pass_of_shown"]})
     report["summary"] = summary
     engine.close()
+    replay_dir.cleanup()
     return report

@@ -17,6 +17,7 @@ class Cached:
     logprobs: list[float] = field(default_factory=list)  # per token, with where each token ends in `text`
     token_ends: list[int] = field(default_factory=list)
     end_logprob: float | None = None  # how likely the fill ends after the text (the gate, see filters.passes_gate)
+    dropped: str = ""  # a whole line the model made that the filters dropped (`text` is empty): see TypedAlong
 
 
 class SuggestionCache:
@@ -63,6 +64,7 @@ class _Made:
     shown: bool
     logprobs: list[float]
     token_ends: list[int]
+    dropped: bool = False
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Along:
     rest: str  # what is left of the suggestion after what the user typed
     mean_logprob: float | None  # the confidence to gate on: the whole suggestion's when it was shown, else the rest's
     shown: bool  # the suggestion was shown already: it stays shown while the user types along it
+    dropped: bool = False  # the filters dropped the line: typing along it, its rest is dropped too (nothing to show)
 
 
 class TypedAlong:
@@ -78,6 +81,9 @@ class TypedAlong:
     A suggestion the gate withheld is kept too, with its per-token log-probabilities: once the user has typed its
     uncertain start, the rest is what the model would say next, and it is shown when the rest alone passes the
     gate (greedy decoding after those same tokens gives the same text, so asking the model again gains nothing).
+
+    So is a line the filters dropped (it repeats the line below, has no body, breaks the parse): typing along it
+    leads to the same file, so its rest is dropped too, and the model is not asked again at every keystroke.
     """
 
     def __init__(self, keep_withheld: bool = True) -> None:
@@ -93,6 +99,13 @@ class TypedAlong:
         self._last[uri] = _Made(full_prefix, full_suffix[:KEY_SUFFIX_CHARS], text, mean_logprob, shown, logprobs,
                                 token_ends)
 
+    def remember_dropped(self, uri: str, full_prefix: str, full_suffix: str, line: str) -> None:
+        """The model's line for this place was dropped by the filters (see the class)."""
+        if not self.keep_withheld or not line.strip():
+            self._last.pop(uri, None)
+            return
+        self._last[uri] = _Made(full_prefix, full_suffix[:KEY_SUFFIX_CHARS], line, None, False, [], [], dropped=True)
+
     def forget(self, uri: str) -> None:
         self._last.pop(uri, None)
 
@@ -107,6 +120,8 @@ class TypedAlong:
         rest = last.text[len(typed) :]
         if not rest:
             return Along("", None, False)  # typed whole: the model ended it there, it has nothing more to say
+        if last.dropped:
+            return Along(rest, None, False, dropped=True)
         if not rest.strip():
             return None
         if last.shown:

@@ -124,6 +124,8 @@ class CompletionService:
             # the suggestion typed (or accepted) whole: nothing to add, and no model call to cancel the next line
             # being computed ahead
             return Suggestion("", None, True, time.perf_counter() - started, False, mode or "line")
+        if along is not None and along.dropped:
+            return Suggestion("", None, True, time.perf_counter() - started, False, mode or "line")
         if along is not None:
             shown = along.shown or passes_gate(along.mean_logprob, self.settings.gate_threshold)
             if shown and not along.shown:
@@ -208,6 +210,8 @@ class CompletionService:
         if made.text:
             self.typed.remember(uri, full_prefix, full_suffix, made.text, made.mean_logprob, shown=shown,
                                 logprobs=made.logprobs, token_ends=made.token_ends)
+        else:
+            self.typed.remember_dropped(uri, full_prefix, full_suffix, made.dropped)
         if shown:
             self._prefetch_after(path, full_prefix, full_suffix, mode, made.text)
         return shown
@@ -289,15 +293,19 @@ class _Prefetch:
 
 
 def _cached(request: CompletionRequest, generation: Generation, choice: alternatives.Choice | None) -> Cached:
-    """What a model call leaves for the cache: the text after the filters (empty: nothing to show), its confidence."""
+    """What a model call leaves for the cache: the text after the filters (empty: nothing to show), its confidence,
+    and a whole line the filters dropped (for typing along it, see TypedAlong)."""
+    dropped = ""
     if request.mode == "line" and generation.stop_reason == "length":
         text = ""  # a line the token limit cut off mid-way is not a complete unit: show nothing rather than half
     elif choice is not None and choice.text is not None:
         text = choice.text  # better_line filtered what it chose
     else:
         text = post_filter(generation.text, request) or ""
+    if not text and request.mode == "line" and generation.stop_reason in ("stop", "eos"):
+        dropped = generation.text.split("\n", 1)[0]
     return Cached(text, generation.mean_logprob, bool(text), generation.logprobs, generation.token_ends,
-                  generation.end_logprob)
+                  generation.end_logprob, dropped)
 
 
 def describe(s: Suggestion | None) -> dict[str, Any]:
