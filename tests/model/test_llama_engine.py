@@ -227,13 +227,29 @@ def test_the_service_looks_for_a_better_line_on_an_empty_line_above_code(tiny_mo
 
     worker = EngineWorker(lambda: LlamaEngine(tiny_model_path, name="tiny", n_ctx=2048))
     service = CompletionService(worker, CompletionSettings(debounce_ms=0, gate_threshold=-99, alternatives=2))
-    doc = "def total(items):\n    result = 0\n    \n    return result\n"
+    # (with `result = 0` the tiny model's line is `for item in items:`, which gets a body instead: completion/body.py)
+    doc = "def total(items):\n    result = len(items)\n    \n    return result\n"
     try:
         s = asyncio.run(service.complete("file:///t.py", None, doc, 1, 2, 4, CancelToken()))
     finally:
         worker.close()
     assert s is not None and s.end_logprob is not None and s.end_logprob <= 0
     assert s.sampled in (0, 2)
+
+
+def test_a_line_opening_a_block_at_the_end_of_a_function_is_shown_with_a_body_or_not_at_all(
+        tiny_model_path: Path) -> None:
+    from greenpatch.engine.llama import LlamaEngine
+
+    worker = EngineWorker(lambda: LlamaEngine(tiny_model_path, name="tiny", n_ctx=2048))
+    service = CompletionService(worker, CompletionSettings(debounce_ms=0, gate_threshold=-99))
+    doc = "def sign(x):\n    if x > 0:\n        return 1\n    elif x < 0:\n        return -1\n    \n"
+    try:
+        s = asyncio.run(service.complete("file:///t.py", None, doc, 1, 5, 4, CancelToken()))
+    finally:
+        worker.close()
+    assert s is not None and s.raw.startswith("else:\n"), "the model's line, then what it wrote after it"
+    assert s.text == "" or (s.text.startswith("else:\n        ") and s.shown)
 
 
 def test_a_repeated_prompt_reuses_the_evaluated_prefix(tiny_engine) -> None:

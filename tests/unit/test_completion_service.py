@@ -260,3 +260,30 @@ async def test_no_work_ahead_when_off_or_when_the_line_goes_on_after_the_cursor(
         assert off.prefetches == 0 and on.prefetches == 0 and len(engine.calls) == 2
     finally:
         worker.close()
+
+
+async def test_a_line_that_opens_a_block_with_no_body_below_comes_with_its_body() -> None:
+    engine = FakeEngine(texts=["if not xs:", "        return 0\n"])
+    worker = EngineWorker(lambda: engine)
+    try:
+        service = CompletionService(worker, CompletionSettings(debounce_ms=0))
+        doc = "def f(xs):\n    total = sum(xs)\n    \n"  # the end of the function: nothing below
+        s = await service.complete(URI, PATH, doc, 1, 2, 4, CancelToken())
+        assert s is not None and s.shown and s.text == "if not xs:\n        return 0"
+        assert len(engine.calls) == 2 and str(engine.calls[1]["prefix"]).endswith("    if not xs:\n")
+        assert engine.calls[1]["code_first"] and "\ndef " in (engine.calls[1]["stop"] or [])
+    finally:
+        worker.close()
+
+
+async def test_a_line_that_opens_a_block_whose_body_does_not_come_is_not_shown() -> None:
+    engine = FakeEngine(texts=["if not xs:", ""])
+    worker = EngineWorker(lambda: engine)
+    try:
+        service = CompletionService(worker, CompletionSettings(debounce_ms=0))
+        doc = "def f(xs):\n    t = 1\n    \n    return t\n"  # the line below sits at the cursor's level: no body
+        s = await service.complete(URI, PATH, doc, 1, 2, 4, CancelToken())
+        assert s is not None and not s.shown and s.text == ""
+        assert len(engine.calls) == 2
+    finally:
+        worker.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from greenpatch.cancel import CancelToken, LinkedToken
-from greenpatch.completion import alternatives
+from greenpatch.completion import alternatives, body
 from greenpatch.completion.cache import Cached, SuggestionCache, TypedAlong
 from greenpatch.completion.filters import indent_after_enter, passes_gate, post_filter
 from greenpatch.completion.prompt import CompletionRequest, build_request, wants_block
@@ -176,7 +176,8 @@ class CompletionService:
     async def _fill(self, path: Path | None, text: str, line: int, col: int, mode: str, token: CancelToken,
                     asked: float) -> tuple[CompletionRequest, Generation, alternatives.Choice | None]:
         """The model call on the engine's worker: the request built there (the repo context needs the index), the
-        generation, and the better line chosen where the first one did not close the gap."""
+        generation, and the better line chosen where the first one did not close the gap (or the line with the body
+        it opens, see completion/body.py)."""
         request_box: list[CompletionRequest] = []
         choice_box: list[alternatives.Choice] = []
 
@@ -193,6 +194,12 @@ class CompletionService:
             greedy = engine.infill(request.prefix, request.suffix, context=request.context,
                                    max_tokens=request.max_tokens, stop=request.stop, cancel=token,
                                    code_first=request.code_first, end_check=check)
+            if body.needs_body(greedy, request) and not token.is_set():
+                if self.settings.block_seconds > 0:  # the body is a block: the same time budget
+                    token.wind_down_at = asked + self.settings.block_seconds
+                joined, filtered = body.with_body(engine, request, greedy, self.settings.max_tokens, token, check)
+                choice_box.append(alternatives.Choice(joined, filtered, 0))
+                return joined
             if not check or self.settings.alternatives <= 0:
                 return greedy
             choice = alternatives.better_line(engine, request, greedy, self.settings.alternatives, token)

@@ -40,11 +40,13 @@ class FakeEngine:
     fim: FimFormat | None = FAKE_FIM
 
     def __init__(self, *, delay: float = 0.0, per_token: float = 0.0, text: str | None = None,
+                 texts: list[str] | None = None,
                  logprobs: list[float] | None = None, end_logprob: float | None = None,
                  samples: list[tuple[str, list[float], float]] | None = None) -> None:
         self.delay = delay
         self.per_token = per_token
         self.text = text  # when set, every infill answers this
+        self.texts = list(texts or [])  # when set, greedy infills answer these in turn (before `text` and the rules)
         self.logprobs = logprobs  # when set, the log-probabilities of the first tokens (the rest get -0.05)
         self.end_logprob = end_logprob  # reported when asked (`end_check`)
         # when set, a sampled infill (temperature > 0) answers samples[seed]: (text, logprobs, end_logprob)
@@ -87,7 +89,7 @@ class FakeEngine:
             ends = list(accumulate(len(t) for t in re.findall(r"\s*\S+|\s+", text)))
             return Generation(text, list(logprobs), "stop", len(prefix) // 4, 0, time.perf_counter() - started,
                               token_ends=ends[: len(logprobs)], end_logprob=end if end_check else None)
-        text = self._answer(prefix)
+        text = self.texts.pop(0) if self.texts else self._answer(prefix)
         every = re.findall(r"\s*\S+|\s+", text)
         tokens = every[:max_tokens]
         out = ""
