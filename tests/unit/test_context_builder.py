@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from greenpatch.context.builder import (
+    WINDOW_SLACK,
     WINDOW_STEP,
     RecentEdits,
     names_near,
@@ -56,6 +57,23 @@ def test_the_prefix_window_starts_on_a_step_so_it_does_not_slide_with_every_line
         assert len(prefix) <= 800
         starts.add(line - prefix.count("\n"))
     assert len(starts) <= 2
+
+
+def test_a_held_window_start_is_kept_until_the_window_is_over_its_slack() -> None:
+    text = "\n".join(f"{i:03d}" + "x" * 16 for i in range(300))  # 21 characters a line
+    moves = {False: 0, True: 0}
+    for held in (False, True):
+        head, start = None, None
+        for line in range(100, 100 + 4 * WINDOW_STEP):
+            prefix, _ = nearby(text, line, 0, prefix_chars=800, suffix_lines=1, held_head=head if held else None)
+            assert len(prefix) <= 800 * (1 + WINDOW_SLACK)
+            now = line - prefix.count("\n")
+            if now != start:
+                moves[held] += start is not None
+                start, head = now, prefix[:256]
+    assert moves[True] < moves[False], moves
+    prefix, _ = nearby(text, 120, 0, prefix_chars=800, suffix_lines=1, held_head="no such text")
+    assert prefix == nearby(text, 120, 0, prefix_chars=800, suffix_lines=1)[0], "a head not in the file: as usual"
 
 
 def test_names_near_the_cursor_include_imports_and_recent_identifiers() -> None:

@@ -63,8 +63,9 @@ def build_request(
     full_prefix, full_suffix = split_at(text, line, col)
     budget = int(settings.context_tokens * CHARS_PER_TOKEN)
     # Most of the budget goes to the code around the cursor; what is left over carries repo context.
-    prefix, suffix = nearby(text, line, col, prefix_chars=int(budget * 0.75), suffix_lines=settings.suffix_lines)
     key = str(path) if path is not None else ""
+    prefix, suffix = nearby(text, line, col, prefix_chars=int(budget * 0.75), suffix_lines=settings.suffix_lines,
+                            held_head=held.head(key, line) if held is not None else None)
     context = held.get(key, line, prefix) if held is not None else None
     if context is None:
         current = path.resolve() if path is not None else None

@@ -17,6 +17,7 @@ from greenpatch.engine.base import FimFormat
 
 CHARS_PER_TOKEN = 3.5
 WINDOW_STEP = 16  # the prefix window starts on a multiple of this many lines, so it moves in steps
+WINDOW_SLACK = 0.5  # a held window start is kept until the window is this much over its budget (see nearby)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMPORT = re.compile(r"^\s*(?:from\s+[\w.]+\s+)?import\s+(.+)$")
 _KEYWORDS = frozenset(
@@ -41,9 +42,21 @@ def split_at(text: str, line: int, col: int) -> tuple[str, str]:
     return text[:offset], text[offset:]
 
 
-def nearby(text: str, line: int, col: int, *, prefix_chars: int, suffix_lines: int) -> tuple[str, str]:
-    """The prefix window (whole lines from a step-aligned start, within prefix_chars) and the suffix window."""
+def nearby(text: str, line: int, col: int, *, prefix_chars: int, suffix_lines: int,
+           held_head: str | None = None) -> tuple[str, str]:
+    """The prefix window (whole lines from a step-aligned start, within prefix_chars) and the suffix window.
+
+    `held_head`: the start of the window used last in this area (HeldContext.head). The window keeps that start
+    while it stays within prefix_chars and WINDOW_SLACK more: a new start changes the prompt from there on, so the
+    model evaluates it all again (~10 s for the default model on 2 cores), and typing on past the budget would
+    otherwise move it every WINDOW_STEP lines."""
     before, after = split_at(text, line, col)
+    rest = after.split("\n")
+    suffix = "\n".join(rest[: suffix_lines + 1])
+    if held_head:
+        at = before.rfind(held_head)
+        if at >= 0 and (at == 0 or before[at - 1] == "\n") and len(before) - at <= prefix_chars * (1 + WINDOW_SLACK):
+            return before[at:], suffix
     lines = before.split("\n")
     start = 0
     size = len(before)
@@ -54,8 +67,6 @@ def nearby(text: str, line: int, col: int, *, prefix_chars: int, suffix_lines: i
     prefix = "\n".join(lines[start:])
     if len(prefix) > prefix_chars:
         prefix = prefix[-prefix_chars:]
-    rest = after.split("\n")
-    suffix = "\n".join(rest[: suffix_lines + 1])
     return prefix, suffix
 
 
@@ -134,6 +145,11 @@ class HeldContext:
         self.lines = lines
         self.files = files
         self._held: dict[str, tuple[int, str, str]] = {}  # path -> (line, window head, rendered context)
+
+    def head(self, path: str, line: int) -> str | None:
+        """The start of the prefix window held for this area, to keep the window there (see nearby)."""
+        held = self._held.get(path)
+        return held[1] if held is not None and abs(held[0] - line) <= self.lines else None
 
     def get(self, path: str, line: int, window: str) -> str | None:
         held = self._held.get(path)
