@@ -17,7 +17,8 @@ def _needs(doc: str, line: int, col: int, text: str, stop_reason: str = "stop") 
 
 @pytest.mark.parametrize(("doc", "line", "col", "text", "expected"), [
     ("def f(xs):\n    t = 1\n    \n", 2, 4, "if not xs:", True),  # the end of the function
-    ("def f(xs):\n    t = 1\n    \n    return t\n", 2, 4, "for x in xs:", True),  # the line below is no body
+    ("def f(xs):\n    t = 1\n    \n\ndef g():\n    pass\n", 2, 4, "for x in xs:", True),  # a definition below
+    ("def f(xs):\n    t = 1\n    \n    return t\n", 2, 4, "for x in xs:", False),  # code to connect to below
     ("def f(xs):\n    t = 1\n    \n        return t\n", 2, 4, "if not xs:", False),  # the body is there
     ("def f(xs):\n    t = 1\n    \n", 2, 4, "t += 1", False),  # not an opener
     ("def f(xs):\n    t = 1\n    if \n", 2, 7, "xs:", True),  # typed in part

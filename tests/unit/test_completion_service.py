@@ -281,7 +281,7 @@ async def test_a_line_that_opens_a_block_whose_body_does_not_come_is_not_shown()
     worker = EngineWorker(lambda: engine)
     try:
         service = CompletionService(worker, CompletionSettings(debounce_ms=0))
-        doc = "def f(xs):\n    t = 1\n    \n    return t\n"  # the line below sits at the cursor's level: no body
+        doc = "def f(xs):\n    t = 1\n    \n\n\ndef g():\n    pass\n"  # the end of a function
         s = await service.complete(URI, PATH, doc, 1, 2, 4, CancelToken())
         assert s is not None and not s.shown and s.text == ""
         assert len(engine.calls) == 2

@@ -1,9 +1,8 @@
-"""A line suggestion that opens a block gets its body where the code below has none.
+"""A line suggestion that opens a block gets its body at the end of a function or file.
 
-At the end of a function, or above a line at its own indentation, a suggested `if n < 0:` alone would leave the
-file broken (Python wants a body there). Rather than drop it, or show half a unit, the model writes the body too,
-in block mode after the line, and the suggestion becomes the line and its body (the filters of a block apply).
-Nothing is shown when no body comes (out of time, or the filters drop it).
+There a suggested `if n < 0:` alone would leave the file broken (Python wants a body) and is half a unit. The model
+writes the body too, in block mode after the line, and the suggestion becomes the line and its body (the filters of
+a block apply). Nothing is shown when no body comes (out of time, or the filters drop it).
 """
 
 from __future__ import annotations
@@ -11,13 +10,18 @@ from __future__ import annotations
 from dataclasses import replace
 
 from greenpatch.cancel import CancelToken
+from greenpatch.completion.alternatives import code_follows
 from greenpatch.completion.filters import _indent, _is_code, _line_tokens, _opens_block, post_filter
 from greenpatch.completion.prompt import BLOCK_STOPS, CompletionRequest
 from greenpatch.engine.base import Engine, Generation
 
 
 def needs_body(generation: Generation, request: CompletionRequest) -> bool:
-    """A whole line that opens a block, at the end of its line, with no deeper code below it to be its body."""
+    """A whole line that opens a block, at the end of its line, with no deeper code below it to be its body, where
+    no code follows that the fill must connect to (the end of the file or of a definition, see
+    alternatives.code_follows). Above code, a line opening a block the code below does not continue is the model
+    going another way than that code: the filters drop it and other lines are sampled (HumanEval single-line
+    infilling, first slice, ad hoc: giving such lines their bodies passed 1 task fewer and showed 2 wrong ones)."""
     if request.mode != "line" or generation.stop_reason not in ("stop", "eos") or "\n" in generation.text:
         return False
     current_before = request.full_prefix.rsplit("\n", 1)[-1]
@@ -26,6 +30,8 @@ def needs_body(generation: Generation, request: CompletionRequest) -> bool:
         return False
     line = current_before + generation.text.rstrip()
     if not _opens_block(_line_tokens(line) or []):
+        return False
+    if code_follows(request.full_suffix):
         return False
     below = next((x for x in after_line.split("\n") if _is_code(x)), None)
     return below is None or _indent(below) <= _indent(line)
