@@ -248,7 +248,7 @@ def test_a_line_opening_a_block_at_the_end_of_a_function_is_shown_with_a_body_or
     finally:
         worker.close()
     assert s is not None and s.raw.startswith("else:\n"), "the model's line, then what it wrote after it"
-    assert s.text == "" or (s.text.startswith("else:\n        ") and s.shown)
+    assert s.text == "" or (s.text.startswith("else:\n        ") and s.shown), "on an empty line: a body or nothing"
 
 
 def test_a_repeated_prompt_reuses_the_evaluated_prefix(tiny_engine) -> None:

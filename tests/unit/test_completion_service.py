@@ -287,3 +287,15 @@ async def test_a_line_that_opens_a_block_whose_body_does_not_come_is_not_shown()
         assert len(engine.calls) == 2
     finally:
         worker.close()
+
+
+async def test_a_block_opener_the_user_began_is_completed_even_when_no_body_comes() -> None:
+    engine = FakeEngine(texts=["a, b):", ""])
+    worker = EngineWorker(lambda: engine)
+    try:
+        service = CompletionService(worker, CompletionSettings(debounce_ms=0))
+        s = await service.complete(URI, PATH, "def add(", 1, 0, 8, CancelToken())
+        assert s is not None and s.shown and s.text == "a, b):"
+        assert len(engine.calls) == 2, "the body was asked for"
+    finally:
+        worker.close()

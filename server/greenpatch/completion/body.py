@@ -2,7 +2,8 @@
 
 There a suggested `if n < 0:` alone would leave the file broken (Python wants a body) and is half a unit. The model
 writes the body too, in block mode after the line, and the suggestion becomes the line and its body (the filters of
-a block apply). Nothing is shown when no body comes (out of time, or the filters drop it).
+a block apply). When no body comes (out of time, or the filters drop it), the line alone is shown only where the
+user began it.
 """
 
 from __future__ import annotations
@@ -58,4 +59,9 @@ def with_body(engine: Engine, request: CompletionRequest, line: Generation, max_
         return joined, ""
     raw = joined.text if body.stop_reason != "length" else joined.text.rsplit("\n", 1)[0]  # cut off mid-line
     filtered = post_filter(raw, replace(request, mode="block")) or ""
-    return joined, filtered if "\n" in filtered else ""
+    if "\n" in filtered:
+        return joined, filtered
+    if request.full_prefix.rsplit("\n", 1)[-1].strip():
+        # no body came, but the user is writing this line (`def add(` -> `a, b):`): completing it still helps
+        return line, post_filter(line.text, request) or ""
+    return joined, ""
