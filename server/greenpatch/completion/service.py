@@ -195,8 +195,9 @@ class CompletionService:
                                    max_tokens=request.max_tokens, stop=request.stop, cancel=token,
                                    code_first=request.code_first, end_check=check)
             if body.needs_body(greedy, request) and not token.is_set():
-                if self.settings.block_seconds > 0:  # the body is a block: the same time budget
-                    token.wind_down_at = asked + self.settings.block_seconds
+                if self.settings.block_seconds > 0:  # the body is a block: a block's time budget, from here (the line
+                    # may have taken it all evaluating a new prompt)
+                    token.wind_down_at = time.monotonic() + self.settings.block_seconds
                 joined, filtered = body.with_body(engine, request, greedy, self.settings.max_tokens, token, check)
                 choice_box.append(alternatives.Choice(joined, filtered, 0))
                 return joined
