@@ -262,40 +262,25 @@ async def test_no_work_ahead_when_off_or_when_the_line_goes_on_after_the_cursor(
         worker.close()
 
 
-async def test_a_line_that_opens_a_block_with_no_body_below_comes_with_its_body() -> None:
-    engine = FakeEngine(texts=["if not xs:", "        return 0\n"])
+@pytest.mark.parametrize(("texts", "doc", "line", "col", "expected"), [
+    # the end of a function, nothing below: the line comes with its body
+    (["if not xs:", "        return 0\n"], "def f(xs):\n    total = sum(xs)\n    \n", 2, 4, "if not xs:\n        return 0"),
+    # a definition below, and no body comes: on an empty line, nothing is shown
+    (["if not xs:", ""], "def f(xs):\n    t = 1\n    \n\n\ndef g():\n    pass\n", 2, 4, ""),
+    # no body comes, but the user began the line: it is completed
+    (["a, b):", ""], "def add(", 0, 8, "a, b):"),
+])
+async def test_a_line_that_opens_a_block_where_no_code_follows_comes_with_its_body(
+        texts: list[str], doc: str, line: int, col: int, expected: str) -> None:
+    engine = FakeEngine(texts=texts)
     worker = EngineWorker(lambda: engine)
     try:
         service = CompletionService(worker, CompletionSettings(debounce_ms=0))
-        doc = "def f(xs):\n    total = sum(xs)\n    \n"  # the end of the function: nothing below
-        s = await service.complete(URI, PATH, doc, 1, 2, 4, CancelToken())
-        assert s is not None and s.shown and s.text == "if not xs:\n        return 0"
-        assert len(engine.calls) == 2 and str(engine.calls[1]["prefix"]).endswith("    if not xs:\n")
-        assert engine.calls[1]["code_first"] and "\ndef " in (engine.calls[1]["stop"] or [])
-    finally:
-        worker.close()
-
-
-async def test_a_line_that_opens_a_block_whose_body_does_not_come_is_not_shown() -> None:
-    engine = FakeEngine(texts=["if not xs:", ""])
-    worker = EngineWorker(lambda: engine)
-    try:
-        service = CompletionService(worker, CompletionSettings(debounce_ms=0))
-        doc = "def f(xs):\n    t = 1\n    \n\n\ndef g():\n    pass\n"  # the end of a function
-        s = await service.complete(URI, PATH, doc, 1, 2, 4, CancelToken())
-        assert s is not None and not s.shown and s.text == ""
-        assert len(engine.calls) == 2
-    finally:
-        worker.close()
-
-
-async def test_a_block_opener_the_user_began_is_completed_even_when_no_body_comes() -> None:
-    engine = FakeEngine(texts=["a, b):", ""])
-    worker = EngineWorker(lambda: engine)
-    try:
-        service = CompletionService(worker, CompletionSettings(debounce_ms=0))
-        s = await service.complete(URI, PATH, "def add(", 1, 0, 8, CancelToken())
-        assert s is not None and s.shown and s.text == "a, b):"
+        s = await service.complete(URI, PATH, doc, 1, line, col, CancelToken())
+        assert s is not None and s.text == expected and s.shown == bool(expected)
         assert len(engine.calls) == 2, "the body was asked for"
+        asked = engine.calls[1]
+        assert str(asked["prefix"]).endswith(doc.split("\n")[line][:col] + texts[0] + "\n")
+        assert asked["code_first"] and "\ndef " in (asked["stop"] or [])  # type: ignore[operator]
     finally:
         worker.close()
