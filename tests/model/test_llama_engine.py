@@ -251,6 +251,22 @@ def test_a_line_opening_a_block_at_the_end_of_a_function_is_shown_with_a_body_or
     assert s.text == "" or (s.text.startswith("else:\n        ") and s.shown), "on an empty line: a body or nothing"
 
 
+def test_typing_along_a_line_the_filters_dropped_asks_the_model_nothing(tiny_model_path: Path) -> None:
+    from greenpatch.engine.llama import LlamaEngine
+
+    worker = EngineWorker(lambda: LlamaEngine(tiny_model_path, name="tiny", n_ctx=2048))
+    service = CompletionService(worker, CompletionSettings(debounce_ms=0, gate_threshold=-99))
+    doc = "def total(items):\n    result = 0\n    for item in items:\n        result += item\n    \n    return result\n"
+    typed = doc.replace("    \n    return", "    r\n    return")
+    try:
+        first = asyncio.run(service.complete("file:///t.py", None, doc, 1, 4, 4, CancelToken()))
+        assert first is not None and first.raw == "return result" and first.text == "", "it repeats the line below"
+        again = asyncio.run(service.complete("file:///t.py", None, typed, 2, 4, 5, CancelToken()))
+    finally:
+        worker.close()
+    assert again is not None and again.cached and not again.shown and service.model_calls == 1
+
+
 def test_a_repeated_prompt_reuses_the_evaluated_prefix(tiny_engine) -> None:
     tiny_engine.reuse = "chunk"
     first = tiny_engine.infill(CODE, "", max_tokens=4)
