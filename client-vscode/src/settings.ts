@@ -85,6 +85,19 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: "While a line suggestion is shown, compute the suggestion for the line after it as it will be once accepted and Enter pressed, so that it is there sooner. Off by default: in the project's typing benchmark it answered no next line ahead and made the slowest suggestions slower.",
   },
   {
+    key: "completions.examples",
+    type: "boolean",
+    default: true,
+    description: "Where the cursor is in a function whose docstring has doctest examples, run them on the suggestion in a sandbox (trusted workspaces only): a line that fails them is replaced by a sampled line that passes, where one does.",
+  },
+  {
+    key: "completions.examplesSeconds",
+    type: "number",
+    default: 2,
+    minimum: 0.1,
+    description: "Wall-clock limit of one run of a function's docstring examples (importing its module included).",
+  },
+  {
     key: "repair.onSave",
     type: "boolean",
     default: true,

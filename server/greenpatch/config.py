@@ -46,6 +46,12 @@ class CompletionSettings:
     # replay of `greenpatch bench complete` it answered no next line (few suggestions there are exactly the line
     # typed) and made p95 worse (README, "prefetch" mode).
     prefetch: bool = False
+    # Where the cursor is in a function whose docstring has doctest examples, run them on the suggestion in a
+    # sandbox (trusted workspaces only; completion/examples.py): a line that passes is shown whatever the gate
+    # says, one that fails in a whole function is replaced by a sampled line that passes, or withheld.
+    examples: bool = True
+    # Wall-clock limit of one such run (importing the module and running the examples).
+    examples_seconds: float = 2.0
 
 
 @dataclass

@@ -343,16 +343,25 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
             line = row["prompt"].count("\n")
             s = await service.complete(f"file:///humaneval/{k}.py", None, doc, 1, line, len(indent), mode="line")
             text = s.text if s else ""
-            program = (row["prompt"] + indent + text + "\n" + row["suffix"] + "\n" + row["test"]
-                       + f"\ncheck({row['entry_point']})\n")
+
+            def passes(line: str, row: dict[str, Any] = row, indent: str = indent) -> bool:
+                return bool(line) and _passes(row["prompt"] + indent + line + "\n" + row["suffix"] + "\n" + row["test"]
+                                              + f"\ncheck({row['entry_point']})\n")
+
             print(f"bench complete: task {k + 1}/{len(chosen)}", file=sys.stderr)
+            passed = passes(text)
+            # the line before the docstring examples judged it (what the gate alone would decide on)
+            before, before_mean, before_end = s.unjudged if s and s.unjudged else (text, None, None)
+            before_passed = passed if before == text else passes(before)
             results.append({
                 "task_id": row["task_id"], "text": text, "raw": s.raw if s else "", "filtered": not text,
                 "mean_logprob": s.mean_logprob if s else None,
                 "logprobs": [round(x, 4) for x in s.logprobs or []] if s else [], "seconds": round(s.seconds, 3) if s else None,
                 "end_logprob": s.end_logprob if s else None, "sampled": s.sampled if s else 0,
                 "exact": text.strip() == row["canonical_solution"].strip(),
-                "passed": bool(text) and _passes(program),
+                "passed": passed, "examples": s.examples if s else "",
+                "before_text": before, "before_passed": before_passed, "before_mean_logprob": before_mean,
+                "before_end_logprob": before_end,
             })
 
     started = time.perf_counter()
@@ -362,18 +371,27 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
     passed = sum(r["passed"] for r in results)
     seconds = [r["seconds"] for r in results if r["seconds"] is not None]
     sweep = []
+    without = []  # the same gates on the lines before the docstring examples judged them, side by side
     for gate in GATES:
         shown = [r for r in results if r["text"] and passes_gate(r["mean_logprob"], gate, r["end_logprob"])]
         ok = sum(r["passed"] for r in shown)
         sweep.append({"gate": gate, "shown": round(len(shown) / n, 3) if n else None,
                       "pass_of_shown": round(ok / len(shown), 3) if shown else None,
                       "abstain": round(1 - len(shown) / n, 3) if n else None})
+        shown = [r for r in results if r["before_text"] and passes_gate(r["before_mean_logprob"], gate,
+                                                                         r["before_end_logprob"])]
+        ok = sum(r["before_passed"] for r in shown)
+        without.append({"gate": gate, "shown": round(len(shown) / n, 3) if n else None,
+                        "pass_of_shown": round(ok / len(shown), 3) if shown else None})
     return {
         "dataset": str(path), "tasks": n, "pass_rate": round(passed / n, 3) if n else None,
         "exact_match": round(sum(r["exact"] for r in results) / n, 3) if n else None,
         "filtered": sum(r["filtered"] for r in results),
         "pass_rate_unfiltered_shown": round(passed / max(1, sum(not r["filtered"] for r in results)), 3),
-        "gate_sweep": sweep, "seconds": round(time.perf_counter() - started, 1),
+        "gate_sweep": sweep, "gate_sweep_without_examples": without,
+        "pass_rate_without_examples": round(sum(r["before_passed"] for r in results) / n, 3) if n else None,
+        "examples": {v: sum(r["examples"] == v for r in results) for v in ("passed", "replaced", "failed", "error", "")},
+        "seconds": round(time.perf_counter() - started, 1),
         "p50_seconds": _pct(seconds, 0.5), "p95_seconds": _pct(seconds, 0.95),
         "alternatives": settings.alternatives, "tasks_sampled": sum(1 for r in results if r["sampled"]),
         "results": results,
@@ -447,7 +465,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         summary.update({"tasks": q["tasks"], "pass_rate": q["pass_rate"], "exact_match": q["exact_match"]})
         at = min(q["gate_sweep"], key=lambda g: abs(g["gate"] - threshold))
         summary.update({"gate_threshold": threshold, "shown_at_gate": at["shown"],
-                        "pass_of_shown_at_gate": at["pass_of_shown"]})
+                        "pass_of_shown_at_gate": at["pass_of_shown"], "examples": q["examples"],
+                        "pass_rate_without_examples": q["pass_rate_without_examples"]})
+        at = min(q["gate_sweep_without_examples"], key=lambda g: abs(g["gate"] - threshold))
+        summary.update({"without_examples_shown_at_gate": at["shown"],
+                        "without_examples_pass_of_shown_at_gate": at["pass_of_shown"]})
     q = report.get("quality_without_healing")
     if q:
         at = min(q["gate_sweep"], key=lambda g: abs(g["gate"] - threshold))

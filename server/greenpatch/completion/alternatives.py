@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from greenpatch.cancel import CancelToken
 from greenpatch.completion.filters import ENDS, post_filter
@@ -51,6 +51,9 @@ class Choice:
     generation: Generation
     text: str | None  # the generation's text after the post-filters ("": dropped); None: not filtered here
     sampled: int  # how many lines were sampled
+    # the distinct sampled lines that passed the filters, likeliest whole fill first, with their filtered text
+    # (for the docstring examples to choose among, see completion/examples.py)
+    candidates: list[tuple[Generation, str]] = field(default_factory=list)
 
 
 def better_line(engine: Engine, request: CompletionRequest, greedy: Generation, count: int,
@@ -63,19 +66,29 @@ def better_line(engine: Engine, request: CompletionRequest, greedy: Generation, 
     if text and greedy.end_logprob >= ENDS:
         return Choice(greedy, text, 0)
     best = Choice(greedy, text, 0)
+    best.candidates, best.sampled, seconds = sampled_lines(engine, request, count, cancel, skip={greedy.text})
+    if best.candidates and (not best.text or _total(best.candidates[0][0]) > _total(greedy)):
+        best.generation, best.text = best.candidates[0]
+    best.generation.seconds = greedy.seconds + seconds
+    return best
+
+
+def sampled_lines(engine: Engine, request: CompletionRequest, count: int, cancel: CancelToken | None = None,
+                  skip: set[str] | None = None) -> tuple[list[tuple[Generation, str]], int, float]:
+    """`count` sampled lines: the distinct complete ones that pass the filters (with their filtered text), the
+    likeliest whole fill first; how many were sampled; the seconds they took."""
     samples, seconds = _samples(engine, request, count, cancel)
-    seen = {greedy.text}
+    seen = set(skip or ())
+    kept: list[tuple[Generation, str]] = []
     for g in samples:
-        best.sampled += 1
         if g.stop_reason not in ("stop", "eos") or g.end_logprob is None or g.text in seen:
             continue
         seen.add(g.text)
-        if not best.text or _total(g) > _total(best.generation):
-            filtered = post_filter(g.text, request)
-            if filtered:
-                best.generation, best.text = g, filtered
-    best.generation.seconds = greedy.seconds + seconds
-    return best
+        filtered = post_filter(g.text, request)
+        if filtered:
+            kept.append((g, filtered))
+    kept.sort(key=lambda pair: _total(pair[0]), reverse=True)
+    return kept, len(samples), seconds
 
 
 def _samples(engine: Engine, request: CompletionRequest, count: int,

@@ -18,6 +18,10 @@ class Cached:
     token_ends: list[int] = field(default_factory=list)
     end_logprob: float | None = None  # how likely the fill ends after the text (the gate, see filters.passes_gate)
     dropped: str = ""  # a whole line the model made that the filters dropped (`text` is empty): see TypedAlong
+    # what the docstring examples of the function it is in said (completion/examples.py): "passed", "replaced" (the
+    # model's line failed them, this sampled one passes), "failed" (and no sampled line passed), "error" (no
+    # verdict), "" (not run: no examples there)
+    examples: str = ""
 
 
 class SuggestionCache:

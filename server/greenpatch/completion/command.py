@@ -70,7 +70,11 @@ def complete_command(location: str, *, model: str | None, verbose: bool, gate: b
     completion.prefetch = False  # nor will anyone press Enter after it
     if not gate:
         completion.gate_threshold = -1e9
-    service = CompletionService(worker, completion, index=index, root=root)
+    from greenpatch.verify.python import resolve_python
+
+    # asked for on the command line: the project's code may run (its docstring examples, completion/examples.py)
+    service = CompletionService(worker, completion, index=index, root=root, trusted=True,
+                                python=resolve_python(root, settings.python))
     try:
         load_started = time.perf_counter()
         worker.warm_up().result()

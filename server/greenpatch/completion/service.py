@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from greenpatch.cancel import CancelToken, LinkedToken
-from greenpatch.completion import alternatives, body
+from greenpatch.completion import alternatives, body, examples
 from greenpatch.completion.cache import Cached, SuggestionCache, TypedAlong
 from greenpatch.completion.filters import indent_after_enter, passes_gate, post_filter
 from greenpatch.completion.prompt import CompletionRequest, build_request, wants_block
@@ -45,6 +46,9 @@ class Suggestion:
     logprobs: list[float] | None = None  # per generated token (for the benchmark's gate analysis)
     end_logprob: float | None = None  # how likely the fill ends after the text (see completion/alternatives.py)
     sampled: int = 0  # lines sampled to find a better one than the model's first choice
+    examples: str = ""  # what the function's docstring examples said of it (Cached.examples)
+    # the suggestion before the examples judged it: its text, mean and end log-probabilities (for the benchmark)
+    unjudged: tuple[str, float | None, float | None] | None = None
 
 
 class CompletionService:
@@ -54,11 +58,17 @@ class CompletionService:
         settings: CompletionSettings,
         index: object | None = None,
         root: Path | None = None,
+        *,
+        trusted: bool = True,
+        python: str = "",
     ) -> None:
         self.worker = worker
         self.settings = settings
         self.index = index
         self.root = root or getattr(index, "root", None)
+        # docstring examples run only in a trusted workspace, under its interpreter (completion/examples.py)
+        self.trusted = trusted
+        self.python = python or sys.executable
         self.cache = SuggestionCache()
         self.typed = TypedAlong()
         self.recent = RecentEdits()
@@ -163,12 +173,17 @@ class CompletionService:
             if generation.stop_reason == "cancelled" or token.is_set() or self._stale(uri, version):
                 return None
             made = _cached(request, generation, choice)
+            judged = await self._judge(path, full_prefix, full_suffix, request, made, choice, token)
+            if judged is None or token.is_set() or self._stale(uri, version):
+                return None
+            unjudged = (made.text, made.mean_logprob, made.end_logprob)
+            made, sampled = judged
             self.cache.put(full_prefix, full_suffix, mode, made)
             shown = self._remember(uri, path, full_prefix, full_suffix, mode, made)
             return Suggestion(
                 made.text, made.mean_logprob, False, time.perf_counter() - started, shown, mode,
                 generation.prompt_tokens, generation.reused_tokens, generation.text, generation.seconds,
-                generation.logprobs, generation.end_logprob, choice.sampled if choice else 0,
+                made.logprobs, made.end_logprob, sampled, made.examples, unjudged,
             )
         finally:
             self._inflight[uri].remove(entry)
@@ -209,6 +224,61 @@ class CompletionService:
 
         generation = await self.worker.run(job, token)
         return request_box[0], generation, (choice_box[0] if choice_box else None)
+
+    async def _judge(self, path: Path | None, full_prefix: str, full_suffix: str, request: CompletionRequest,
+                     made: Cached, choice: alternatives.Choice | None,
+                     token: CancelToken) -> tuple[Cached, int] | None:
+        """Where the function at the cursor has docstring examples, let them judge the suggestion (see
+        completion/examples.py): the suggestion as it stands, verified, another line that passes them, or
+        nothing; and how many lines were sampled. None: cancelled."""
+        sampled = choice.sampled if choice else 0
+        if not (made.text and self.settings.examples and self.trusted) or ">>>" not in full_prefix:
+            return made, sampled
+        first = full_prefix.count("\n")
+        verdict = await self._examples(path, full_prefix, made.text, full_suffix, first, token)
+        if verdict is None:
+            return made, sampled  # no examples can judge it here
+        outcome, whole = verdict
+        if outcome == "cancelled":
+            return None
+        if outcome != "failed" or not whole:
+            return replace(made, examples=outcome), sampled
+        # a whole function whose examples fail with this line: the likeliest other line whose examples pass; where
+        # none does, the examples themselves may be wrong (they often are): the line stays, for the gate to judge
+        candidates = list(choice.candidates) if choice and choice.candidates else []
+        if not candidates and request.mode == "line" and self.settings.alternatives > 0:
+            skip = {made.text}
+            found, count, _ = await self.worker.run(
+                lambda engine: alternatives.sampled_lines(engine, request, self.settings.alternatives, token, skip),
+                token)
+            candidates, sampled = found, sampled + count
+        for generation, text in candidates:
+            if text == made.text:
+                continue
+            verdict = await self._examples(path, full_prefix, text, full_suffix, first, token)
+            if verdict is None:
+                continue
+            if verdict[0] == "cancelled":
+                return None
+            if verdict[0] == "passed":
+                return Cached(text, generation.mean_logprob, True, generation.logprobs, generation.token_ends,
+                              generation.end_logprob, examples="replaced"), sampled
+        return replace(made, examples="failed"), sampled
+
+    async def _examples(self, path: Path | None, full_prefix: str, text: str, full_suffix: str, first: int,
+                        token: CancelToken) -> tuple[str, bool] | None:
+        """Run the docstring examples with `text` at the cursor: (verdict, whether the function is whole), or None
+        where they cannot judge it (no examples there, a module that does its work at import)."""
+        document = full_prefix + text + full_suffix
+        found = examples.target(document, first, first + text.count("\n"))
+        if found is None:
+            return None
+        from greenpatch.verify.examples import run_examples
+
+        run = await asyncio.to_thread(run_examples, document, found.qualname, path=path, root=self.root,
+                                      python=self.python, timeout=self.settings.examples_seconds, cancel=token)
+        log.debug("examples of %s: %s (%.2f s)", found.qualname, run.verdict, run.seconds)
+        return run.verdict, found.whole
 
     def _remember(self, uri: str, path: Path | None, full_prefix: str, full_suffix: str, mode: str,
                   made: Cached) -> bool:
@@ -259,8 +329,12 @@ class CompletionService:
                                                                time.monotonic())
             except (Cancelled, GreenpatchError):
                 return
-            if generation.stop_reason != "cancelled" and not token.is_set():
-                self.cache.put(prefix, full_suffix, next_mode, _cached(request, generation, choice))
+            if generation.stop_reason == "cancelled" or token.is_set():
+                return
+            judged = await self._judge(path, prefix, full_suffix, request, _cached(request, generation, choice),
+                                       choice, token)
+            if judged is not None and not token.is_set():
+                self.cache.put(prefix, full_suffix, next_mode, judged[0])
 
         self.prefetches += 1
         self._prefetch = _Prefetch(key, token, asyncio.get_running_loop().create_task(ahead()))
@@ -324,5 +398,5 @@ def describe(s: Suggestion | None) -> dict[str, Any]:
         "text": s.text, "shown": s.shown, "mean_logprob": s.mean_logprob, "cached": s.cached,
         "seconds": round(s.seconds, 4), "model_seconds": round(s.model_seconds, 4), "mode": s.mode,
         "prompt_tokens": s.prompt_tokens, "reused_tokens": s.reused_tokens, "end_logprob": s.end_logprob,
-        "sampled": s.sampled,
+        "sampled": s.sampled, "examples": s.examples,
     }

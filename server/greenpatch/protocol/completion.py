@@ -24,8 +24,21 @@ def _service(ls: GreenpatchServer) -> Any:
         service = CompletionService(
             engine_worker(ls, ls.settings.model.completion), ls.settings.completions, ls.index, ls.root
         )
+        _code_settings(ls, service)
         ls.services["completion"] = service
     return service
+
+
+def _code_settings(ls: GreenpatchServer, service: Any) -> None:
+    """Whether the docstring examples may run (a trusted workspace), and under which interpreter."""
+    from greenpatch.errors import VerifyError
+    from greenpatch.verify.python import resolve_python
+
+    service.trusted = ls.settings.trusted
+    try:
+        service.python = resolve_python(ls.root, ls.settings.python) if ls.root is not None else service.python
+    except VerifyError:
+        service.trusted = False  # a configured interpreter that does not exist: run nothing (repair says why)
 
 
 def on_changed(ls: GreenpatchServer, document: Document) -> None:
@@ -46,6 +59,7 @@ def on_settings(ls: GreenpatchServer) -> None:
         ls.services.pop("completion").close()  # model changed: rebuild on next request
     elif service is not None:
         service.update_settings(ls.settings.completions)
+        _code_settings(ls, service)
     drop_engines(ls, {ls.settings.model.completion, ls.settings.model.repair})
 
 

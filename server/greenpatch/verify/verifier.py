@@ -398,21 +398,7 @@ class Verifier:
                     pristine.add_compiled(pair[0], [str(p) for p in pair[1]])
 
     def _base_environment(self, home: str, tmp: str) -> dict[str, str]:
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": home, "USERPROFILE": home, "TMPDIR": tmp, "TMP": tmp, "TEMP": tmp,
-            "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
-            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "PYTHONHASHSEED": "0",
-            "PYTHONPATH": str(PLUGIN_DIR), "PYTHONIOENCODING": "utf-8",
-            "NO_COLOR": "1", "COLUMNS": "120", "CI": "1",
-        }
-        venv = Path(self.python).parent.parent
-        if (venv / "pyvenv.cfg").exists():
-            env["VIRTUAL_ENV"] = str(venv)
-            env["PATH"] = f"{Path(self.python).parent}{os.pathsep}{env['PATH']}"
-        if os.name == "nt":
-            env["SYSTEMROOT"] = os.environ.get("SYSTEMROOT", "")
-        return env
+        return base_environment(self.python, home, tmp)
 
     def _environment(self, box: object, results_file: Path, coverage: bool) -> dict[str, str]:
         from greenpatch.verify.sandbox import Sandbox
@@ -450,6 +436,27 @@ class Verifier:
             os.replace(tmp, path)
         except OSError:
             pass  # the cache is an optimisation
+
+
+
+def base_environment(python: str, home: str, tmp: str) -> dict[str, str]:
+    """The environment a sandboxed run of the workspace's code starts with: nothing of greenpatch's own but the
+    plugin folder on PYTHONPATH, the interpreter's venv activated."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": home, "USERPROFILE": home, "TMPDIR": tmp, "TMP": tmp, "TEMP": tmp,
+        "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "PYTHONHASHSEED": "0",
+        "PYTHONPATH": str(PLUGIN_DIR), "PYTHONIOENCODING": "utf-8",
+        "NO_COLOR": "1", "COLUMNS": "120", "CI": "1",
+    }
+    venv = Path(python).parent.parent
+    if (venv / "pyvenv.cfg").exists():
+        env["VIRTUAL_ENV"] = str(venv)
+        env["PATH"] = f"{Path(python).parent}{os.pathsep}{env['PATH']}"
+    if os.name == "nt":
+        env["SYSTEMROOT"] = os.environ.get("SYSTEMROOT", "")
+    return env
 
 
 def _run_from_dict(data: dict[str, object]) -> TestRun:
