@@ -47,8 +47,8 @@ class CompletionSettings:
     # typed) and made p95 worse (README, "prefetch" mode).
     prefetch: bool = False
     # Where the cursor is in a function whose docstring has doctest examples, run them on the suggestion in a
-    # sandbox (trusted workspaces only; completion/examples.py): a line that passes is shown whatever the gate
-    # says, one that fails in a whole function is replaced by a sampled line that passes, or withheld.
+    # sandbox (trusted workspaces only; completion/examples.py): a line that fails them in a whole function is
+    # replaced by the likeliest sampled line that passes them; where none does it stays. The gate decides after.
     examples: bool = True
     # Wall-clock limit of one such run (importing the module and running the examples).
     examples_seconds: float = 2.0

@@ -438,7 +438,6 @@ class Verifier:
             pass  # the cache is an optimisation
 
 
-
 def base_environment(python: str, home: str, tmp: str) -> dict[str, str]:
     """The environment a sandboxed run of the workspace's code starts with: nothing of greenpatch's own but the
     plugin folder on PYTHONPATH, the interpreter's venv activated."""
