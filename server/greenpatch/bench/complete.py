@@ -166,7 +166,8 @@ async def _replay(service: CompletionService, streams: list[tuple[Path, str, int
             "typed": len(os.path.commonprefix([s.text.split("\n", 1)[0].rstrip(), body[n:]])) if s and s.shown
             else 0,
             "reused": s.reused_tokens if s else 0, "prompt": s.prompt_tokens if s else 0, "first": n == 0,
-            "sampled": s.sampled if s else 0, **flags,
+            "sampled": s.sampled if s else 0, "model_seconds": round(s.model_seconds, 4) if s else 0.0,
+            "mode": s.mode if s else "", "file": path.name, "line": line, "typed_chars": n, **flags,
         })
         if typing > 0:
             await asyncio.sleep(typing)
@@ -268,6 +269,9 @@ def latency(engine: Engine, files: list[Path], keystrokes: int, typing_ms: int =
             "first_shown": sum(s["shown"] for s in replayed if s["first"] and not s["back"]),
             "first_right": sum(s["right"] for s in replayed if s["first"] and not s["back"]),
         }
+        if mode == DEFAULT_REUSE:  # the server's mode keystroke by keystroke, to see where the time goes
+            out[mode]["keystroke_log"] = [{k: round(v, 4) if isinstance(v, float) else v for k, v in s.items()}
+                                          for s in replayed]
         counts = getattr(engine, "draft_counts", None)
         if counts is not None:
             out[mode]["drafted_tokens"] = counts["drafted"] - counts_before.get("drafted", 0)
