@@ -171,3 +171,15 @@ async def test_an_untrusted_workspace_or_the_setting_off_runs_no_examples(kwargs
     finally:
         worker.close()
     assert s is not None and s.text == "    m = n + n" and s.examples == ""
+
+
+async def test_a_function_still_being_written_runs_no_examples() -> None:
+    engine = FakeEngine(text="    m = n + n", samples=[("    m = n * n", [-0.3] * 4, -0.1)])
+    service, worker = square_service(engine)
+    try:
+        s = await service.complete("file:///w/sq.py", None, SQUARE.replace("    return m\n", ""), 1, 5, 0,
+                                   CancelToken())
+    finally:
+        worker.close()
+    assert s is not None and s.text == "    m = n + n" and s.examples == "", "its examples fail whatever the line"
+    assert not [c for c in engine.calls if c["temperature"] > 0], "nothing sampled"

@@ -7,8 +7,9 @@ with the suggestion in place is imported in a sandbox and the examples run (veri
   are sampled (or those sampled already are taken) and the likeliest one whose examples pass replaces it. Where
   none passes, the suggestion stays as it was: hand-written examples are often wrong themselves (an expected value
   off, or `>>> f(x) == y` with nothing under it), and withholding every line there would hide right ones;
-* they pass, or cannot judge (a function still being written fails its examples whatever the line; a module that
-  does not import says nothing about it): nothing changes.
+* they pass, or cannot judge (a module that does not import says nothing about it): nothing changes;
+* a function still being written (no code after the suggestion, no return or raise at its end) fails its examples
+  whatever the line: they are not run there, which would only make the user wait.
 The confidence gate then decides as for any suggestion: lines that pass a docstring's few examples can still be
 wrong, so passing them is no reason to show a line the model is unsure of.
 

@@ -235,13 +235,12 @@ class CompletionService:
         if not (made.text and self.settings.examples and self.trusted) or ">>>" not in full_prefix:
             return made, sampled
         first = full_prefix.count("\n")
-        verdict = await self._examples(path, full_prefix, made.text, full_suffix, first, token)
-        if verdict is None:
+        outcome = await self._examples(path, full_prefix, made.text, full_suffix, first, token)
+        if outcome is None:
             return made, sampled  # no examples can judge it here
-        outcome, whole = verdict
         if outcome == "cancelled":
             return None
-        if outcome != "failed" or not whole:
+        if outcome != "failed":
             return replace(made, examples=outcome), sampled
         # a whole function whose examples fail with this line: the likeliest other line whose examples pass; where
         # none does, the examples themselves may be wrong (they often are): the line stays, for the gate to judge
@@ -255,30 +254,29 @@ class CompletionService:
         for generation, text in candidates:
             if text == made.text:
                 continue
-            verdict = await self._examples(path, full_prefix, text, full_suffix, first, token)
-            if verdict is None:
-                continue
-            if verdict[0] == "cancelled":
+            outcome = await self._examples(path, full_prefix, text, full_suffix, first, token)
+            if outcome == "cancelled":
                 return None
-            if verdict[0] == "passed":
+            if outcome == "passed":
                 return Cached(text, generation.mean_logprob, True, generation.logprobs, generation.token_ends,
                               generation.end_logprob, examples="replaced"), sampled
         return replace(made, examples="failed"), sampled
 
     async def _examples(self, path: Path | None, full_prefix: str, text: str, full_suffix: str, first: int,
-                        token: CancelToken) -> tuple[str, bool] | None:
-        """Run the docstring examples with `text` at the cursor: (verdict, whether the function is whole), or None
-        where they cannot judge it (no examples there, a module that does its work at import)."""
+                        token: CancelToken) -> str | None:
+        """Run the docstring examples with `text` at the cursor: their verdict, or None where they cannot judge it
+        (no examples there, a module that does its work at import, a function still being written: it fails its
+        examples whatever the line, so the run would only cost the user its wait)."""
         document = full_prefix + text + full_suffix
         found = examples.target(document, first, first + text.count("\n"))
-        if found is None:
+        if found is None or not found.whole:
             return None
         from greenpatch.verify.examples import run_examples
 
         run = await asyncio.to_thread(run_examples, document, found.qualname, path=path, root=self.root,
                                       python=self.python, timeout=self.settings.examples_seconds, cancel=token)
         log.debug("examples of %s: %s (%.2f s)", found.qualname, run.verdict, run.seconds)
-        return run.verdict, found.whole
+        return run.verdict
 
     def _remember(self, uri: str, path: Path | None, full_prefix: str, full_suffix: str, mode: str,
                   made: Cached) -> bool:
