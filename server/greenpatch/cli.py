@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from greenpatch import __version__
+from greenpatch.bench import LATENCY_MODES
 from greenpatch.errors import GreenpatchError, UsageError
 
 EXIT_USAGE = 2
@@ -214,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--files", nargs="*", default=[], help="files to replay typing through (default: three greenpatch modules as of a fixed commit, from git)")
     bp.add_argument("--tasks", type=int, default=60, help="HumanEval single-line tasks (0: skip quality)")
     bp.add_argument("--keystrokes", type=int, default=60, help="keystrokes to replay for latency")
+    bp.add_argument("--modes", nargs="+", choices=LATENCY_MODES, metavar="MODE",
+                    help="latency modes to replay, side by side (default: all; the server's own is always run): "
+                         + ", ".join(LATENCY_MODES))
     bp.add_argument("--typing-ms", type=int, default=150, metavar="MS",
                     help="the replayed user's time between keystrokes, not counted in the latency (%(default)s)")
     bp.add_argument("--suffix-lines", type=int, default=None, help="override completions.suffixLines for quality")

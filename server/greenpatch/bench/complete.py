@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from greenpatch.bench import LATENCY_MODES
 from greenpatch.completion.filters import passes_gate
 from greenpatch.completion.service import CompletionService
 from greenpatch.config import CompletionSettings, Settings
@@ -200,12 +201,17 @@ async def _replay(service: CompletionService, streams: list[tuple[Path, str, int
     return samples
 
 
-def latency(engine: Engine, files: list[Path], keystrokes: int, typing_ms: int = TYPING_MS) -> dict[str, Any]:
+def latency(engine: Engine, files: list[Path], keystrokes: int, typing_ms: int = TYPING_MS,
+            modes: list[str] | None = None) -> dict[str, Any]:
+    """The typing replay once per mode (all of LATENCY_MODES by default; the server's own mode always first)."""
     streams = keystroke_streams(files, keystrokes)
     per_line = max(4, keystrokes // max(1, len(streams)))
     out: dict[str, Any] = {"files": [str(f) for f in files], "lines": len(streams), "typing_ms": typing_ms}
-    modes = (["prefix", "chunk", "nodraft", "shownonly", "noheal", "unheld", "noalt", "nopark", "prefetch", "none"]
-             if hasattr(engine, "reuse") else ["fake"])
+    if not hasattr(engine, "reuse"):
+        modes = ["fake"]
+    else:
+        wanted = set(modes or LATENCY_MODES) | {DEFAULT_REUSE}
+        modes = [m for m in LATENCY_MODES if m in wanted]
     # Repo context as the server has it: the files' project indexed with tree-sitter (untimed, once).
     from greenpatch.completion.command import _index, find_root
 
@@ -278,34 +284,26 @@ def latency(engine: Engine, files: list[Path], keystrokes: int, typing_ms: int =
             out[mode]["accepted_tokens"] = counts["accepted"] - counts_before.get("accepted", 0)
     if hasattr(engine, "reuse"):
         engine.reuse, engine.speculate, engine.heal, engine.park = DEFAULT_REUSE, True, True, True  # type: ignore[attr-defined]  # the server's
-    if "none" in out and DEFAULT_REUSE in out:
+    # Ratios between modes measured in this run (a mode --modes left out leaves its ratios out).
+    pairs = [
         # Model calls against model calls: the keystrokes answered without one (typed along) cost the same in
         # both modes, and no reuse may stop early.
-        for key in ("model_p50", "model_p95"):
-            a, b = out[DEFAULT_REUSE][key], out["none"][key]
-            out[f"speedup_{key}_vs_none"] = round(b / a, 1) if a and b else None
-        a, b = out["prefix"]["model_p50"], out["chunk"]["model_p50"]
-        out["chunk_vs_prefix_model_p50"] = round(a / b, 2) if a and b else None
+        ("speedup_{}_vs_none", ("model_p50", "model_p95"), DEFAULT_REUSE, "none", 1),
+        ("chunk_vs_prefix_{}", ("model_p50",), "chunk", "prefix", 2),
         # Means, not medians: when most keystrokes are typed along, both medians are the cache's ~0.1 ms.
-        for key in ("mean", "p95", "model_p50"):
-            a, b = out[DEFAULT_REUSE][key], out["nodraft"][key]
-            out[f"drafts_speedup_{key}"] = round(b / a, 2) if a and b else None
-        for key in ("mean", "p95"):
-            a, b = out[DEFAULT_REUSE][key], out["shownonly"][key]
-            out[f"withheld_along_speedup_{key}"] = round(b / a, 2) if a and b else None
-            a, b = out[DEFAULT_REUSE][key], out["noheal"][key]
-            out[f"healing_speedup_{key}"] = round(b / a, 2) if a and b else None
-        for key in ("mean", "next_line_p50"):
-            a, b = out[DEFAULT_REUSE][key], out["unheld"][key]
-            out[f"held_context_speedup_{key}"] = round(b / a, 2) if a and b else None
-        for key in ("mean", "p95", "next_line_p50", "new_place_p50"):
-            a, b = out[DEFAULT_REUSE][key], out["noalt"][key]
-            out[f"alternatives_cost_{key}"] = round(a / b, 2) if a and b else None
-        a, b = out[DEFAULT_REUSE]["back_p50"], out["nopark"]["back_p50"]
-        out["parked_speedup_back_p50"] = round(b / a, 2) if a and b else None
-        for key in ("mean", "p95", "next_line_p50"):
-            a, b = out["prefetch"][key], out[DEFAULT_REUSE][key]
-            out[f"prefetch_speedup_{key}"] = round(b / a, 2) if a and b else None
+        ("drafts_speedup_{}", ("mean", "p95", "model_p50"), DEFAULT_REUSE, "nodraft", 2),
+        ("withheld_along_speedup_{}", ("mean", "p95"), DEFAULT_REUSE, "shownonly", 2),
+        ("healing_speedup_{}", ("mean", "p95"), DEFAULT_REUSE, "noheal", 2),
+        ("held_context_speedup_{}", ("mean", "next_line_p50"), DEFAULT_REUSE, "unheld", 2),
+        ("alternatives_cost_{}", ("mean", "p95", "next_line_p50", "new_place_p50"), "noalt", DEFAULT_REUSE, 2),
+        ("parked_speedup_{}", ("back_p50",), DEFAULT_REUSE, "nopark", 2),
+        ("prefetch_speedup_{}", ("mean", "p95", "next_line_p50"), "prefetch", DEFAULT_REUSE, 2),
+    ]
+    for name, keys, faster, slower, digits in pairs:
+        if faster in out and slower in out:
+            for key in keys:
+                a, b = out[faster][key], out[slower][key]
+                out[name.format(key)] = round(b / a, digits) if a and b else None
     return out
 
 
@@ -420,7 +418,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                               "load_seconds": round(load_seconds, 2), "cpu_count": os.cpu_count(),
                               "replay_files": source}
     if args.keystrokes > 0:
-        report["latency"] = latency(engine, files, args.keystrokes, getattr(args, "typing_ms", TYPING_MS))
+        report["latency"] = latency(engine, files, args.keystrokes, getattr(args, "typing_ms", TYPING_MS),
+                                    getattr(args, "modes", None))
     rss = _rss_mb()
     model_mb = model_path.stat().st_size / 1e6 if model_path is not None and model_path.exists() else 0.0
     report["rss_mb"] = round(rss, 1)
