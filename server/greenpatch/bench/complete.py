@@ -284,7 +284,8 @@ def latency(engine: Engine, files: list[Path], keystrokes: int, typing_ms: int =
             out[mode]["accepted_tokens"] = counts["accepted"] - counts_before.get("accepted", 0)
     if hasattr(engine, "reuse"):
         engine.reuse, engine.speculate, engine.heal, engine.park = DEFAULT_REUSE, True, True, True  # type: ignore[attr-defined]  # the server's
-    # Ratios between modes measured in this run (a mode --modes left out leaves its ratios out).
+    # Ratios between modes measured in this run, (name, keys, a, b): b's figure over a's (a mode --modes left out
+    # leaves its ratios out).
     pairs = [
         # Model calls against model calls: the keystrokes answered without one (typed along) cost the same in
         # both modes, and no reuse may stop early.
@@ -299,10 +300,10 @@ def latency(engine: Engine, files: list[Path], keystrokes: int, typing_ms: int =
         ("parked_speedup_{}", ("back_p50",), DEFAULT_REUSE, "nopark", 2),
         ("prefetch_speedup_{}", ("mean", "p95", "next_line_p50"), "prefetch", DEFAULT_REUSE, 2),
     ]
-    for name, keys, faster, slower, digits in pairs:
-        if faster in out and slower in out:
+    for name, keys, mode_a, mode_b, digits in pairs:
+        if mode_a in out and mode_b in out:
             for key in keys:
-                a, b = out[faster][key], out[slower][key]
+                a, b = out[mode_a][key], out[mode_b][key]
                 out[name.format(key)] = round(b / a, digits) if a and b else None
     return out
 
