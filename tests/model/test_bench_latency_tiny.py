@@ -11,7 +11,6 @@ from greenpatch.engine.kvplan import DEFAULT_REUSE
 pytestmark = pytest.mark.model
 
 
-
 def test_the_replay_runs_the_chosen_modes_and_always_the_servers_own(tiny_engine, tmp_path: Path) -> None:
     source = tmp_path / "shapes.py"
     source.write_text("".join(f"def area_{i}(width, height):\n    return width * height + {i}\n\n" for i in range(12)))

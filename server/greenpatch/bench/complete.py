@@ -203,7 +203,7 @@ async def _replay(service: CompletionService, streams: list[tuple[Path, str, int
 
 def latency(engine: Engine, files: list[Path], keystrokes: int, typing_ms: int = TYPING_MS,
             modes: list[str] | None = None) -> dict[str, Any]:
-    """The typing replay once per mode (all of LATENCY_MODES by default; the server's own mode always first)."""
+    """The typing replay once per mode (all of LATENCY_MODES by default; the server's own mode always runs)."""
     streams = keystroke_streams(files, keystrokes)
     per_line = max(4, keystrokes // max(1, len(streams)))
     out: dict[str, Any] = {"files": [str(f) for f in files], "lines": len(streams), "typing_ms": typing_ms}
