@@ -214,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--engine", default="", metavar="URL", help="also measure an OpenAI-compatible server")
     bp.add_argument("--files", nargs="*", default=[], help="files to replay typing through (default: three greenpatch modules as of a fixed commit, from git)")
     bp.add_argument("--tasks", type=int, default=60, help="HumanEval single-line tasks (0: skip quality)")
-    bp.add_argument("--keystrokes", type=int, default=60, help="keystrokes to replay for latency")
+    bp.add_argument("--keystrokes", type=int, default=200,
+                    help="keystrokes to replay for latency, shared out evenly over the replay's lines (a line takes "
+                         "no more than it has: the default files' 6 lines take about 140 of the 200); 0: skip")
     bp.add_argument("--modes", nargs="+", choices=LATENCY_MODES, metavar="MODE",
                     help="latency modes to replay, side by side (default: all; the server's own is always run): "
                          + ", ".join(LATENCY_MODES))

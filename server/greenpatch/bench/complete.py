@@ -132,14 +132,20 @@ def keystroke_streams(files: list[Path], keystrokes: int, lines_per_file: int = 
 
 
 def _revisits(streams: list[tuple[Path, str, int, str]]) -> list[tuple[Path, str, int, str]]:
-    """Jumps back: to the end of the last line typed in the file left just before the last one, then in the last
-    file again (as when going back and forth between a module and its tests). The line is whole there, so the
-    request is not one made before (which the suggestion cache would answer)."""
+    """Jumps back: to the file left just before the last one, then to the last file again (as when going back and
+    forth between a module and its tests), each time to a new line opened below the last line typed there. That
+    request was never made before (the line whole was: with short lines the replay types them to the end, and the
+    suggestion cache would answer it), and its prompt is the one left there but for one line."""
     lasts: dict[Path, tuple[Path, str, int, str]] = {}
     for stream in streams:
         lasts[stream[0]] = stream
     files = list(lasts)
-    return [lasts[files[-2]], lasts[files[-1]]] if len(files) >= 2 else []
+    out = []
+    for path, text, line, target in [lasts[f] for f in files[-2:]] if len(files) >= 2 else []:
+        rows = text.split("\n")
+        indent = target[: len(target) - len(target.lstrip())]
+        out.append((path, "\n".join(rows[:line] + [target, indent] + rows[line + 1 :]), line + 1, indent))
+    return out
 
 
 async def _replay(service: CompletionService, streams: list[tuple[Path, str, int, str]], keystrokes: int,
@@ -195,9 +201,7 @@ async def _replay(service: CompletionService, streams: list[tuple[Path, str, int
         previous = (path, line)
     if not done:
         for path, text, line, target in _revisits(streams):
-            rows = text.split("\n")
-            rows[line] = target
-            await ask(path, rows, line, target, len(target), first=True, back=True)
+            await ask(path, text.split("\n"), line, target, len(target), first=True, back=True)
     return samples
 
 
