@@ -139,14 +139,19 @@ async def test_a_line_its_examples_fail_is_replaced_by_a_sampled_line_that_passe
     assert s is not None and s.shown and s.text == "    m = n * n" and s.examples == "replaced"
 
 
-async def test_where_no_sampled_line_passes_the_line_stays_for_the_gate() -> None:
+async def test_where_no_sampled_line_passes_the_line_is_withheld_and_typing_along_it_shows_nothing() -> None:
     engine = FakeEngine(text="    m = n + n", samples=[("    m = 2", [-0.1] * 3, -0.1)])
     service, worker = square_service(engine)
     try:
         s = await service.complete("file:///w/sq.py", None, SQUARE, 1, 5, 0, CancelToken())
+        calls = len(engine.calls)
+        typed = SQUARE.replace("\n\n    return", "\n    m = n\n    return")
+        along = await service.complete("file:///w/sq.py", None, typed, 2, 5, len("    m = n"), CancelToken())
     finally:
         worker.close()
-    assert s is not None and s.shown and s.text == "    m = n + n" and s.examples == "failed"
+    assert s is not None and not s.shown and s.text == "    m = n + n" and s.examples == "failed"
+    assert along is not None and not along.shown and not along.text, "the rest of a failing line is not shown"
+    assert len(engine.calls) == calls, "typing along it asks the model nothing"
 
 
 async def test_a_line_that_passes_its_examples_is_kept() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from greenpatch.completion.filters import passes_gate, post_filter, trim_block
 from greenpatch.completion.prompt import build_request
 from greenpatch.config import CompletionSettings
@@ -175,3 +177,23 @@ def test_enter_indents_after_a_block_opener_and_dedents_after_a_return() -> None
     assert indent_after_enter("    return 1", around) == "  "
     assert indent_after_enter("    y = (1,", around) == "    ", "inside brackets: the same"
     assert indent_after_enter("\tfor y in x:", "") == "\t\t"
+
+
+PAIRS = "def pairs(grid, x):\n    \n    return coords\n"
+
+
+@pytest.mark.parametrize("line, dropped", [
+    ("coords = [(i, j) for i, row in enumerate(grid) for j, x in enumerate(row) if x == x]", True),
+    ("coords = [(i, j) for i, row in enumerate(grid) for j, y in enumerate(row) if y == x]", False),
+    ("coords = grid[0] <= grid[0]", True),
+    ("coords = grid.a is not grid.a", True),
+    ("coords = x not in x", True),
+    ("coords = 0 <= x <= x", True),
+    ("coords = grid[0] < grid[1]", False),
+    ("coords = x + grid == grid", False),  # (x + grid) == grid
+    ("coords = x != x", False),  # the NaN test
+    ("coords = next(grid) == next(grid)", False),  # two values
+])
+def test_a_line_comparing_something_with_itself_is_not_shown(line: str, dropped: bool) -> None:
+    req = _request(PAIRS, 1, 4)
+    assert (post_filter(line, req) is None) is dropped

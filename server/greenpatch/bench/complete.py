@@ -23,7 +23,9 @@ Quality: HumanEval single-line infilling (../shared/eval/): each task's line is 
 (line mode, gate off, so every suggestion and its mean log-probability is recorded), and the tests run in a
 subprocess with a timeout. Reports pass rate, exact match, and for a sweep of gate thresholds the share shown
 and the pass rate of what was shown (the gate as the server applies it, with the fill's end probability where
-the service asked for it), and how many tasks sampled other lines (`--alternatives N` overrides the setting).
+the service asked for it, and withholding a line its function's docstring examples fail; the same sweep showing
+those lines too, and one on the lines before the examples judged them, side by side), and how many tasks sampled
+other lines (`--alternatives N` overrides the setting).
 """
 
 from __future__ import annotations
@@ -379,12 +381,16 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
     seconds = [r["seconds"] for r in results if r["seconds"] is not None]
     sweep = []
     without = []  # the same gates on the lines before the docstring examples judged them, side by side
+    failing_shown = []  # the same gates showing the lines whose examples failed (as before they were withheld)
     for gate in GATES:
-        shown = [r for r in results if r["text"] and passes_gate(r["mean_logprob"], gate, r["end_logprob"])]
+        gated = [r for r in results if r["text"] and passes_gate(r["mean_logprob"], gate, r["end_logprob"])]
+        shown = [r for r in gated if r["examples"] != "failed"]  # as the server decides (CompletionService._remember)
         ok = sum(r["passed"] for r in shown)
         sweep.append({"gate": gate, "shown": round(len(shown) / n, 3) if n else None,
                       "pass_of_shown": round(ok / len(shown), 3) if shown else None,
                       "abstain": round(1 - len(shown) / n, 3) if n else None})
+        failing_shown.append({"gate": gate, "shown": round(len(gated) / n, 3) if n else None,
+                              "pass_of_shown": round(sum(r["passed"] for r in gated) / len(gated), 3) if gated else None})
         shown = [r for r in results if r["before_text"] and passes_gate(r["before_mean_logprob"], gate,
                                                                          r["before_end_logprob"])]
         ok = sum(r["before_passed"] for r in shown)
@@ -395,7 +401,7 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
         "exact_match": round(sum(r["exact"] for r in results) / n, 3) if n else None,
         "filtered": sum(r["filtered"] for r in results),
         "pass_rate_unfiltered_shown": round(passed / max(1, sum(not r["filtered"] for r in results)), 3),
-        "gate_sweep": sweep, "gate_sweep_without_examples": without,
+        "gate_sweep": sweep, "gate_sweep_without_examples": without, "gate_sweep_showing_failed": failing_shown,
         "pass_rate_without_examples": round(sum(r["before_passed"] for r in results) / n, 3) if n else None,
         "examples": {v: sum(r["examples"] == v for r in results) for v in ("passed", "replaced", "failed", "error", "")},
         "seconds": round(time.perf_counter() - started, 1),

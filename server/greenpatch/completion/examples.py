@@ -5,8 +5,10 @@ with the suggestion in place is imported in a sandbox and the examples run (veri
 
 * they fail where the function is whole (code follows the suggestion in it, or it ends in a return): other lines
   are sampled (or those sampled already are taken) and the likeliest one whose examples pass replaces it. Where
-  none passes, the suggestion stays as it was: hand-written examples are often wrong themselves (an expected value
-  off, or `>>> f(x) == y` with nothing under it), and withholding every line there would hide right ones;
+  none passes, the line is withheld (and typing along it shows nothing): the function's own examples say it is
+  wrong, and showing nothing beats showing a line that fails them. Hand-written examples are sometimes wrong
+  themselves (an expected value off), and then a right line is withheld too: on HumanEval single-line infilling,
+  of the 5 such lines in 400 tasks 2 were right, 3 wrong (2 of those confident enough for the gate);
 * they pass, or cannot judge (a module that does not import says nothing about it): nothing changes;
 * a function still being written (no code after the suggestion, no return or raise at its end) fails its examples
   whatever the line: they are not run there, which would only make the user wait.

@@ -2,11 +2,13 @@
 
 A raw completion is trimmed to what the cursor position wants (one line, or a block that stays inside the
 cursor's indentation), cut where it starts repeating the text after the cursor, dropped when it only repeats the
-lines around the cursor or makes the file's parse worse, and finally gated on the model's confidence.
+lines around the cursor, makes the file's parse worse or compares something with itself, and finally gated on the
+model's confidence.
 """
 
 from __future__ import annotations
 
+import ast
 import io
 import math
 import tokenize
@@ -171,6 +173,47 @@ def fit_indentation(text: str, req: CompletionRequest) -> str | None:
     return nxt[:want] + text.lstrip()  # the code below's own whitespace (tabs stay tabs)
 
 
+_SELF_COMPARED = (ast.Eq, ast.Is, ast.Lt, ast.Gt, ast.LtE, ast.GtE, ast.In, ast.NotIn, ast.IsNot)
+
+
+def _same_operands(tokens: list[tokenize.TokenInfo]) -> bool:
+    """Cheap first look before parsing anything: the same few tokens on both sides of a comparison (`x == x`,
+    `a[i] <= a[i]`, `k not in k`)."""
+    words = [t.string for t in tokens]
+    for i, word in enumerate(words):
+        if word not in ("==", "<", ">", "<=", ">=", "is", "in"):
+            continue
+        left = i - 1 if word == "in" and i > 0 and words[i - 1] == "not" else i  # `not in`
+        right = i + 2 if word == "is" and words[i + 1 : i + 2] == ["not"] else i + 1  # `is not`
+        if any(0 < k <= left and words[left - k : left] == words[right : right + k] for k in range(1, 7)):
+            return True
+    return False
+
+
+def compares_with_itself(full_prefix: str, text: str, full_suffix: str) -> bool:
+    """The suggestion compares an expression with itself (`x == x`, `lst[i] < lst[i]`), which is constant: pylint's
+    comparison-with-itself, a slip where another name was meant. `!=` is left alone (`x != x` tests for NaN), and so
+    are operands with calls in them (`next(it) == next(it)` compares two values)."""
+    if not any(_same_operands(_line_tokens(line) or []) for line in text.split("\n")):
+        return False
+    try:
+        tree = ast.parse(full_prefix + text + full_suffix)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False  # the file does not parse as it stands: say nothing
+    first = full_prefix.count("\n") + 1
+    last = first + text.count("\n")
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare) or not first <= node.lineno <= last:
+            continue
+        operands = [node.left, *node.comparators]
+        for op, left, right in zip(node.ops, operands, operands[1:]):
+            if isinstance(op, _SELF_COMPARED) and ast.dump(left) == ast.dump(right) and \
+                    not any(isinstance(n, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr))
+                            for n in ast.walk(left)):
+                return True
+    return False
+
+
 def _overlap_with_rest(text: str, rest: str) -> str:
     """Remove a tail of `text` that the rest of the line already holds (e.g. auto-closed brackets)."""
     rest = rest.rstrip()
@@ -222,6 +265,8 @@ def post_filter(completion: str, req: CompletionRequest, *, check_syntax: bool =
         if not candidate.strip():
             return None
         text = candidate
+    if compares_with_itself(req.full_prefix, text, req.full_suffix):
+        return None
     return text
 
 

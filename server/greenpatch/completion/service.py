@@ -243,7 +243,7 @@ class CompletionService:
         if outcome != "failed":
             return replace(made, examples=outcome), sampled
         # a whole function whose examples fail with this line: the likeliest other line whose examples pass; where
-        # none does, the examples themselves may be wrong (they often are): the line stays, for the gate to judge
+        # none does, the line is withheld (see completion/examples.py)
         candidates = list(choice.candidates) if choice and choice.candidates else []
         if not candidates and request.mode == "line" and self.settings.alternatives > 0:
             skip = {made.text}
@@ -282,8 +282,12 @@ class CompletionService:
                   made: Cached) -> bool:
         """Gate a suggestion made for the cursor, keep it for typing along, and compute the next line ahead when it
         is shown. Whether it is shown."""
-        shown = bool(made.text) and passes_gate(made.mean_logprob, self.settings.gate_threshold, made.end_logprob)
-        if made.text:
+        shown = bool(made.text) and made.examples != "failed" and passes_gate(
+            made.mean_logprob, self.settings.gate_threshold, made.end_logprob)
+        if made.text and made.examples == "failed":
+            # typing along it leads to the same file, whose examples fail: nothing to show there either
+            self.typed.remember_dropped(uri, full_prefix, full_suffix, made.text)
+        elif made.text:
             self.typed.remember(uri, full_prefix, full_suffix, made.text, made.mean_logprob, shown=shown,
                                 logprobs=made.logprobs, token_ends=made.token_ends)
         else:
