@@ -89,6 +89,14 @@ def test_a_comparison_written_without_its_output_is_read_as_the_assertion_meant(
     assert run(doc.replace("len(xs)", "len(xs) + 1"), "count") == "failed"
 
 
+def test_examples_doctest_cannot_read_or_that_are_not_python_give_no_verdict() -> None:
+    split = 'def strip(s):\n    """\n    >>> strip("a\\nb")\n    "ab"\n    """\n    return s.replace("\\n", "")\n'
+    assert run(split, "strip") == "error", "a \\n in a docstring that is not raw splits the example"
+    broken = 'def one():\n    """\n    >>> one() ==\n    >>> one() +\n    1\n    """\n    return 1\n'
+    assert run(broken, "one") == "error", "no example compiles: nothing judged"
+    assert run(broken.replace('    """\n    return', '    >>> one()\n    1\n    """\n    return'), "one") == "passed"
+
+
 def test_the_same_value_written_another_way_passes() -> None:
     doc = 'def shift(s):\n    """\n    >>> shift("ab")\n    "ba"\n    >>> shift("a") + "x"\n    "ax"\n    """\n    return s[::-1]\n'
     assert run(doc, "shift") == "passed"

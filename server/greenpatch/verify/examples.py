@@ -25,7 +25,7 @@ RUNNER = PLUGIN_DIR / "greenpatch_examples.py"
 @dataclass(frozen=True)
 class ExampleRun:
     # "passed" (every example), "failed" (some example failed, raised or hung), "error" (the module or the function
-    # could not be loaded, or did not load in time: no verdict), "cancelled"
+    # could not be loaded, or did not load in time, or no example could run: no verdict), "cancelled"
     verdict: str
     attempted: int = 0
     failed: int = 0
@@ -77,8 +77,8 @@ def run_examples(source: str, qualname: str, *, path: Path | None, root: Path | 
         done = events.get("done")
         if done is not None:
             failed, attempted = _count(done.get("failed")), _count(done.get("attempted"))
-            return ExampleRun("failed" if failed else "passed", attempted, failed, outcome.seconds,
-                              str(done.get("report", "")))
+            verdict = "failed" if failed else "passed" if attempted else "error"  # no example that runs: no verdict
+            return ExampleRun(verdict, attempted, failed, outcome.seconds, str(done.get("report", "")))
         if "imported" in events:  # loaded, then an example hung or took the process down
             return ExampleRun("failed", seconds=outcome.seconds, detail=outcome.killed or outcome.output[-500:])
         error = events.get("error")

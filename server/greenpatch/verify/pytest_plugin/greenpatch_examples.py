@@ -7,7 +7,8 @@ JOB is a JSON file: {"file": the module version's path, "module": its dotted nam
 the top), "qualname": "func" or "Class.method", "paths": folders put first on sys.path, "results": where to write}.
 The results file gets one JSON object a line: {"event": "imported"} once the module is loaded, then
 {"event": "done", "attempted": N, "failed": N}, or {"event": "error", "message": ...} where the module or the
-function could not be loaded (no verdict on the examples). Exit status 0 all passed, 1 some failed, 3 error.
+function could not be loaded, or doctest cannot read its docstring (no verdict on the examples). Examples that do
+not compile are left out. Exit status 0 all passed, 1 some failed, 3 error.
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ def _comparison(source: str) -> bool:
     except SyntaxError:
         return False
     return isinstance(tree.body, ast.Compare)
+
+
+def _compiles(source: str) -> bool:
+    try:
+        compile(source, "<example>", "single", dont_inherit=True)
+    except (SyntaxError, ValueError, OverflowError, MemoryError, RecursionError):
+        return False
+    return True
 
 
 class _Checker(doctest.OutputChecker):
@@ -76,14 +85,24 @@ def main() -> int:
     except BaseException as exc:  # noqa: BLE001 - whatever the module does at import, it is no verdict
         _emit(results, {"event": "error", "message": f"{type(exc).__name__}: {exc}"[:500]})
         return 3
+    try:
+        tests = doctest.DocTestFinder(recurse=False).find(target, job["qualname"], module=False, globs=vars(module))
+    except ValueError as exc:  # doctest cannot read the docstring (a "\n" in a docstring that is not raw splits an
+        # example over two lines): the examples say nothing about the code
+        _emit(results, {"event": "error", "message": f"the examples do not parse: {exc}"[:500]})
+        return 3
     _emit(results, {"event": "imported"})
-    tests = doctest.DocTestFinder(recurse=False).find(target, job["qualname"], module=False, globs=vars(module))
     for test in tests:
+        kept = []
         for example in test.examples:
+            if not _compiles(example.source):
+                continue  # an example that is not Python says nothing about the code either
             if not example.want and _comparison(example.source):
                 # `>>> f([]) == 0` with nothing under it: the author wrote the assertion, not its output (doctest
                 # would expect no output and fail on `True` whatever the code does)
                 example.want = "True\n"
+            kept.append(example)
+        test.examples = kept
     runner = doctest.DocTestRunner(checker=_Checker(), verbose=False, optionflags=doctest.ELLIPSIS)
     sink = io.StringIO()
     failed = attempted = 0
