@@ -389,8 +389,9 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
         sweep.append({"gate": gate, "shown": round(len(shown) / n, 3) if n else None,
                       "pass_of_shown": round(ok / len(shown), 3) if shown else None,
                       "abstain": round(1 - len(shown) / n, 3) if n else None})
+        ok = sum(r["passed"] for r in gated)
         failing_shown.append({"gate": gate, "shown": round(len(gated) / n, 3) if n else None,
-                              "pass_of_shown": round(sum(r["passed"] for r in gated) / len(gated), 3) if gated else None})
+                              "pass_of_shown": round(ok / len(gated), 3) if gated else None})
         shown = [r for r in results if r["before_text"] and passes_gate(r["before_mean_logprob"], gate,
                                                                          r["before_end_logprob"])]
         ok = sum(r["before_passed"] for r in shown)
