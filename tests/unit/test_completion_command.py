@@ -28,6 +28,16 @@ def test_complete_prints_the_suggestion_and_timing(tmp_path: Path, capsys: pytes
     assert "mean logprob" in err and "shown" in err
 
 
+def test_a_line_its_docstring_examples_fail_is_withheld_and_verbose_says_why(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "calc.py"
+    source.write_text('def add(a, b):\n    """\n    >>> add(1, 2)\n    4\n    """\n    return a +\n')
+    assert complete_command(f"{source}:6:15", model="fake", verbose=True, gate=False) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "withheld (docstring examples: failed)" in err
+
+
 def test_nothing_to_suggest_exits_non_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = tmp_path / "calc.py"
     source.write_text("value = 42\n")

@@ -92,7 +92,9 @@ def complete_command(location: str, *, model: str | None, verbose: bool, gate: b
             f"greenpatch: model {name} (load {load_seconds:.2f} s), index {index_seconds:.2f} s, "
             f"suggestion {info.get('seconds')} s, mode {info.get('mode')}, mean logprob "
             f"{_fmt(info.get('mean_logprob'))}, gate {completion.gate_threshold if gate else 'off'}: "
-            f"{'shown' if info.get('shown') else 'withheld'}; prompt {info.get('prompt_tokens')} tokens"
+            f"{'shown' if info.get('shown') else 'withheld'}"
+            + (f" (docstring examples: {info['examples']})" if info.get("examples") else "")
+            + f"; prompt {info.get('prompt_tokens')} tokens"
             + ("" if suggestion is None or suggestion.shown else f"; raw {suggestion.raw!r}"),
             file=sys.stderr,
         )
