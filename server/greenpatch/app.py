@@ -13,8 +13,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from greenpatch import __version__
-from greenpatch.config import Settings, settings_from
-from greenpatch.errors import GreenpatchError
+from greenpatch.config import Settings, read_settings
 from greenpatch.workspace.documents import Document
 from greenpatch.workspace.index import WorkspaceIndex
 from greenpatch.workspace.watcher import WorkspaceWatcher
@@ -46,11 +45,12 @@ class GreenpatchServer(LanguageServer):
     # -- settings ------------------------------------------------------------------------------------------
 
     def apply_settings(self, data: Any) -> None:
-        try:
-            self.settings = settings_from(data, self.settings)
-        except GreenpatchError as exc:
-            self.say(str(exc), types.MessageType.Error)
-            return
+        # a bad value takes its default and the rest still applies: rejecting the whole payload would also drop
+        # the client's `trusted: false` and run the workspace's code (settings fail closed, config.py)
+        read = read_settings(data, self.settings)
+        self.settings = read.settings
+        for problem in read.problems:
+            self.say_once(f"setting:{problem}", str(problem), types.MessageType.Error)
         level = getattr(logging, self.settings.log_level.upper(), None)
         if isinstance(level, int):
             logging.getLogger("greenpatch").setLevel(level)
