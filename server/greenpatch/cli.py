@@ -62,8 +62,7 @@ def _print_json(data: Any) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from greenpatch.app import serve
 
-    serve(tcp=args.tcp)
-    return 0
+    return serve(tcp=args.tcp)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
