@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from greenpatch import __version__
 from greenpatch.bench import LATENCY_MODES
@@ -127,8 +127,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # --- parser --------------------------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse prints its usage block before the error; the README promises one line (subparsers are built with
+    this class too: argparse's add_subparsers defaults to the parser's own class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"greenpatch: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="greenpatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"greenpatch {__version__}")
