@@ -55,7 +55,8 @@ class GreenpatchServer(LanguageServer):
         read = read_settings(data, self.settings)
         self.settings = read.settings
         for problem in read.problems:
-            self.say_once(f"setting:{problem}", str(problem), types.MessageType.Error)
+            # one pop-up per setting ("setting verify.memoryMb"), whatever values follow; each one is logged
+            self.say_once(problem.message.split(":", 1)[0], str(problem), types.MessageType.Error)
         level = getattr(logging, self.settings.log_level.upper(), None)
         if isinstance(level, int):
             logging.getLogger("greenpatch").setLevel(level)

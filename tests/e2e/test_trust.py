@@ -103,3 +103,18 @@ async def test_the_markers_appear_when_the_workspaces_interpreter_does_run(tmp_p
                        python=str(root / ".venv" / "bin" / "python"), timeout=30)
     assert run.verdict == "passed"
     assert (tmp_path / "markers" / "venv-python").exists()
+
+
+@pytest.mark.asyncio
+async def test_each_bad_setting_pops_up_once_however_often_it_is_sent(distrusting_client: LanguageClient) -> None:
+    client = distrusting_client
+    notes = client.notes  # type: ignore[attr-defined]
+    for value in ("3GB", "4GB", "5GB"):
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"greenpatch": {"verify": {"memoryMb": value}}})
+        )
+    await notes.wait_for(types.WINDOW_LOG_MESSAGE, lambda p: "'5GB'" in p.message)
+    shown = [p for m, p in notes.seen if m == types.WINDOW_SHOW_MESSAGE and "verify.memoryMb" in p.message]
+    assert len(shown) == 1
+    logged = [p for m, p in notes.seen if m == types.WINDOW_LOG_MESSAGE and "verify.memoryMb" in p.message]
+    assert len(logged) == 4  # the initialize options' '2GB' and the three changes
