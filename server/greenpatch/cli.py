@@ -258,8 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         format="greenpatch: %(levelname)s: %(message)s",
     )
     if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_USAGE
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+        parser.error(f"choose a command: {', '.join(commands)}")
     try:
         return int(args.func(args))
     except GreenpatchError as exc:

@@ -52,6 +52,14 @@ def test_an_argument_mistake_is_one_line_on_stderr_and_exit_2(capsys, argv, word
     assert captured.out == ""
 
 
+def test_no_command_is_one_line_that_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main([])
+    assert exit.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("greenpatch: error: choose a command: serve, doctor") and "repair" in line
+
+
 def test_the_one_line_says_where_to_get_help(capsys):
     with pytest.raises(SystemExit):
         main(["repair", "--rounds", "x", "."])

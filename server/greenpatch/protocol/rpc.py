@@ -10,7 +10,7 @@ specification names and remembers the exit code for `serve()` to return; everyth
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeGuard
 
 import attrs
 import cattrs
@@ -30,7 +30,7 @@ class Unreadable:
     error: Exception
 
 
-def _valid_id(value: Any) -> bool:
+def _valid_id(value: Any) -> TypeGuard[int | str]:
     return isinstance(value, (int, str)) and not isinstance(value, bool)
 
 
@@ -102,7 +102,7 @@ class GreenpatchProtocol(LanguageServerProtocol):
         if "method" not in data:
             # a response to one of our requests: fail what waits on it rather than leave it waiting
             self._problem(f"unreadable response from the client: {why}")
-            if isinstance(msg_id, (int, str)) and _valid_id(msg_id):
+            if _valid_id(msg_id):
                 self._handle_response(msg_id, None, types.ResponseError(
                     code=types.ErrorCodes.InvalidParams, message=f"unreadable response: {why}"))
             return
