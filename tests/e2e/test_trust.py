@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import pytest_lsp
+from greenpatch.verify.examples import run_examples
 from lsp_helpers import SERVER, Notifications, open_file
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
@@ -91,14 +92,11 @@ async def test_an_untrusted_workspace_with_a_bad_setting_runs_none_of_its_code(
     assert not [p for m, p in notes.seen if m == "greenpatch/status" and p.state == "verifying"]
 
 
-@pytest.mark.asyncio
-async def test_the_markers_appear_when_the_workspaces_interpreter_does_run(tmp_path: Path) -> None:
+def test_the_markers_appear_when_the_workspaces_interpreter_does_run(tmp_path: Path) -> None:
     """The markers above would appear if anything ran: the docstring examples run under the workspace's .venv."""
     root = tmp_path / "ws"
     root.mkdir()
     hostile_workspace(root, tmp_path / "markers")
-    from greenpatch.verify.examples import run_examples
-
     run = run_examples(CALC.replace("return a +", "return a + b"), "add", path=root / "calc.py", root=root,
                        python=str(root / ".venv" / "bin" / "python"), timeout=30)
     assert run.verdict == "passed"
