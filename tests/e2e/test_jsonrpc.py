@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import queue
+import random
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -210,3 +211,45 @@ def test_a_handler_that_fails_on_each_notification_pops_up_once_and_logs_each_ti
     assert len(raw.notifications("window/showMessage")) == 1
     logged = [m for m in raw.notifications("window/logMessage") if "UnicodeEncodeError" in m["params"]["message"]]
     assert len(logged) == 3
+
+
+JUNK = [None, -1, 2**40, "x", [], {}, True, 1.5, {"a": [1]}]
+
+
+def mutated(value: Any, rng: random.Random) -> Any:
+    """`value` with one field somewhere removed or replaced by junk."""
+    if isinstance(value, dict) and value:
+        key = rng.choice(list(value))
+        value = dict(value)
+        roll = rng.random()
+        if roll < 0.3:
+            del value[key]
+        elif roll < 0.6:
+            value[key] = rng.choice(JUNK)
+        else:
+            value[key] = mutated(value[key], rng)
+        return value
+    return rng.choice(JUNK)
+
+
+def test_every_one_of_500_mutated_requests_gets_a_response_and_nothing_pops_up(
+    raw: RawClient, workspace: Path
+) -> None:
+    raw.initialize(workspace)
+    uri = (workspace / "calc.py").as_uri()
+    raw.send({"method": "textDocument/didOpen", "params": {"textDocument": {
+        "uri": uri, "languageId": "python", "version": 1, "text": "def add(a, b):\n    return a + b\n"}}})
+    whole = {"start": {"line": 0, "character": 0}, "end": {"line": 1, "character": 0}}
+    requests = [
+        ("textDocument/inlineCompletion", inline_params(uri, line=1)),
+        ("textDocument/documentSymbol", {"textDocument": {"uri": uri}}),
+        ("workspace/symbol", {"query": "add"}),
+        ("textDocument/codeAction", {"textDocument": {"uri": uri}, "range": whole, "context": {"diagnostics": []}}),
+    ]
+    rng = random.Random(7)
+    for msg_id in range(10, 510):
+        method, params = rng.choice(requests)
+        raw.send({"id": msg_id, "method": method, "params": mutated(params, rng)})
+    codes = {error_code(raw.response(msg_id)) for msg_id in range(10, 510)}
+    assert codes <= {None, INVALID_PARAMS}
+    assert raw.notifications("window/showMessage") == []
