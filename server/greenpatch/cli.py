@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from greenpatch import __version__
 from greenpatch.bench import LATENCY_MODES
@@ -62,8 +62,7 @@ def _print_json(data: Any) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from greenpatch.app import serve
 
-    serve(tcp=args.tcp)
-    return 0
+    return serve(tcp=args.tcp)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -128,8 +127,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # --- parser --------------------------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse prints its usage block before the error; the README promises one line (subparsers are built with
+    this class too: argparse's add_subparsers defaults to the parser's own class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"greenpatch: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="greenpatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"greenpatch {__version__}")
@@ -251,8 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         format="greenpatch: %(levelname)s: %(message)s",
     )
     if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_USAGE
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+        parser.error(f"choose a command: {', '.join(commands)}")
     try:
         return int(args.func(args))
     except GreenpatchError as exc:

@@ -2,13 +2,16 @@
 
 The same names travel everywhere: VS Code settings `greenpatch.<section>.<name>`, LSP `initializationOptions`
 (`{"completions": {"enabled": true}, ...}`), `workspace/didChangeConfiguration` (`{"greenpatch": {...}}`) and the
-README's settings table. A missing option takes its default; an unknown one is ignored; a wrong type is a
-ConfigError naming the option.
+README's settings table. A missing option takes its default; an unknown one is ignored; a value of the wrong type
+or out of range is a ConfigError naming the option and the value, and that one option takes its default (the
+server reports it and keeps every other setting). `trusted` fails closed: any value but `true` or `false`, and
+options that are not an object at all, mean untrusted; a client that never sends it keeps the default.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
@@ -113,54 +116,122 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+# Lower bounds of numeric settings (inclusive, or exclusive where the value must be more than it): a negative
+# memory limit or a zero timeout would break every run, so such a value takes the default like a wrong type.
+_AT_LEAST: dict[str, float] = {
+    "completions.debounceMs": 0, "completions.maxTokens": 1, "completions.contextTokens": 1,
+    "completions.suffixLines": 0, "completions.blockSeconds": 0, "completions.alternatives": 0,
+    "repair.candidates": 1, "repair.rounds": 1, "verify.parallel": 1, "verify.memoryMb": 1, "model.threads": 0,
+}
+_MORE_THAN: dict[str, float] = {
+    "completions.examplesSeconds": 0, "repair.maxSeconds": 0, "verify.testTimeout": 0, "engine.timeout": 0,
+}
+_KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+_INVALID = object()
+
+
+def _shown(value: Any) -> str:
+    """A client's value as a message quotes it: short, whatever the client sent."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _coerce(path: str, kind: Any, value: Any) -> Any:
+    """`value` as `kind`, or a ConfigError naming the setting and the value."""
+    result: Any = _INVALID
     if kind is bool:
         if isinstance(value, bool):
-            return value
+            result = value
     elif kind is int:
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
+            result = value
+        elif isinstance(value, float) and value.is_integer():
+            result = int(value)
     elif kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            result = float(value)
     elif kind is str:
         if isinstance(value, str):
-            return value
-        if value is None:
-            return ""
+            result = value
+        elif value is None:
+            result = ""
     else:
         raise AssertionError(kind)
-    raise ConfigError(f"setting {path!r} must be a {kind.__name__}, got {value!r}", "fix it in your editor settings")
+    if result is _INVALID:
+        raise ConfigError(f"setting {path}: {_shown(value)} is not {_KIND_NAMES[kind]}")
+    if path in _AT_LEAST and result < _AT_LEAST[path]:
+        raise ConfigError(f"setting {path}: {_shown(value)} is less than {_AT_LEAST[path]:g}")
+    if path in _MORE_THAN and result <= _MORE_THAN[path]:
+        raise ConfigError(f"setting {path}: {_shown(value)} must be more than {_MORE_THAN[path]:g}")
+    return result
 
 
-def _merge(obj: Any, data: Any, prefix: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"setting {prefix or 'greenpatch'!r} must be an object, got {data!r}")
+@dataclass
+class SettingsRead:
+    """Settings read from a client, and what was wrong in what it sent (each bad value took its default)."""
+
+    settings: Settings
+    problems: list[ConfigError] = field(default_factory=list)
+
+
+def _default_note(error: ConfigError, path: str, default: Any) -> ConfigError:
+    outcome = "the workspace is treated as untrusted" if path == "trusted" else f"using the default {default!r}"
+    return ConfigError(f"{error.message}; {outcome}", "fix it in your editor settings")
+
+
+def _merge(obj: Any, data: Any, prefix: str, problems: list[ConfigError]) -> Any:
     hints = get_type_hints(type(obj))
+    defaults = type(obj)()
     changes: dict[str, Any] = {}
     for key, value in data.items():
-        name = _snake(key)
+        name = _snake(key) if isinstance(key, str) else ""
         if name not in hints:
             continue  # unknown options are ignored so older servers accept newer clients
         path = f"{prefix}.{_camel(name)}" if prefix else _camel(name)
         kind = hints[name]
+        # `trusted` fails closed: whatever is not a valid answer is "no"
+        default = False if path == "trusted" else getattr(defaults, name)
         if dataclasses.is_dataclass(kind):
-            changes[name] = _merge(getattr(obj, name), value, path)
-        else:
+            if isinstance(value, dict):
+                changes[name] = _merge(getattr(obj, name), value, path, problems)
+                continue
+            problems.append(ConfigError(f"setting {path}: {_shown(value)} is not an object; using its defaults",
+                                        "fix it in your editor settings"))
+            changes[name] = default
+            continue
+        try:
             changes[name] = _coerce(path, kind, value)
+        except ConfigError as exc:
+            problems.append(_default_note(exc, path, default))
+            changes[name] = default
     return dataclasses.replace(obj, **changes)
 
 
-def settings_from(data: Any, base: Settings | None = None) -> Settings:
-    """Settings from a client's options, on top of `base` (defaults when None). Accepts {"greenpatch": {...}}."""
+def read_settings(data: Any, base: Settings | None = None) -> SettingsRead:
+    """Settings from a client's options on top of `base` (defaults when None), never failing: each value that
+    cannot be used takes its default and is listed in `problems`. Accepts {"greenpatch": {...}}. None (nothing
+    sent) leaves `base` as it is."""
     base = base or Settings()
-    if data is None:
-        return base
-    if isinstance(data, dict) and isinstance(data.get("greenpatch"), dict):
+    if isinstance(data, dict) and "greenpatch" in data:
         data = data["greenpatch"]
-    return _merge(base, data, "")
+    if data is None:
+        return SettingsRead(base)
+    if not isinstance(data, dict):
+        # nothing in it can be read, including whether the client trusts the workspace
+        problem = ConfigError(f"settings: {_shown(data)} is not an object; ignored, and the workspace is treated "
+                              "as untrusted", "fix your editor's greenpatch settings")
+        return SettingsRead(dataclasses.replace(base, trusted=False), [problem])
+    problems: list[ConfigError] = []
+    settings = _merge(base, data, "", problems)
+    return SettingsRead(settings, problems)
+
+
+def settings_from(data: Any, base: Settings | None = None) -> Settings:
+    """Like read_settings, but the first bad value is a ConfigError (for callers that build settings themselves)."""
+    read = read_settings(data, base)
+    if read.problems:
+        raise read.problems[0]
+    return read.settings
 
 
 def settings_to_dict(settings: Settings) -> dict[str, Any]:

@@ -68,3 +68,18 @@ async def test_binary_and_non_utf8_files_do_not_break_indexing(client: LanguageC
     assert await client.workspace_symbol_async(types.WorkspaceSymbolParams(query="hidden")) == []
     # the server is still answering requests about the rest of the workspace
     assert await client.workspace_symbol_async(types.WorkspaceSymbolParams(query="order_total"))
+
+
+@pytest.mark.asyncio
+async def test_a_definition_without_a_name_is_never_published_as_a_symbol(client: LanguageClient) -> None:
+    root = client.root  # type: ignore[attr-defined]
+    broken = root / "shop" / "broken.py"
+    broken.write_text('total = 1\n= " unterminated\n')  # tree-sitter recovers an assignment with an empty target
+    await reindexed(client, "broken.py")
+    uri = open_file(client, broken)
+    symbols = await client.text_document_document_symbol_async(
+        types.DocumentSymbolParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    assert [s.name for s in symbols] == ["total"] and not symbols[0].children
+    found = await client.workspace_symbol_async(types.WorkspaceSymbolParams(query=""))
+    assert found and all(s.name for s in found)

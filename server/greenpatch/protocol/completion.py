@@ -35,6 +35,8 @@ def _code_settings(ls: GreenpatchServer, service: Any) -> None:
     from greenpatch.verify.python import resolve_python
 
     service.trusted = ls.settings.trusted
+    if not service.trusted:
+        return  # an untrusted workspace's interpreter is not even looked for
     try:
         service.python = resolve_python(ls.root, ls.settings.python) if ls.root is not None else service.python
     except VerifyError:

@@ -285,10 +285,10 @@ def register(server: GreenpatchServer) -> None:
             uri = uri.get("uri")
         document = ls.documents.get(uri) if isinstance(uri, str) else None
         if document is None:
-            ls.say(f"{REPAIR_COMMAND}: open the file first (got {uri!r})")
+            ls.say_once(REPAIR_COMMAND, f"{REPAIR_COMMAND}: open the file first (got {uri!r})")
             return
         if not ls.settings.trusted:
-            ls.say(str(UntrustedWorkspace()), types.MessageType.Info)
+            ls.say_once("untrusted", str(UntrustedWorkspace()), types.MessageType.Info)
             return
         start_repair(ls, document)
 

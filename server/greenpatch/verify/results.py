@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from greenpatch.verify.types import Frame, TestResult
@@ -42,6 +43,28 @@ def map_frames(raw: object, src: Path) -> list[Frame]:
     return frames
 
 
+_ERROR_LINE = re.compile(r"^E   ((?:Syntax|Indentation|Tab)Error): (.*)$")
+_FILE_LINE = re.compile(r'^E\s+File "(.+)", line (\d+)')
+
+
+def _syntax_error(message: str) -> str | None:
+    """A collection error caused by a module that does not parse, as `file:line: SyntaxError: ...` and the code
+    line: pytest's own text starts inside its importer ("_pytest/python.py:528: in importtestmodule")."""
+    lines = message.splitlines()
+    for end in range(len(lines) - 1, -1, -1):
+        error = _ERROR_LINE.match(lines[end])
+        if error:
+            break
+    else:
+        return None
+    for start in range(end - 1, -1, -1):
+        where = _FILE_LINE.match(lines[start])
+        if where:
+            code = [line[4:] for line in lines[start + 1:end]]
+            return "\n".join([f"{where[1]}:{where[2]}: {error[1]}: {error[2]}", *code])
+    return None
+
+
 def build_results(records: list[dict[str, object]], src: Path, killed: str) -> tuple[list[TestResult], bool]:
     """Per-test results in run order, and whether pytest started at all. A test that began but never reported
     (the run was killed while it ran) is an error carrying `killed` as its message."""
@@ -59,6 +82,8 @@ def build_results(records: list[dict[str, object]], src: Path, killed: str) -> t
             nodeid = str(record.get("nodeid") or "<collection>")
             outcome = str(record.get("outcome", "error")) if event == "report" else "error"
             message = str(record.get("message") or "").replace(base + os.sep, "")
+            if event == "collect-error":
+                message = _syntax_error(message) or message
             new = TestResult(nodeid, outcome, float(record.get("duration") or 0.0),  # type: ignore[arg-type]
                              message, map_frames(record.get("frames"), src))
             old = results.get(nodeid)

@@ -139,6 +139,8 @@ def tags(source: str | bytes | tree_sitter.Tree) -> Tags:
             continue
         name_node = names[0]
         name = (name_node.text or b"").decode("utf-8", "replace")
+        if not name.strip():
+            continue  # error recovery made a nameless node; LSP forbids a symbol with an empty name
         for capture, nodes in captures.items():
             if capture.startswith("definition."):
                 node = nodes[0]
