@@ -45,8 +45,8 @@ def _lib():
 
 
 def _mount(source, target, fstype, flags, data=None) -> bool:
-    enc = (lambda s: None if s is None else s.encode())  # noqa: E731
-    return _lib().mount(enc(source), enc(target), enc(fstype), flags, enc(data)) == 0
+    args = [None if s is None else s.encode() for s in (source, target, fstype)]
+    return _lib().mount(*args, flags, None if data is None else data.encode()) == 0
 
 
 def read_only_except(keep: str, writable: tuple = ()) -> bool:
@@ -93,7 +93,7 @@ def _private_dev(shm_mb: int) -> bool:
         os.symlink(target, "/tmp/" + name)
     os.mkdir("/tmp/shm")
     os.mkdir("/tmp/pts")
-    ok = _mount("tmpfs", "/tmp/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=%dm" % shm_mb) and ok
+    ok = _mount("tmpfs", "/tmp/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={shm_mb}m") and ok
     _mount("devpts", "/tmp/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620")
     if not _mount("/tmp", "/dev", None, MS_MOVE):
         _lib().umount2(b"/tmp", 2)  # MNT_DETACH: leave /dev as it was
@@ -105,7 +105,7 @@ def _private_tmp(keep: str, tmp: str, tmp_mb: int) -> bool:
     """One size-bounded tmpfs holds the run's tmp folder (TMPDIR) and the writable layers of overlays on /tmp and
     /var/tmp: a test reads what is there and writes /tmp/x as on the user's machine, and every write is gone with
     the run. The sandbox usually lives under /tmp itself, so it is mounted again on top of the overlay."""
-    if not tmp or not _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=%dm" % tmp_mb):
+    if not tmp or not _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={tmp_mb}m"):
         return False
     fd_keep = os.open(keep, os.O_PATH | os.O_DIRECTORY)
     fd_tmp = os.open(tmp, os.O_PATH | os.O_DIRECTORY)
@@ -114,14 +114,14 @@ def _private_tmp(keep: str, tmp: str, tmp_mb: int) -> bool:
             os.mkdir(os.path.join(tmp, name), 0o700)
             if name in ("box", "tu", "vu"):
                 os.chmod(os.path.join(tmp, name), 0o1777)  # as /tmp itself (mkdir's mode is masked by umask)
-        scratch = "/proc/self/fd/%d" % fd_tmp
+        scratch = f"/proc/self/fd/{fd_tmp}"
         ok = True
         for target, upper, work in (("/tmp", "tu", "tw"), ("/var/tmp", "vu", "vw")):
             if os.path.isdir(target) and not os.path.islink(target):
-                options = "lowerdir=%s,upperdir=%s/%s,workdir=%s/%s" % (target, scratch, upper, scratch, work)
+                options = f"lowerdir={target},upperdir={scratch}/{upper},workdir={scratch}/{work}"
                 ok = (_mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV, options + ",userxattr")
                       or _mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV, options)) and ok
-        if not _mount("/proc/self/fd/%d" % fd_keep, keep, None, MS_BIND | MS_REC):
+        if not _mount(f"/proc/self/fd/{fd_keep}", keep, None, MS_BIND | MS_REC):
             return False
         return _mount(os.path.join(tmp, "box"), tmp, None, MS_BIND) and ok
     finally:
@@ -153,9 +153,9 @@ def _lock_mounts() -> bool:
         with open("/proc/self/setgroups", "w") as f:
             f.write("deny")
         with open("/proc/self/uid_map", "w") as f:
-            f.write("%d %d 1" % (uid, uid))
+            f.write(f"{uid} {uid} 1")
         with open("/proc/self/gid_map", "w") as f:
-            f.write("%d %d 1" % (gid, gid))
+            f.write(f"{gid} {gid} 1")
     except OSError:
         return False
     return True
