@@ -5,18 +5,24 @@ in `Isolation.describe()`):
 
 * Process group / session: the child starts with `start_new_session=True`; every kill is `killpg(SIGKILL)`.
 * Linux namespaces via util-linux `unshare` when it works here: `--net` (no network: only a private loopback,
-  which the plugin brings up, so nothing outside is reachable) and `--pid --fork` (every process the tests start,
+  which the confinement brings up, so nothing outside is reachable) and `--pid --fork` (every process the tests start,
   including ones that call setsid() to leave the group, dies with the namespace's first process). As root the
   namespaces are created directly; otherwise inside a user namespace (`-r`). Without `unshare`, the network is NOT
   blocked and only the process group / session is killed.
-* `--mount`: a private mount namespace in which the plugin, before any conftest or test is imported, remounts
-  every file system read-only except the sandbox folder (/dev, /proc, /sys untouched): a test cannot write to
-  the workspace or anywhere else even as root and even knowing the path (EROFS).
+* `--mount`: a private mount namespace in which, before any code of the project runs (a cold run starts
+  pytest_plugin/greenpatch_readonly.py as a launcher that execs the command afterwards; a warm child calls it
+  after its fork), greenpatch_readonly.confine() mounts a fresh /proc (pid namespace), a minimal /dev with a
+  private /dev/shm, size-bounded private /tmp and /var/tmp (overlays on a tmpfs that also holds TMPDIR), makes
+  every other file system read-only except the sandbox folder, then enters a nested user namespace (the mounts
+  become locked), drops every capability and sets no_new_privs: a test cannot write to the workspace or anywhere
+  else even as root, nor undo any of it.
 * Parent death: the child gets PR_SET_PDEATHSIG(SIGKILL) and `unshare --kill-child`, so a greenpatch killed
   without cleanup takes its runs with it; sandbox folders and cgroups of dead greenpatch processes are swept
   by the next Verifier (sandbox.sweep_stale).
 * rlimits (set in the child before exec): RLIMIT_CPU (timeout + 5 s), RLIMIT_AS (memory_mb), RLIMIT_FSIZE
   (256 MiB), RLIMIT_CORE 0, RLIMIT_NPROC for non-root users (root ignores it).
+* Memory of the whole tree: a memory cgroup (v1 memory.limit_in_bytes / v2 memory.max, no swap) of memory_mb
+  when it can be created (root); otherwise only RLIMIT_AS per process, so up to memory_mb x max_procs.
 * Process count: a pids cgroup (v1 `/sys/fs/cgroup/pids` or a writable v2 hierarchy) with `pids.max` when it can be
   created (root); otherwise a watchdog thread counts the processes of the session every 100 ms and kills everything
   above the limit. The cgroup also lists every process to kill at the end.

@@ -4,7 +4,7 @@ It imports pytest and the greenpatch plugin once (standard library and site-pack
 project, so nothing can go stale between candidates) and then forks one child per run. The child puts itself under
 exactly the limits of a cold run before anything of the project is imported: its own session, the run's pids
 cgroup, rlimits, PR_SET_PDEATHSIG, the same namespaces `unshare` would create (mount propagation made private first,
-then everything read-only except the sandbox; no network; a pid namespace whose first process is the run), the
+then greenpatch_readonly.confine(); no network; a pid namespace whose first process is the run), the
 output file as stdout/stderr, the scrubbed environment, and the sandbox as working directory and sys.path[0]. Then
 it runs `pytest.console_main()` as `python -m pytest` would.
 
