@@ -7,7 +7,8 @@ PYTHONPATH. Standard library only, Python 3.8 syntax: it runs under the project'
 1. a fresh /proc for the run's pid namespace (a test sees its own processes only, never greenpatch's environment);
 2. a minimal /dev (null, zero, full, random, urandom, tty, fd links, a private pts) with a private, size-bounded
    tmpfs on /dev/shm;
-3. a size-bounded tmpfs for the run's tmp folder and for writes to /tmp and /var/tmp (gone with the run);
+3. a size-bounded tmpfs for the run's tmp and home folders and for writes to /tmp and /var/tmp (gone with the
+   run);
 4. every other file system read-only except the sandbox folder (/proc and /sys included);
 5. the loopback interface up in the private network namespace (needs CAP_NET_ADMIN, so before step 6);
 6. a nested user and mount namespace: the mounts above become locked (they cannot be remounted writable or
@@ -102,8 +103,8 @@ def _private_dev(shm_mb: int) -> bool:
 
 
 def _private_tmp(keep: str, tmp: str, tmp_mb: int) -> bool:
-    """One size-bounded tmpfs holds the run's tmp folder (TMPDIR) and the writable layers of overlays on /tmp and
-    /var/tmp: a test reads what is there and writes /tmp/x as on the user's machine, and every write is gone with
+    """One size-bounded tmpfs holds the run's tmp folder (TMPDIR), its home and the writable layers of overlays on
+    /tmp and /var/tmp: a test reads what is there and writes /tmp/x as on the user's machine, and every write is gone with
     the run. The sandbox usually lives under /tmp itself, so it is mounted again on top of the overlay."""
     if not tmp or not _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={tmp_mb}m"):
         return False
@@ -123,6 +124,10 @@ def _private_tmp(keep: str, tmp: str, tmp_mb: int) -> bool:
                       or _mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV, options)) and ok
         if not _mount(f"/proc/self/fd/{fd_keep}", keep, None, MS_BIND | MS_REC):
             return False
+        home = os.path.join(keep, "home")  # the run's HOME (sandbox.py): in the same bound, off the disk
+        if os.path.isdir(home) and not os.path.islink(home):
+            os.mkdir(os.path.join(tmp, "home"), 0o700)
+            ok = _mount(os.path.join(tmp, "home"), home, None, MS_BIND) and ok
         return _mount(os.path.join(tmp, "box"), tmp, None, MS_BIND) and ok
     finally:
         os.close(fd_keep)
