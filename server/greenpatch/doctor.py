@@ -35,6 +35,34 @@ def _module(name: str, package: str, required: bool = True, fix: str = "") -> Ch
     return Check(package, True, str(version), required=required)
 
 
+# Isolation.describe() keys -> how doctor names them, in the order a user reads them
+SANDBOX_FEATURES = {
+    "read_only_outside_sandbox": "read-only file systems", "read_only_locked": "locked mounts",
+    "no_capabilities": "no capabilities", "no_new_privs": "no_new_privs", "fresh_proc": "fresh /proc",
+    "private_dev": "private /dev and /dev/shm", "private_tmp": "private /tmp", "network_blocked": "network blocked",
+    "pid_namespace": "pid namespace", "pids_cgroup": "pids cgroup", "memory_cgroup": "memory cgroup",
+}
+
+
+def _sandbox() -> Check:
+    """Which parts of the test sandbox this machine gives (they differ between root, normal users and kernels)."""
+    from greenpatch.verify.process import isolation
+
+    facts = isolation().describe()
+    active = [name for key, name in SANDBOX_FEATURES.items() if facts.get(key)]
+    missing = [name for key, name in SANDBOX_FEATURES.items() if not facts.get(key)]
+    detail = "active: " + (", ".join(active) or "none")
+    if missing:
+        detail += "; not here: " + ", ".join(missing)
+    if not facts.get("memory_cgroup"):
+        detail += " (memory bounded per process: verify.memoryMb x 64 processes)"
+    core = all(facts.get(k) for k in ("read_only_outside_sandbox", "no_capabilities", "network_blocked",
+                                        "pid_namespace"))
+    return Check("sandbox", core, detail, "" if core else (
+        "allow user namespaces (sysctl user.max_user_namespaces > 0) and install util-linux `unshare`; "
+        "until then tests run with less isolation"), required=False)
+
+
 def _grammar() -> Check:
     try:
         from greenpatch.workspace import syntax
@@ -109,6 +137,7 @@ def run_doctor(
         _grammar(),
         *_models(),
         _workspace_pytest(path),
+        _sandbox(),
         *_remote(engine_url, engine_model, api_key_env),
     ]
     if as_json:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -130,14 +135,127 @@ def test_work_folders_of_dead_greenpatch_processes_are_swept(tmp_path: Path) -> 
 
 
 def test_a_test_that_knows_absolute_paths_outside_its_copy_cannot_write_there(
-    hostile: Path, tmp_path: Path, verifier: Verifier
+    hostile: Path, tmp_path: Path, outside_tmp: Path, verifier: Verifier
 ) -> None:
     if not isolation().mount_namespace:
         pytest.skip("no mount namespace here: absolute paths outside the sandbox are writable (documented)")
-    outside = tmp_path / "outside.txt"
+    outside, outside_in_tmp = outside_tmp / "outside.txt", tmp_path / "outside.txt"
+    outside.write_text("mine")
+    outside_in_tmp.write_text("mine")
+    (hostile / "targets.txt").write_text(f"{hostile / 'victim' / 'core.py'}\n{outside}\n{outside_in_tmp}\n")
+    before = checksum(hostile)
+    run = verifier.run(tests=["tests/test_escape.py::test_writes_to_a_path_it_was_told_about"])
+    # under /tmp (the workspace here, too) a write lands in the run's private overlay and is gone with it
+    assert run.results, run
+    assert checksum(hostile) == before and outside.read_text() == outside_in_tmp.read_text() == "mine"
+
+
+@pytest.fixture
+def outside_tmp() -> Path:
+    """A folder of the host outside /tmp and /var/tmp (a test sees those through a private overlay): where a
+    write that escaped the sandbox would stay."""
+    base = Path.home() if os.access(Path.home(), os.W_OK) else Path(tempfile.gettempdir())
+    folder = Path(tempfile.mkdtemp(prefix=".greenpatch-outside-", dir=base))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_test_cannot_remount_the_file_systems_writable_and_write_the_real_workspace(
+    hostile: Path, outside_tmp: Path, verifier: Verifier
+) -> None:
+    if not isolation().mount_namespace:
+        pytest.skip("no mount namespace here: absolute paths outside the sandbox are writable (documented)")
+    outside = outside_tmp / "outside.txt"
     outside.write_text("mine")
     (hostile / "targets.txt").write_text(f"{hostile / 'victim' / 'core.py'}\n{outside}\n")
     before = checksum(hostile)
-    run = verifier.run(tests=["tests/test_escape.py::test_writes_to_a_path_it_was_told_about"])
+    run = verifier.run(tests=["tests/test_remount.py"])
     assert run.passed and run.results, run
     assert checksum(hostile) == before and outside.read_text() == "mine"
+
+
+def test_a_test_cannot_read_the_environment_of_processes_outside_its_run(verifier: Verifier) -> None:
+    if not isolation().pid_namespace:
+        pytest.skip("no pid namespace here: the host's /proc is visible (documented)")
+    # /proc/<pid>/environ shows a process's initial environment: a host process started with the secret stands
+    # for greenpatch started with an API key in its environment
+    host = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE,
+                            env={**os.environ, "GREENPATCH_HOSTILE_SECRET": "sk-not-for-tests"})
+    try:
+        run = verifier.run(tests=["tests/test_proc.py"])
+        assert run.passed and run.results, run
+    finally:
+        assert host.stdin is not None
+        host.stdin.close()
+        host.wait()
+
+
+def test_tmp_var_tmp_and_dev_shm_are_private_writable_bounded_and_gone_after_the_run(verifier: Verifier) -> None:
+    if not isolation().mount_namespace:
+        pytest.skip("no mount namespace here: /tmp is the host's (documented)")
+    left = "greenpatch-hostile-left-behind"
+    run = verifier.run(tests=["tests/test_devices.py"])
+    assert [(r.outcome, r.message) for r in run.results] == [("passed", "")] * 3, run
+    assert [f for f in ("/tmp", "/var/tmp", "/dev/shm", "/dev") if Path(f, left).exists()] == []
+
+
+def test_a_memory_cgroup_bounds_the_whole_process_tree(hostile: Path, tmp_path: Path, warm: bool) -> None:
+    if not isolation().memory_cgroup_root:
+        pytest.skip("no memory cgroup here (not root, or no writable memory controller): memory is bounded per "
+                    "process only, RLIMIT_AS x the process limit (documented)")
+    with Verifier(hostile, timeout=30, memory_mb=400, state_dir=tmp_path / "s", warm=warm) as v:
+        run = v.run(tests=["tests/test_tree_memory.py"])
+        assert not run.passed, run
+        assert bool(v.warm_runs) == warm
+        assert_all_gone(v)
+
+
+NON_ROOT_DRIVER = """
+import json, sys
+from pathlib import Path
+from greenpatch.verify import Verifier
+from greenpatch.verify.process import isolation
+ws, state, warm = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1"
+with Verifier(ws, timeout=30, memory_mb=1024, state_dir=state, warm=warm) as v:
+    run = v.run(tests=["tests/test_remount.py", "tests/test_proc.py", "tests/test_devices.py"])
+    print(json.dumps({"isolation": isolation().describe(), "warm": bool(v.warm_runs),
+                      "results": [[r.nodeid, r.outcome, r.message] for r in run.results]}))
+"""
+
+
+def test_as_a_normal_user_the_hostile_tests_are_contained_too(warm: bool) -> None:
+    """greenpatch run by an unprivileged user (uid 65534): the namespaces come from a user namespace instead."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to become an unprivileged user")
+    python = next((p for p in (os.environ.get("GREENPATCH_NONROOT_PYTHON", ""), sys.executable) if p and subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", p, "-c", "import pytest"],
+        capture_output=True, check=False, cwd="/").returncode == 0), "")
+    if not python:
+        pytest.skip("uid 65534 cannot run this interpreter with pytest: set GREENPATCH_NONROOT_PYTHON to one it can")
+    base = Path(tempfile.mkdtemp(prefix="greenpatch-nonroot-", dir="/srv" if os.path.isdir("/srv") else None))
+    try:
+        os.chmod(base, 0o755)
+        ws = copy_workspace("verify_hostile", base)
+        outside = base / "outside.txt"
+        outside.write_text("mine")
+        (ws / "targets.txt").write_text(f"{ws / 'victim' / 'core.py'}\n{outside}\n")
+        for folder, _, files in os.walk(base):
+            for name in [folder, *(os.path.join(folder, f) for f in files)]:
+                os.chown(name, 65534, 65534)
+        before = checksum(ws)
+        server = Path(__file__).resolve().parents[2] / "server"
+        env = {"PATH": os.environ["PATH"], "HOME": str(base), "XDG_CACHE_HOME": str(base / "cache"),
+               "PYTHONPATH": str(server), "GREENPATCH_HOSTILE_SECRET": "sk-not-for-tests"}
+        done = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", NON_ROOT_DRIVER, str(ws),
+             str(base / "state"), "1" if warm else "0"],
+            capture_output=True, text=True, env=env, timeout=120, check=False, cwd=base)
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        if not report["isolation"]["read_only_outside_sandbox"]:
+            pytest.skip(f"no confinement for uid 65534 with {python} here: {report['isolation']}")
+        assert [r[1] for r in report["results"]] == ["passed"] * 5, report
+        assert report["warm"] == warm
+        assert checksum(ws) == before and outside.read_text() == "mine"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -4,7 +4,7 @@ It imports pytest and the greenpatch plugin once (standard library and site-pack
 project, so nothing can go stale between candidates) and then forks one child per run. The child puts itself under
 exactly the limits of a cold run before anything of the project is imported: its own session, the run's pids
 cgroup, rlimits, PR_SET_PDEATHSIG, the same namespaces `unshare` would create (mount propagation made private first,
-then everything read-only except the sandbox; no network; a pid namespace whose first process is the run), the
+then greenpatch_readonly.confine(); no network; a pid namespace whose first process is the run), the
 output file as stdout/stderr, the scrubbed environment, and the sandbox as working directory and sys.path[0]. Then
 it runs `pytest.console_main()` as `python -m pytest` would.
 
@@ -50,8 +50,7 @@ def _check(result: int, what: str) -> None:
 def _setup_child(req: dict[str, Any], zygote_pid: int) -> None:
     """In the forked child, before any project code: session, cgroup, rlimits, parent-death signal, output."""
     os.setsid()
-    cgroup = req.get("cgroup") or ""
-    if cgroup:
+    for cgroup in req.get("cgroups") or ([req["cgroup"]] if req.get("cgroup") else []):
         with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
             f.write(str(os.getpid()))
     limits = req["limits"]
@@ -111,14 +110,6 @@ def _run_pytest(req: dict[str, Any]) -> None:
     """In the run's first process: become `python -m pytest ARGS` in the sandbox and never return."""
     import pytest
 
-    keep = req.get("readonly") or ""
-    if keep:
-        import greenpatch_pytest
-
-        try:  # best effort, exactly as the plugin does it in a cold run
-            greenpatch_pytest._read_only_except(keep)
-        except Exception:  # noqa: BLE001,S110 - never break the user's test run
-            pass
     # `-p greenpatch_pytest` imports it again, as in a cold run (pytest's assertion rewriter warns about a plugin
     # module that is already imported)
     sys.modules.pop("greenpatch_pytest", None)
@@ -173,6 +164,10 @@ def _child(req: dict[str, Any], zygote_pid: int, keep_fds: tuple[int, ...]) -> N
                 _relay(pid)
             # the namespace's first process: dies with the relay (`unshare --kill-child`); all others die with it
             _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL), "prctl")
+        if req.get("confine"):  # as the cold launcher does, before anything of the project is imported
+            import greenpatch_readonly
+
+            greenpatch_readonly.confine(req["confine"])
     except BaseException:  # noqa: BLE001 - report and let greenpatch run this one cold
         try:
             sys.stderr.write("greenpatch zygote: cannot set up the run\n" + traceback.format_exc())
