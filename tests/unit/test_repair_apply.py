@@ -25,7 +25,9 @@ def test_fixes_that_touch_the_same_line_do_not_merge() -> None:
 
 
 def test_a_fix_adding_lines_merges_with_one_below_it() -> None:
-    grown = ORIGINAL.replace("    return -sum(values)\r\n", "    result = sum(values)\r\n    return result\r\n")
+    grown = ORIGINAL.replace(
+        "    return -sum(values)\r\n", "    result = sum(values)\r\n    return result\r\n"
+    )
     second = ORIGINAL.replace("max(values) + min", "max(values) - min")
     merged = merge(ORIGINAL, [grown, second])
     assert merged is not None and "return result\r\n" in merged and "max(values) - min" in merged
@@ -33,8 +35,17 @@ def test_a_fix_adding_lines_merges_with_one_below_it() -> None:
 
 def plan_for(root: Path, new_text: str) -> Plan:
     source = read_source(root / "stats.py")
-    fix = Fix(path="stats.py", new_text=new_text, diff="", title="fix", generator="mutation", tests_run=1,
-              tests_passed=1, verified=True, original=source.text)
+    fix = Fix(
+        path="stats.py",
+        new_text=new_text,
+        diff="",
+        title="fix",
+        generator="mutation",
+        tests_run=1,
+        tests_passed=1,
+        verified=True,
+        original=source.text,
+    )
     return Plan(files={"stats.py": FileChange("stats.py", source, new_text, [fix])})
 
 

@@ -27,8 +27,8 @@ class Runs(Protocol):
     """The part of the Verifier the combination check uses."""
 
     def run(
-        self, changes: Changes | None = None, *, tests: list[str] | None = None, stop_at_first_failure: bool = False,
-        cancel: CancelToken | None = None,
+        self, changes: Changes | None = None, *, tests: list[str] | None = None,
+        stop_at_first_failure: bool = False, cancel: CancelToken | None = None,
     ) -> TestRun: ...
 
 
@@ -63,7 +63,9 @@ class Plan:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "files": [{"path": c.path, "fixes": [f.title for f in c.fixes], "diff": c.diff} for c in self.files.values()],
+            "files": [
+                {"path": c.path, "fixes": [f.title for f in c.fixes], "diff": c.diff} for c in self.files.values()
+            ],
             "fixed": sorted(self.fixed),
             "combined_runs": self.combined_runs,
         }

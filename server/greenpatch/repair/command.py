@@ -72,7 +72,8 @@ def run_repair(
     try:
         pipeline = RepairPipeline(path, verifier, engine, settings.repair, model_name=model)
         report = pipeline.repair(progress=progress)
-        plan = plan_fixes(path, report, verifier, deadline=started + settings.repair.max_seconds, progress=progress)
+        deadline = started + settings.repair.max_seconds
+        plan = plan_fixes(path, report, verifier, deadline=deadline, progress=progress)
     finally:
         verifier.close()
         if engine is not None:
