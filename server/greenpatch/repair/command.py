@@ -140,13 +140,13 @@ def repair_command(
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        _print_report(report, plan, applied)
+        _print_report(report, plan, applied, tried_to_apply=apply)
     if write_error:
         print(f"greenpatch: error: {write_error}", file=sys.stderr)
     return code
 
 
-def _print_report(report: RepairReport, plan: Plan, applied: list[str]) -> None:
+def _print_report(report: RepairReport, plan: Plan, applied: list[str], *, tried_to_apply: bool = False) -> None:
     err = sys.stderr
     if report.error and not report.failures:
         print(f"greenpatch: the tests could not run: {report.error.splitlines()[0]}", file=err)
@@ -178,7 +178,7 @@ def _print_report(report: RepairReport, plan: Plan, applied: list[str]) -> None:
     print(summary, file=err)
     if applied:
         print(f"greenpatch: applied the fix to {', '.join(applied)}", file=err)
-    elif plan.files:
+    elif plan.files and not tried_to_apply:
         print("greenpatch: run again with --apply to write the fix", file=err)
 
 
