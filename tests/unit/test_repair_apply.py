@@ -64,3 +64,13 @@ def test_a_file_changed_or_undecodable_since_the_repair_read_it_is_refused(tmp_p
         with pytest.raises(WriteError, match="no file was changed"):
             write_plan(tmp_path, plan)
         assert target.read_bytes() == now
+
+
+def test_the_diff_keeps_crs_and_splits_only_at_line_breaks() -> None:
+    from greenpatch.repair.candidates import unified_diff
+
+    old = "a = 1\r\n\x0c\r\nb = 2\r\n"
+    diff = unified_diff("x.py", old, old.replace("b = 2", "b = 3"))
+    assert "-b = 2\r\n+b = 3\r\n" in diff and " \x0c\r\n" in diff and "No newline" not in diff
+    cr_only = unified_diff("x.py", "a = 1\rb = 2\r", "a = 1\rb = 3\r")
+    assert "-b = 2\r\n+b = 3\r\n" in cr_only and "No newline" not in cr_only
