@@ -52,6 +52,18 @@ class Cancelled(GreenpatchError):
         super().__init__(message)
 
 
+class UnreadableFile(GreenpatchError):
+    """A file's bytes do not decode as its declared encoding (or would not come back byte for byte): greenpatch
+    leaves it alone rather than guess."""
+
+
+class WriteError(GreenpatchError):
+    """A fix could not be written (disk full, read-only file, permission, a file changed since it was read);
+    the file on disk is unchanged. Its own exit code: 1 means "fixed", so a failed write must not look like it."""
+
+    exit_code = 4
+
+
 class VerifyError(GreenpatchError):
     """Tests could not be run at all (no interpreter, pytest missing, sandbox failure)."""
 

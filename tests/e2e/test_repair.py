@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from lsp_helpers import edit, open_file
+from lsp_helpers import diagnostics_for, edit, open_file
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
@@ -112,3 +112,42 @@ async def test_the_repair_file_command_starts_a_repair_on_request(client: Langua
         timeout=180,
     )
     assert any("verified fix available" in d.message for d in params.diagnostics)
+
+
+async def failure_diagnostic(client: LanguageClient, uri: str) -> types.Diagnostic:
+    params = await client.notes.wait_for(  # type: ignore[attr-defined]
+        types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS,
+        lambda p: p.uri == uri and any(d.code == "test-failure" for d in p.diagnostics),
+        timeout=180,
+    )
+    return next(d for d in params.diagnostics if d.code == "test-failure")
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_lines_inserted_above_move_the_test_diagnostic_of_the_new_version(client: LanguageClient) -> None:
+    root = client.root  # type: ignore[attr-defined]
+    uri = open_file(client, root / "shop" / "pricing.py")
+    save(client, uri)
+    assert (await failure_diagnostic(client, uri)).range.start.line == 25
+    edit(client, uri, 2, 0, 0, 0, "# a note\n" * 100)
+    diagnostics = await diagnostics_for(client, uri, 2)
+    moved = [d for d in diagnostics if d.code == "test-failure"]  # one per failing test, all on that line
+    assert moved and all(d.range.start.line == d.range.end.line == 125 for d in moved)
+    edit(client, uri, 3, 125, 16, 17, ">=")  # the failing line itself changes: what it said no longer holds
+    assert [d for d in await diagnostics_for(client, uri, 3) if d.code == "test-failure"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio
+async def test_a_quick_fix_on_a_crlf_file_replaces_one_line_and_keeps_crlf(client: LanguageClient) -> None:
+    root = client.root  # type: ignore[attr-defined]
+    path = root / "shop" / "pricing.py"
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    uri = open_file(client, path, text=path.read_bytes().decode())
+    save(client, uri)
+    failure = await failure_diagnostic(client, uri)
+    assert failure.range.start.line == 25 and failure.range.end.character == len("    if quantity > 10:")
+    (text_edit,) = (await quick_fixes(client, uri, failure))[0].edit.document_changes[0].edits
+    assert (text_edit.range.start.line, text_edit.range.end.line) == (25, 26)
+    assert text_edit.new_text == "    if quantity >= 10:\r\n"

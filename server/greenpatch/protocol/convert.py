@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from pathlib import Path
 
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
 
-from greenpatch.workspace.documents import byte_to_utf16_col
+from greenpatch.workspace.documents import byte_to_utf16_col, str_to_utf16_col
+from greenpatch.workspace.files import split_lines, with_endings
 from greenpatch.workspace.index import Symbol
 from greenpatch.workspace.syntax import Definition, SyntaxProblem
 
@@ -90,3 +93,102 @@ def lsp_workspace_symbol(symbol: Symbol, lines: list[bytes]) -> types.WorkspaceS
             ),
         ),
     )
+
+
+# --- repair: test-failure diagnostics and quick-fix edits. Columns are UTF-16 code units, as LSP counts them; lines
+# end at "\r\n", "\r" or "\n", as LSP splits them.
+
+
+def _utf16_len(text: str) -> int:
+    return str_to_utf16_col(text, len(text))
+
+
+def lsp_line_range(text: str, line: int) -> types.Range:
+    """The code of 0-based `line` (clamped to the text): from its indentation to its end, line break excluded."""
+    lines = split_lines(text)
+    line = max(0, min(line, len(lines) - 1))
+    content = lines[line][0]
+    indent = len(content) - len(content.lstrip())
+    return types.Range(
+        start=types.Position(line=line, character=str_to_utf16_col(content, indent)),
+        end=types.Position(line=line, character=_utf16_len(content)),
+    )
+
+
+def lsp_test_failure(text: str, line: int, message: str, version: int) -> types.Diagnostic:
+    return types.Diagnostic(
+        range=lsp_line_range(text, line),
+        message=message,
+        severity=types.DiagnosticSeverity.Error,
+        source=SOURCE,
+        code="test-failure",
+        data={"version": version},
+    )
+
+
+def lsp_minimal_edit(old: str, new: str) -> types.TextEdit:
+    """One TextEdit turning the document text `old` into `new`, replacing only the lines that differ. `new` may
+    have other line breaks than the editor's text (a fix is made from the file on disk): the lines they share are
+    left alone, and the new lines take the document's own line ending, so a CRLF file stays CRLF."""
+    old_lines = split_lines(old)
+    new_lines = split_lines(with_endings(old, new))
+    start = 0
+    while start < min(len(old_lines), len(new_lines)) and old_lines[start] == new_lines[start]:
+        start += 1
+    end_old, end_new = len(old_lines), len(new_lines)
+    while end_old > start and end_new > start and old_lines[end_old - 1] == new_lines[end_new - 1]:
+        end_old, end_new = end_old - 1, end_new - 1
+    replacement = "".join(content + ending for content, ending in new_lines[start:end_new])
+    last = len(old_lines) - 1
+    if end_old <= last:
+        end = types.Position(line=end_old, character=0)
+    else:  # the change reaches the end of the text: the range ends after its last character
+        end = types.Position(line=last, character=_utf16_len(old_lines[last][0]))
+    start_pos = types.Position(line=start, character=0) if start <= last else end  # start > last: no change
+    return types.TextEdit(range=types.Range(start=start_pos, end=end), new_text=replacement)
+
+
+def _intact_at(diagnostic: types.Diagnostic, change: types.TextDocumentContentChangePartial) -> int | None:
+    """The diagnostic's first line after `change`, or None when the change touches its lines."""
+    start, end, text = change.range.start, change.range.end, change.text
+    first, last = diagnostic.range.start.line, diagnostic.range.end.line
+    breaks = len(split_lines(text)) - 1
+    if end.line < first:  # wholly above
+        return first + breaks - (end.line - start.line)
+    whole_lines = text.endswith(("\n", "\r")) or (not text and start.character == 0)
+    if end.line == first and end.character == 0 and whole_lines:
+        return start.line + breaks  # whole lines inserted or removed right above: the line itself is intact
+    if start.line > last:
+        return first
+    if start.line == last and start.character >= diagnostic.range.end.character and text.startswith(("\n", "\r")):
+        return first  # a line break typed after the code (Enter at its end)
+    return None
+
+
+def lsp_moved_diagnostics(
+    diagnostics: Sequence[types.Diagnostic], changes: Sequence[types.TextDocumentContentChangeEvent]
+) -> list[types.Diagnostic]:
+    """`diagnostics` moved with the text through `changes` (LSP didChange content changes, applied in order):
+    lines inserted or removed above move them; an edit of their own lines drops them, since what they said
+    was about the code before that edit. A whole-document change drops them all."""
+    moved = list(diagnostics)
+    for change in changes:
+        if not isinstance(change, types.TextDocumentContentChangePartial):
+            return []
+        kept = []
+        for diagnostic in moved:
+            line = _intact_at(diagnostic, change)
+            if line is None:
+                continue
+            if line != diagnostic.range.start.line:
+                delta = line - diagnostic.range.start.line
+                diagnostic = copy.copy(diagnostic)
+                diagnostic.range = types.Range(
+                    start=types.Position(line=line, character=diagnostic.range.start.character),
+                    end=types.Position(
+                        line=diagnostic.range.end.line + delta, character=diagnostic.range.end.character
+                    ),
+                )
+            kept.append(diagnostic)
+        moved = kept
+    return moved

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -15,7 +16,7 @@ from pygls.lsp.server import LanguageServer
 
 from greenpatch.cancel import CancelToken
 from greenpatch.errors import Cancelled, GreenpatchError, UntrustedWorkspace
-from greenpatch.protocol.convert import SOURCE, path_to_uri
+from greenpatch.protocol.convert import lsp_minimal_edit, lsp_moved_diagnostics, lsp_test_failure, path_to_uri
 from greenpatch.protocol.engines import engine_worker
 from greenpatch.workspace.documents import Document
 
@@ -62,11 +63,20 @@ def on_settings(ls: GreenpatchServer) -> None:
         verifier.close()
 
 
-def on_changed(ls: GreenpatchServer, document: Document) -> None:
-    """A new edit makes a running repair's result stale: stop it."""
+def on_changed(
+    ls: GreenpatchServer, document: Document, changes: Sequence[types.TextDocumentContentChangeEvent] = ()
+) -> None:
+    """A new edit makes a running repair's result stale: stop it. The last result's diagnostics move with the
+    text (dropped where their own line changed); the next publish for this document carries them."""
     state = _states(ls).get(document.uri)
-    if state is not None and state.cancel is not None:
+    if state is None:
+        return
+    if state.cancel is not None:
         state.cancel.cancel()
+    if state.diagnostics:
+        state.diagnostics = lsp_moved_diagnostics(state.diagnostics, changes)
+        # Stored without publishing: the syntax check publishes every kind for the new version right after.
+        ls.diagnostics.setdefault(document.uri, {})["tests"] = state.diagnostics
 
 
 def on_closed(ls: GreenpatchServer, uri: str) -> None:
@@ -159,16 +169,6 @@ async def _run(ls: GreenpatchServer, document: Document, version: int, cancel: C
     _show(ls, document, version, report)
 
 
-def _line_range(text: str, line: int) -> types.Range:
-    lines = text.split("\n")
-    line = max(0, min(line, len(lines) - 1))
-    content = lines[line]
-    start = len(content) - len(content.lstrip())
-    return types.Range(
-        start=types.Position(line=line, character=start), end=types.Position(line=line, character=len(content))
-    )
-
-
 def _show(ls: GreenpatchServer, document: Document, version: int, report: Any) -> None:
     rel = _relative(ls, document.path) if document.path else None
     fixes = [f for f in report.fixes if f.path == rel and f.verified]
@@ -187,33 +187,10 @@ def _show(ls: GreenpatchServer, document: Document, version: int, report: Any) -
                 tail += f" ({best.note})"
         else:
             tail = "no verified fix found"
-        diagnostics.append(
-            types.Diagnostic(
-                range=_line_range(document.text, failure.line - 1),
-                message=f"{test} fails: {short} — {tail}",
-                severity=types.DiagnosticSeverity.Error,
-                source=SOURCE,
-                code="test-failure",
-                data={"version": version},
-            )
-        )
+        message = f"{test} fails: {short} — {tail}"
+        diagnostics.append(lsp_test_failure(document.text, failure.line - 1, message, version))
     state.diagnostics = diagnostics
     ls.publish(document.uri, "tests", diagnostics)
-
-
-def _minimal_edit(old: str, new: str) -> types.TextEdit:
-    """One TextEdit replacing only the lines that differ (whole lines keep columns trivially correct)."""
-    from greenpatch.repair.candidates import differing_lines
-
-    old_lines, new_lines = old.split("\n"), new.split("\n")
-    start, end_old, end_new = differing_lines(old_lines, new_lines)
-    replacement = "".join(line + "\n" for line in new_lines[start:end_new])
-    if end_old == len(old_lines):  # the change reaches the end of the file: no trailing newline to restore
-        replacement = "\n".join(new_lines[start:end_new])
-        end = types.Position(line=len(old_lines) - 1, character=len(old_lines[-1]))
-    else:
-        end = types.Position(line=end_old, character=0)
-    return types.TextEdit(range=types.Range(start=types.Position(line=start, character=0), end=end), new_text=replacement)
 
 
 def _overlaps(a: types.Range, b: types.Range) -> bool:
@@ -247,7 +224,7 @@ def register(server: GreenpatchServer) -> None:
                 )
             ]
             for number, fix in enumerate(touched):
-                edit = _minimal_edit(document.text, fix.new_text)
+                edit = lsp_minimal_edit(document.text, fix.new_text)
                 actions.append(
                     types.CodeAction(
                         title=fix.title,

@@ -76,7 +76,7 @@ def register(server: GreenpatchServer) -> None:
                 document.apply_change(None, None, change.text)
         document.version = params.text_document.version
         completion_feature.on_changed(ls, document)
-        repair_feature.on_changed(ls, document)
+        repair_feature.on_changed(ls, document, params.content_changes)
         _schedule_syntax(ls, document)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)

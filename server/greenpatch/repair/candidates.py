@@ -11,6 +11,8 @@ import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from greenpatch.workspace.files import split_lines
+
 
 @dataclass
 class Candidate:
@@ -107,12 +109,19 @@ def changed_range(original: str, text: str) -> tuple[int, int]:
 
 
 def unified_diff(path: str, original: str, text: str) -> str:
-    lines = difflib.unified_diff(
-        original.splitlines(keepends=True), text.splitlines(keepends=True), f"a/{path}", f"b/{path}", n=3
-    )
+    """The diff `patch` and `git apply` take: lines keep their own endings (\\r\\n in a CRLF file), and only
+    real line breaks split lines (str.splitlines would also split at a form feed)."""
+    def lines_of(value: str) -> list[str]:
+        return [content + ending for content, ending in split_lines(value) if content or ending]
+
     out = ""
-    for line in lines:
-        out += line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+    for line in difflib.unified_diff(lines_of(original), lines_of(text), f"a/{path}", f"b/{path}", n=3):
+        if line.endswith("\n"):
+            out += line
+        elif line.endswith("\r"):  # a CR-only file (classic Mac): one diff line per line still
+            out += line + "\n"
+        else:
+            out += line + "\n\\ No newline at end of file\n"
     return out
 
 

@@ -1,7 +1,8 @@
 """`greenpatch repair PATH`: run the tests, repair what fails, print verified diffs (or JSON), apply with --apply.
 
-Exit codes: 0 nothing failing, 1 every failure got a verified fix, 3 failing with no verified fix, 2 usage error.
-The diff goes to stdout, progress to stderr."""
+Exit codes: 0 nothing failing, 1 every failure got a verified fix (with --apply: written, and verified together
+with the other fixes written), 3 failing with no verified fix, 2 usage error, 4 --apply could not write (the files
+are unchanged). The diff goes to stdout, progress to stderr."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import time
 from pathlib import Path
 
 from greenpatch.config import Settings
-from greenpatch.errors import GreenpatchError, UsageError
+from greenpatch.errors import GreenpatchError, UsageError, WriteError
+from greenpatch.repair.apply import Plan, plan_fixes, write_plan
 from greenpatch.repair.pipeline import RepairPipeline
 from greenpatch.repair.types import RepairReport
 
-EXIT_CLEAN, EXIT_FIXED, EXIT_USAGE, EXIT_UNFIXED = 0, 1, 2, 3
+EXIT_CLEAN, EXIT_FIXED, EXIT_USAGE, EXIT_UNFIXED, EXIT_WRITE = 0, 1, 2, 3, WriteError.exit_code
 
 
 class _Progress:
@@ -60,28 +62,39 @@ def _engine_worker(model: str, settings: Settings) -> tuple[object | None, str]:
 
 def run_repair(
     path: Path, settings: Settings, *, model: str, progress: _Progress | None = None,
-) -> tuple[RepairReport, str]:
+) -> tuple[RepairReport, Plan, str]:
     from greenpatch.verify import Verifier
 
+    started = time.monotonic()
     engine, why = _engine_worker(model, settings)
     verifier = Verifier(path, python=settings.python, timeout=settings.verify.test_timeout,
                         memory_mb=settings.verify.memory_mb, parallel=settings.verify.parallel, trusted=True)
     try:
         pipeline = RepairPipeline(path, verifier, engine, settings.repair, model_name=model)
         report = pipeline.repair(progress=progress)
+        deadline = started + settings.repair.max_seconds
+        plan = plan_fixes(path, report, verifier, deadline=deadline, progress=progress)
     finally:
         verifier.close()
         if engine is not None:
             engine.close()  # type: ignore[attr-defined]
     if why:
         report.notes.insert(0, why)
-    return report, why
+    return report, plan, why
 
 
-def exit_code(report: RepairReport) -> int:
+def _fixed(report: RepairReport, plan: Plan | None) -> set[str]:
+    if plan is None:
+        return {nodeid for fix in report.fixes if fix.verified for nodeid in fix.fixes}
+    return plan.fixed
+
+
+def exit_code(report: RepairReport, plan: Plan | None = None) -> int:
+    """1 only when every failing test passes with the fixes shown (and written, with --apply) together."""
     if not report.failures:
         return EXIT_UNFIXED if report.error else EXIT_CLEAN
-    return EXIT_FIXED if not report.unfixed else EXIT_UNFIXED
+    fixed = _fixed(report, plan)
+    return EXIT_FIXED if all(f.nodeid in fixed for f in report.failures) else EXIT_UNFIXED
 
 
 def repair_command(
@@ -102,32 +115,38 @@ def repair_command(
     model = model or settings.model.repair
     progress = _Progress()
     try:
-        report, why = run_repair(path, settings, model=model, progress=progress)
+        report, plan, why = run_repair(path, settings, model=model, progress=progress)
     finally:
         progress.done()
     if why:
         print(f"greenpatch: {why}", file=sys.stderr)
     applied: list[str] = []
-    if apply:
-        best: dict[str, object] = {}
-        for fix in report.fixes:
-            if fix.verified and fix.path not in best:
-                best[fix.path] = fix
-                (path / fix.path).write_text(fix.new_text, encoding="utf-8")
-                applied.append(fix.path)
-    code = exit_code(report)
+    write_error = ""
+    if apply and plan.files:
+        try:
+            applied = write_plan(path, plan)
+        except WriteError as exc:
+            write_error = str(exc)
+    code = EXIT_WRITE if write_error else exit_code(report, plan)
     if as_json:
         data = report.to_dict()
+        data["unfixed"] = [f.nodeid for f in report.failures if f.nodeid not in plan.fixed]
+        data["notes"] = report.notes + plan.notes
+        data["plan"] = plan.to_dict()
         data["applied"] = applied
+        if write_error:
+            data["write_error"] = write_error
         data["exit_code"] = code
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
-        return code
-    _print_report(report, applied)
+    else:
+        _print_report(report, plan, applied, tried_to_apply=apply)
+    if write_error:
+        print(f"greenpatch: error: {write_error}", file=sys.stderr)
     return code
 
 
-def _print_report(report: RepairReport, applied: list[str]) -> None:
+def _print_report(report: RepairReport, plan: Plan, applied: list[str], *, tried_to_apply: bool = False) -> None:
     err = sys.stderr
     if report.error and not report.failures:
         print(f"greenpatch: the tests could not run: {report.error.splitlines()[0]}", file=err)
@@ -139,28 +158,27 @@ def _print_report(report: RepairReport, applied: list[str]) -> None:
     if not report.failures:
         print(f"greenpatch: all {report.tests_run} tests pass; nothing to repair", file=err)
         return
-    shown: set[str] = set()
-    for fix in report.fixes:
-        if not fix.verified or fix.path in shown:
-            continue  # the best fix per file; the JSON output lists the others
-        shown.add(fix.path)
-        sys.stdout.write(f"# {fix.title} [{fix.generator}]\n")
-        if fix.note:
-            sys.stdout.write(f"# note: {fix.note}\n")
-        sys.stdout.write(fix.diff)
+    for change in plan.files.values():  # what --apply writes, one diff per file; the JSON output lists the others
+        for fix in change.fixes:
+            sys.stdout.write(f"# {fix.title} [{fix.generator}]\n")
+            if fix.note:
+                sys.stdout.write(f"# note: {fix.note}\n")
+        sys.stdout.write(change.diff)
     for failure in report.failures:
-        state = "fixed" if failure not in report.unfixed else "no verified fix"
+        state = "fixed" if failure.nodeid in plan.fixed else "no verified fix"
         where = f" at {failure.path}:{failure.line}" if failure.path and failure.line else ""
         first = failure.message.splitlines()[0] if failure.message else "failed"
         print(f"greenpatch: {failure.nodeid}: {first}{where} — {state}", file=err)
-    for note in report.notes[1:] if report.notes and report.notes[0].startswith(("llama-cpp", "no model")) else report.notes:
+    notes = report.notes[1:] if report.notes and report.notes[0].startswith(("llama-cpp", "no model")) else report.notes
+    for note in notes + plan.notes:
         print(f"greenpatch: {note}", file=err)
-    summary = (f"greenpatch: {len(report.failures) - len(report.unfixed)}/{len(report.failures)} failing tests fixed, "
+    fixed = sum(1 for failure in report.failures if failure.nodeid in plan.fixed)
+    summary = (f"greenpatch: {fixed}/{len(report.failures)} failing tests fixed, "
                f"{report.candidates_tried} candidates tried in {report.rounds} round(s), {report.seconds:.1f}s")
     print(summary, file=err)
     if applied:
         print(f"greenpatch: applied the fix to {', '.join(applied)}", file=err)
-    elif any(f.verified for f in report.fixes):
+    elif plan.files and not tried_to_apply:
         print("greenpatch: run again with --apply to write the fix", file=err)
 
 

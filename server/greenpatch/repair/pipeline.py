@@ -34,6 +34,7 @@ from greenpatch.repair.localize import SourceMap, Suspect, is_test_path, localiz
 from greenpatch.repair.mutate import mutations
 from greenpatch.repair.types import Failure, Fix, RepairReport
 from greenpatch.verify.types import Changes, TestResult, TestRun
+from greenpatch.workspace.files import BOM, SourceFile, read_source
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class RepairPipeline:
         self._progress = progress or (lambda message, percent=None: None)
         self._changes = dict(changes or {})
         self._texts: dict[str, str] = {}
+        self._sources: dict[str, SourceFile] = {}
         self._maps: dict[str, SourceMap] = {}
         report = RepairReport()
         self._report = report
@@ -165,10 +167,22 @@ class RepairPipeline:
             return self._changes[rel]
         if rel not in self._texts:
             try:
-                self._texts[rel] = (self.root / rel).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
+                source = read_source(self.root / rel)
+            except (OSError, GreenpatchError):
                 return None
+            if not source.utf8:
+                return None  # the sandbox writes candidates as UTF-8: a latin-1 file with accents would change
+            self._sources[rel] = source
+            self._texts[rel] = source.lf_text  # repair works on "\n" lines; _on_disk puts the file's own back
         return self._texts[rel]
+
+    def _on_disk(self, rel: str, text: str, *, bom: bool = False) -> str:
+        """`text` in the form the file has on disk (its line endings; its BOM with bom=True): what a fix writes,
+        and so what the sandbox verifies."""
+        source = self._sources.get(rel)
+        if source is None:
+            return text
+        return (BOM if bom and source.bom else "") + source.render(text)
 
     def _map(self, rel: str) -> SourceMap | None:
         if rel not in self._maps:
@@ -461,7 +475,7 @@ class RepairPipeline:
 
     def _overlay(self, cand: Candidate) -> Changes:
         changes = dict(self._changes)
-        changes[cand.path] = cand.text
+        changes[cand.path] = self._on_disk(cand.path, cand.text, bom=True)
         return changes
 
     def _verify(
@@ -677,14 +691,15 @@ class RepairPipeline:
         cand = v.candidate
         original = self._text(cand.path) or ""
         first, last = changed_range(original, cand.text)
+        before, after = self._on_disk(cand.path, original), self._on_disk(cand.path, cand.text)
         passed = sum(1 for r in v.run.results if r.outcome == "passed")
         where = group.function if group.function != "<syntax>" else cand.path
         what = cand.description or f"change in {where}"
         title = f"Fix {where}: {what} ({passed} test{'s' if passed != 1 else ''} pass)"
         return Fix(
-            path=cand.path, new_text=cand.text, diff=unified_diff(cand.path, original, cand.text), title=title,
+            path=cand.path, new_text=after, diff=unified_diff(cand.path, before, after), title=title,
             generator=cand.generator, tests_run=len(v.run.results), tests_passed=passed, verified=True,
-            note=v.note, changed_range=(first, last), fixes=self._now_passing(v.run, target_ids),
+            note=v.note, changed_range=(first, last), fixes=self._now_passing(v.run, target_ids), original=before,
             score={"changed_tokens": v.tokens, "votes": cand.votes, "generators": sorted(cand.generators),
                    "logprob": cand.logprob, "naturalness": None if v.natural is None else round(v.natural, 3),
                    "behaviour_group": v.behaviour, "test_seconds": round(v.run.seconds, 3),

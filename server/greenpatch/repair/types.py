@@ -28,6 +28,8 @@ class Fix:
     changed_range: tuple[int, int] = (0, 0)  # 0-based first/last line of the ORIGINAL text that the fix replaces
     fixes: list[str] = field(default_factory=list)  # node ids of the failing tests this fix makes pass
     score: dict[str, Any] = field(default_factory=dict)  # what ranking saw (changed tokens, votes, logprob, ...)
+    # The file's text the fix was made from. It and new_text are as on disk: the file's own line endings, no BOM.
+    original: str = field(default="", repr=False)
 
 
 @dataclass
@@ -49,5 +51,7 @@ class RepairReport:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        for fix in data["fixes"]:
+            del fix["original"]  # the user has it; new_text and the diff say what changes
         data["unfixed"] = [f.nodeid for f in self.unfixed]
         return data

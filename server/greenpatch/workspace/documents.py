@@ -30,6 +30,11 @@ def byte_to_utf16_col(line_bytes: bytes, byte_col: int) -> int:
     return len(prefix.encode("utf-16-le")) // 2
 
 
+def str_to_utf16_col(line_text: str, index: int) -> int:
+    """LSP UTF-16 column of the Python string index `index` within `line_text`."""
+    return len(line_text[:index].encode("utf-16-le")) // 2
+
+
 def utf16_to_str_col(line_text: str, character: int) -> int:
     """Python string index within `line_text` of the LSP UTF-16 column `character`."""
     units = 0
