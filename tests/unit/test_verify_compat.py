@@ -6,7 +6,6 @@ PyPI is not available."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,7 +19,6 @@ from greenpatch.verify import Verifier
 from greenpatch.verify.covmap import from_coverage_data
 from greenpatch.verify.python import probe
 from greenpatch.verify.verifier import PLUGIN_DIR, base_environment
-
 from venvs import Unavailable, cache_root, ensure_venv
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -137,9 +135,9 @@ def test_doctor_says_which_python_pytest_and_line_recording_the_tests_get(
 @pytest.mark.slow
 def test_a_pytest_older_than_7_is_a_clear_error_before_anything_runs(tmp_path: Path) -> None:
     python = _venv("3.9", ("pytest==6.2.5",))
-    with Verifier(_workspace(tmp_path, ENVS[0]), python=str(python), state_dir=tmp_path / "state") as verifier:
-        with pytest.raises(VerifyError, match=r"pytest 6\.2\.5; greenpatch needs pytest 7\.0 or newer") as caught:
-            verifier.run()
+    verifier = Verifier(_workspace(tmp_path, ENVS[0]), python=str(python), state_dir=tmp_path / "state")
+    with verifier, pytest.raises(VerifyError, match=r"pytest 6\.2\.5; greenpatch needs pytest 7\.0") as caught:
+        verifier.run()
     assert "pip install 'pytest>=7'" in str(caught.value)
 
 
@@ -199,6 +197,12 @@ def fails():
         return "caught"
     finally:
         pass
+
+
+def sign(x):
+    if x < 0:
+        return -1
+    return 1
 ''',
     "tests/conftest.py": '''\
 import pytest
@@ -212,11 +216,15 @@ def box():
     "tests/test_shapes.py": '''\
 import threading
 
-from shapes import collatz, fails, squares
+from shapes import collatz, fails, sign, squares
 
 
 def test_collatz():
     assert collatz(6) == 8
+
+
+def test_a_branch_taken_only_on_a_later_call():
+    assert [sign(v) for v in (1, 2, 3, -4)] == [1, 1, 1, -1]
 
 
 def test_squares_in_a_thread(box):
@@ -251,8 +259,8 @@ def _compare_engines(python: str, tmp_path: Path) -> dict[str, dict[str, list[in
     assert probe(python, base_environment(python, str(tmp_path), str(tmp_path))).coverage
     by_coverage = _measure(python, root, "coverage", tmp_path)
     by_tracer = _measure(python, root, "tracer", tmp_path)
-    assert set(by_coverage) == {"tests/test_shapes.py::" + n for n in ("test_collatz", "test_squares_in_a_thread",
-                                                                          "test_fails")}
+    names = ("test_collatz", "test_a_branch_taken_only_on_a_later_call", "test_squares_in_a_thread", "test_fails")
+    assert set(by_coverage) == {f"tests/test_shapes.py::{name}" for name in names}
     assert by_tracer == by_coverage
     return by_tracer
 
@@ -260,6 +268,7 @@ def _compare_engines(python: str, tmp_path: Path) -> dict[str, dict[str, list[in
 def test_greenpatchs_tracer_records_the_same_lines_per_test_as_coverage_py(tmp_path: Path) -> None:
     lines = _compare_engines(sys.executable, tmp_path)  # sys.monitoring on 3.12+, settrace below
     assert lines["tests/test_shapes.py::test_squares_in_a_thread"]["shapes.py"] == [16, 17, 22, 26, 27]
+    assert lines["tests/test_shapes.py::test_a_branch_taken_only_on_a_later_call"]["shapes.py"] == [45, 46, 47]
 
 
 @pytest.mark.slow
@@ -290,3 +299,19 @@ def test_the_plugin_folder_parses_as_python_3_8() -> None:
 
     for path in sorted(PLUGIN_DIR.glob("*.py")):
         ast.parse(path.read_text(), filename=str(path), feature_version=(3, 8))
+
+
+def test_an_untrusted_workspaces_interpreter_is_never_probed(tmp_path: Path) -> None:
+    from greenpatch.errors import UntrustedWorkspace
+
+    with Verifier(_workspace(tmp_path, ENVS[0]), state_dir=tmp_path / "state", trusted=False) as verifier, \
+            pytest.raises(UntrustedWorkspace):
+        verifier.interpreter()
+
+
+def test_the_probe_is_asked_once_per_interpreter_and_names_the_mode(tmp_path: Path) -> None:
+    env = base_environment(sys.executable, str(tmp_path), str(tmp_path))
+    first = probe(sys.executable, env)
+    assert probe(sys.executable, env) is first
+    assert first.version == sys.version.split()[0] and first.engine == "coverage" and first.pytest == pytest.__version__
+    assert first.describe().startswith(f"Python {first.version}, pytest {first.pytest}, coverage: coverage.py ")

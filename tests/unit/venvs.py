@@ -57,7 +57,7 @@ def ensure_venv(version: str, requirements: list[str]) -> Path:
             pip = subprocess.run(
                 [str(building / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q",
                  "--retries", "1", "--timeout", "20", *args],
-                capture_output=True, text=True, timeout=900,
+                capture_output=True, text=True, timeout=900, check=False,
             )
             if pip.returncode != 0:
                 raise Unavailable(f"pip install {step.strip()} failed (is PyPI reachable?): "

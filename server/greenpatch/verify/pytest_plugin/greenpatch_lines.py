@@ -17,12 +17,12 @@ import json
 import os
 import sys
 import threading
-from typing import Any, Dict, Optional, Set, Tuple
+from typing import Any
 
 MIN_COVERAGE = (5, 0)  # Coverage.switch_context and CoverageData.contexts_by_lineno
 
 
-def _version_tuple(text: str) -> Tuple[int, ...]:
+def _version_tuple(text: str) -> tuple[int, ...]:
     parts = []
     for piece in text.split(".")[:3]:
         digits = "".join(ch for ch in piece if ch.isdigit())
@@ -32,7 +32,7 @@ def _version_tuple(text: str) -> Tuple[int, ...]:
     return tuple(parts)
 
 
-def usable_coverage() -> Tuple[Any, str]:
+def usable_coverage() -> tuple[Any, str]:
     """(the coverage module or None, why not): the project's coverage.py if it can do per-test contexts."""
     try:
         import coverage
@@ -60,11 +60,11 @@ class _Recorder:
 
     def switch(self, nodeid: str) -> None: ...
 
-    def stop(self) -> Dict[str, Dict[str, Any]]:
+    def stop(self) -> dict[str, dict[str, Any]]:
         return {}
 
     def under_root(self, filename: str) -> bool:
-        if filename.startswith(self.root) or filename.startswith(self.root_raw):
+        if filename.startswith((self.root, self.root_raw)):
             return True
         if filename.startswith("<") or not os.path.isabs(filename):
             return False
@@ -95,10 +95,10 @@ class _CoverageRecorder(_Recorder):
     def switch(self, nodeid: str) -> None:
         self.cov.switch_context(nodeid)
 
-    def stop(self) -> Dict[str, Dict[str, Any]]:
+    def stop(self) -> dict[str, dict[str, Any]]:
         self.cov.stop()
         data = self.cov.get_data()
-        tests: Dict[str, Dict[str, Any]] = {}
+        tests: dict[str, dict[str, Any]] = {}
         for path in data.measured_files():
             for line, contexts in data.contexts_by_lineno(path).items():
                 for context in contexts:
@@ -108,15 +108,18 @@ class _CoverageRecorder(_Recorder):
 
 
 class _Tracer(_Recorder):
-    """sys.settrace: a global function that answers None for code outside the root (no line events there)."""
+    """sys.settrace: a global function that answers None for code outside the root (no line events there), and
+    for code whose every line this test has already recorded (a helper called in a loop, a recursive function)."""
 
     engine = "greenpatch tracer (settrace)"
 
     def __init__(self, root: str, out: str) -> None:
         super().__init__(root, out)
-        self.tests: Dict[str, Dict[str, Set[int]]] = {}
-        self.files: Optional[Dict[str, Set[int]]] = None  # the running test's
-        self.known: Dict[str, bool] = {}
+        self.tests: dict[str, dict[str, set[int]]] = {}
+        self.files: dict[str, set[int]] | None = None  # the running test's
+        self.known: dict[str, bool] = {}
+        self.done: dict[int, Any] = {}  # id(code) -> code, fully recorded in this test (kept so ids stay unique)
+        self.linestarts: dict[int, tuple[Any, frozenset[int]]] = {}
         self.local = self._local  # one bound method, not one per traced frame
 
     def start(self) -> None:
@@ -125,8 +128,9 @@ class _Tracer(_Recorder):
 
     def switch(self, nodeid: str) -> None:
         self.files = self.tests.setdefault(nodeid, {}) if nodeid else None
+        self.done = {}
 
-    def stop(self) -> Dict[str, Dict[str, Any]]:
+    def stop(self) -> dict[str, dict[str, Any]]:
         sys.settrace(None)
         threading.settrace(None)  # type: ignore[arg-type]
         return self.tests  # type: ignore[return-value]
@@ -134,22 +138,42 @@ class _Tracer(_Recorder):
     def _global(self, frame: Any, event: str, arg: Any) -> Any:
         if self.files is None:
             return None  # collection and import time are not any test's
-        filename = frame.f_code.co_filename
+        code = frame.f_code
+        if id(code) in self.done:
+            return None
+        filename = code.co_filename
         inside = self.known.get(filename)
         if inside is None:
             inside = self.known[filename] = self.under_root(filename)
         return self.local if inside else None
 
     def _local(self, frame: Any, event: str, arg: Any) -> Any:
+        files = self.files
+        if files is None:
+            return self.local
         if event == "line":
-            files = self.files
-            if files is not None:
-                filename = frame.f_code.co_filename
-                lines = files.get(filename)
-                if lines is None:
-                    lines = files[filename] = set()
-                lines.add(frame.f_lineno)
+            filename = frame.f_code.co_filename
+            lines = files.get(filename)
+            if lines is None:
+                lines = files[filename] = set()
+            lines.add(frame.f_lineno)
+        elif event == "return":
+            code = frame.f_code
+            lines = files.get(code.co_filename)
+            if lines is not None and self._lines(code) <= lines:
+                self.done[id(code)] = code
         return self.local
+
+    def _lines(self, code: Any) -> frozenset[int]:
+        """The lines `code` can report (its own, not its nested functions'); the def line (3.11's RESUME) is no
+        statement of the body."""
+        known = self.linestarts.get(id(code))
+        if known is None or known[0] is not code:
+            import dis
+
+            lines = frozenset(line for _, line in dis.findlinestarts(code) if line is not None)
+            known = self.linestarts[id(code)] = (code, lines - {code.co_firstlineno})
+        return known[1]
 
 
 class _Monitor(_Recorder):
@@ -160,9 +184,9 @@ class _Monitor(_Recorder):
 
     def __init__(self, root: str, out: str) -> None:
         super().__init__(root, out)
-        self.tests: Dict[str, Dict[str, Set[int]]] = {}
-        self.files: Optional[Dict[str, Set[int]]] = None
-        self.known: Dict[str, bool] = {}
+        self.tests: dict[str, dict[str, set[int]]] = {}
+        self.files: dict[str, set[int]] | None = None
+        self.known: dict[str, bool] = {}
         self.mon: Any = sys.monitoring  # type: ignore[attr-defined]
         self.tool = -1
 
@@ -186,7 +210,7 @@ class _Monitor(_Recorder):
         if self.tool >= 0:
             self.mon.restart_events()
 
-    def stop(self) -> Dict[str, Dict[str, Any]]:
+    def stop(self) -> dict[str, dict[str, Any]]:
         if self.tool >= 0:
             mon = self.mon
             mon.set_events(self.tool, 0)
@@ -216,7 +240,7 @@ class _Monitor(_Recorder):
         return self.mon.DISABLE
 
 
-def recorder(root: str, out: str, engine: str = "") -> Tuple[_Recorder, str]:
+def recorder(root: str, out: str, engine: str = "") -> tuple[_Recorder, str]:
     """The recorder for this interpreter and why coverage.py is not it ("" when it is). `engine`: "tracer" skips
     coverage.py (the verifier's probe found it unusable; importing it again here could only fail the same way)."""
     why = "coverage not wanted"
