@@ -54,6 +54,7 @@ PROBE_TIMEOUT = 60.0
 # coverage.py the plugin makes, so the probe and the run cannot disagree.
 _PROBE = """
 import json, sys
+sys.path[:] = [p for p in sys.path if p]  # not the working directory `-c` puts first
 out = {"version": sys.version.split()[0], "pytest": "", "pytest_error": "", "coverage": "", "coverage_why": "",
        "pytest_cov": ""}
 try:

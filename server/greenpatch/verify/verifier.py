@@ -421,8 +421,9 @@ class Verifier:
         return env
 
     def interpreter(self) -> Interpreter:
-        """What the workspace's interpreter offers the test runs (probed once per interpreter; runs it, so only
-        call it for a trusted workspace)."""
+        """What the workspace's interpreter offers the test runs (probed once per interpreter and state of its
+        site-packages). Runs that interpreter: UntrustedWorkspace unless the workspace is trusted."""
+        self._require_trust()
         return probe(self.python, self._base_environment(home="/nonexistent", tmp=tempfile.gettempdir()))
 
     def _load_cache(self) -> dict[str, dict[str, object]]:
