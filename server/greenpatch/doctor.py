@@ -77,9 +77,12 @@ def _workspace_tests(path: Path, python: str = "") -> Check:
     found = probe(python, base_environment(python, "/nonexistent", tempfile.gettempdir()))
     if not found.version:
         return Check("tests", False, found.describe(), "set greenpatch.python to a working interpreter")
-    if not found.pytest:
-        return Check("tests", False, f"Python {found.version} in {python} has no pytest ({found.pytest_error})",
+    if not found.pytest and "No module named 'pytest'" in found.pytest_error:
+        return Check("tests", False, f"Python {found.version} in {python} has no pytest",
                      f"{python} -m pip install 'pytest>=7'")
+    if not found.pytest:
+        return Check("tests", False, f"pytest does not import in {python}: {found.pytest_error}",
+                     f"repair the project's environment: {python} -m pip install --force-reinstall 'pytest>=7'")
     try:
         found.check()
     except VerifyError as exc:

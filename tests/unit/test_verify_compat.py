@@ -41,6 +41,7 @@ ENVS = [
     Env("py3.11-pytest8-pytest-cov-in-addopts", "3.11", ("pytest~=8.3", "pytest-cov~=5.0"), "coverage.py 7.",
         pytest_cov=True),
     Env("py3.8-pytest7.0-no-coverage", "3.8", ("pytest==7.0.1",), "greenpatch's tracer (coverage not installed)"),
+    Env("py3.13-pytest8-no-coverage", "3.13", ("pytest~=8.3",), "greenpatch's tracer (coverage not installed)"),
     # the reported failure: a coverage made for a newer Python (`match` statements) in a 3.9 project
     Env("py3.9-coverage-too-new-for-it", "3.9",
         ("pytest==7.0.1", ";", "--no-deps", "--ignore-requires-python", "coverage==7.18.0"),
@@ -273,9 +274,10 @@ def test_greenpatchs_tracer_records_the_same_lines_per_test_as_coverage_py(tmp_p
 
 @pytest.mark.slow
 @pytest.mark.parametrize("version,requirements", [("3.11", ("pytest~=8.3", "pytest-cov~=5.0")),
-                                                  ("3.8", ("pytest~=7.4.0", "coverage==5.5"))],
-                         ids=["settrace-py3.11-coverage7", "settrace-py3.8-coverage5.5"])
-def test_the_settrace_tracer_records_the_same_lines_as_the_projects_coverage(
+                                                  ("3.8", ("pytest~=7.4.0", "coverage==5.5")),
+                                                  ("3.12", ("pytest~=7.4.0", "coverage==6.5.0"))],
+                         ids=["settrace-py3.11-coverage7", "settrace-py3.8-coverage5.5", "monitoring-py3.12-coverage6.5"])
+def test_the_tracer_records_the_same_lines_as_the_projects_coverage(
     version: str, requirements: tuple[str, ...], tmp_path: Path
 ) -> None:
     _compare_engines(str(_venv(version, requirements)), tmp_path)
