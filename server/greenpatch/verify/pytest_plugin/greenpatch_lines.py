@@ -58,7 +58,7 @@ class _Recorder:
 
     def start(self) -> None: ...
 
-    def switch(self, nodeid: str) -> None: ...
+    def switch_context(self, nodeid: str) -> None: ...
 
     def stop(self) -> dict[str, dict[str, Any]]:
         return {}
@@ -92,7 +92,7 @@ class _CoverageRecorder(_Recorder):
     def start(self) -> None:
         self.cov.start()
 
-    def switch(self, nodeid: str) -> None:
+    def switch_context(self, nodeid: str) -> None:
         self.cov.switch_context(nodeid)
 
     def stop(self) -> dict[str, dict[str, Any]]:
@@ -126,7 +126,7 @@ class _Tracer(_Recorder):
         threading.settrace(self._global)
         sys.settrace(self._global)
 
-    def switch(self, nodeid: str) -> None:
+    def switch_context(self, nodeid: str) -> None:
         self.files = self.tests.setdefault(nodeid, {}) if nodeid else None
         self.done = {}
 
@@ -205,7 +205,7 @@ class _Monitor(_Recorder):
         mon.register_callback(self.tool, mon.events.LINE, self._line)
         mon.set_events(self.tool, mon.events.PY_START)
 
-    def switch(self, nodeid: str) -> None:
+    def switch_context(self, nodeid: str) -> None:
         self.files = self.tests.setdefault(nodeid, {}) if nodeid else None
         if self.tool >= 0:
             self.mon.restart_events()

@@ -117,10 +117,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Any:
     _emit({"event": "begin", "nodeid": item.nodeid})
     if _cov is not None:
-        _cov.switch(item.nodeid)
+        _cov.switch_context(item.nodeid)
     yield
     if _cov is not None:
-        _cov.switch("")
+        _cov.switch_context("")
 
 
 def _frames(excinfo: Any) -> list[list[Any]]:
