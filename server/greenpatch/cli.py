@@ -69,7 +69,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from greenpatch.doctor import run_doctor
 
     return run_doctor(args.path, as_json=args.json, engine_url=args.engine_url, engine_model=args.engine_model,
-                      api_key_env=args.api_key_env)
+                      api_key_env=args.api_key_env, python=args.python or "")
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine-url", default="", metavar="URL", help="also check this OpenAI-compatible server")
     p.add_argument("--engine-model", default="", help="model name to ask that server for")
     p.add_argument("--api-key-env", default="", metavar="VAR", help="environment variable holding its API key")
+    p.add_argument("--python", help="the tests' interpreter to check (default: the workspace's .venv)")
 
     p = add("index", cmd_index, "scan a workspace with tree-sitter and print files, symbols, errors and time")
     p.add_argument("path", type=_existing_dir, help="workspace folder")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -90,22 +89,33 @@ def _models() -> list[Check]:
     return checks
 
 
-def _workspace_pytest(path: Path) -> Check:
-    try:
-        from greenpatch.verify import resolve_python
+def _workspace_tests(path: Path, python: str = "") -> Check:
+    """Which interpreter, pytest and line recording (coverage.py or greenpatch's tracer) the workspace's test runs
+    get: the verifier's own probe, so doctor and the runs cannot disagree."""
+    import tempfile
 
-        python = resolve_python(path)
-    except Exception as exc:
-        return Check("workspace interpreter", False, str(exc), "set greenpatch.python to your project's interpreter")
+    from greenpatch.errors import VerifyError
+    from greenpatch.verify.python import probe, resolve_python
+    from greenpatch.verify.verifier import base_environment
+
     try:
-        out = subprocess.run(
-            [python, "-c", "import pytest; print(pytest.__version__)"], capture_output=True, text=True, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return Check("pytest in workspace", False, f"{python}: {exc}", "set greenpatch.python to a working interpreter")
-    if out.returncode != 0:
-        return Check("pytest in workspace", False, f"{python} has no pytest", f"{python} -m pip install pytest")
-    return Check("pytest in workspace", True, f"pytest {out.stdout.strip()} in {python}")
+        python = resolve_python(path, python)
+    except Exception as exc:
+        return Check("tests", False, str(exc), "set greenpatch.python to your project's interpreter")
+    found = probe(python, base_environment(python, "/nonexistent", tempfile.gettempdir()))
+    if not found.version:
+        return Check("tests", False, found.describe(), "set greenpatch.python to a working interpreter")
+    if not found.pytest and "No module named 'pytest'" in found.pytest_error:
+        return Check("tests", False, f"Python {found.version} in {python} has no pytest",
+                     f"{python} -m pip install 'pytest>=7'")
+    if not found.pytest:
+        return Check("tests", False, f"pytest does not import in {python}: {found.pytest_error}",
+                     f"repair the project's environment: {python} -m pip install --force-reinstall 'pytest>=7'")
+    try:
+        found.check()
+    except VerifyError as exc:
+        return Check("tests", False, exc.message, exc.hint or "")
+    return Check("tests", True, f"{found.describe()}; interpreter {python}")
 
 
 def _remote(url: str, model: str, api_key_env: str) -> list[Check]:
@@ -122,7 +132,8 @@ def _remote(url: str, model: str, api_key_env: str) -> list[Check]:
 
 
 def run_doctor(
-    path: Path, *, as_json: bool, engine_url: str = "", engine_model: str = "", api_key_env: str = ""
+    path: Path, *, as_json: bool, engine_url: str = "", engine_model: str = "", api_key_env: str = "",
+    python: str = "",
 ) -> int:
     checks = [
         Check("python", sys.version_info >= (3, 10), sys.version.split()[0], "use Python 3.10 or newer"),
@@ -136,7 +147,7 @@ def run_doctor(
                 fix="pip install 'greenpatch[llm]' (builds llama.cpp, ~6 min) for completions and model repairs"),
         _grammar(),
         *_models(),
-        _workspace_pytest(path),
+        _workspace_tests(path, python),
         _sandbox(),
         *_remote(engine_url, engine_model, api_key_env),
     ]

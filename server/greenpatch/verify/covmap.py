@@ -1,7 +1,8 @@
 """The test -> executed lines map behind affected-test selection, stored on disk as JSON.
 
-Built from a coverage.py data file whose dynamic contexts are pytest node ids (the plugin switches context per
-test). Each source file's sha256 at measurement time is kept, so a file edited since then is known to be stale.
+Built from the lines file the pytest plugin writes (node id -> file -> lines, measured per test by the project's
+coverage.py or greenpatch's own tracer). Each source file's sha256 at measurement time is kept, so a file edited
+since then is known to be stale.
 """
 
 from __future__ import annotations
@@ -87,24 +88,33 @@ class CoverageMap:
 def from_coverage_data(
     data_file: Path, src: Path, hashes: dict[str, str], snapshot: dict[str, str] | None = None
 ) -> CoverageMap:
-    """Read coverage.py's data (contexts = node ids) measured in sandbox `src`; paths become workspace-relative."""
-    from coverage import CoverageData
-
+    """Read the lines file the test process wrote (pytest_plugin/greenpatch_lines.py: node id -> absolute path ->
+    lines, from the project's coverage.py or greenpatch's tracer) for sandbox `src`; paths become workspace-relative.
+    A missing or unreadable file gives a map with no tests (selection then falls back to coarser levels)."""
     cmap = CoverageMap(hashes=dict(hashes), built=time.time(), snapshot=dict(snapshot or {}))
-    if not data_file.exists():
+    try:
+        data = json.loads(data_file.read_text(encoding="utf-8"))
+        tests = data["tests"]
+    except (OSError, ValueError, TypeError, KeyError):
         return cmap
-    data = CoverageData(basename=str(data_file))
-    data.read()
+    if not isinstance(tests, dict):
+        return cmap
     src_text = str(src.resolve())
-    for measured in data.measured_files():
-        try:
-            rel = Path(os.path.realpath(measured)).relative_to(src_text).as_posix()
-        except ValueError:
-            continue
-        for line, contexts in data.contexts_by_lineno(measured).items():
-            for context in contexts:
-                if context:  # "" is collection/import time, not a test
-                    cmap.tests.setdefault(context, {}).setdefault(rel, []).append(line)
+    relative: dict[str, str | None] = {}
+    for nodeid, files in tests.items():
+        if not nodeid or not isinstance(files, dict):
+            continue  # "": collection and import time, not a test
+        for measured, lines in files.items():
+            if measured not in relative:
+                try:
+                    relative[measured] = Path(os.path.realpath(measured)).relative_to(src_text).as_posix()
+                except ValueError:
+                    relative[measured] = None
+            rel = relative[measured]
+            if rel is None or not isinstance(lines, list):
+                continue
+            found = cmap.tests.setdefault(nodeid, {}).setdefault(rel, [])
+            found.extend(line for line in lines if isinstance(line, int))
     for files in cmap.tests.values():
         for rel in files:
             files[rel] = sorted(set(files[rel]))

@@ -30,7 +30,7 @@ from greenpatch.cancel import CancelToken
 from greenpatch.errors import UntrustedWorkspace, UsageError, VerifyError
 from greenpatch.verify import process
 from greenpatch.verify.covmap import CoverageMap, content_hash, from_coverage_data
-from greenpatch.verify.python import resolve_python
+from greenpatch.verify.python import Interpreter, probe, resolve_python
 from greenpatch.verify.results import build_results, read_records
 from greenpatch.verify.sandbox import (
     Pristine,
@@ -411,12 +411,20 @@ class Verifier:
             env["GREENPATCH_NETNS"] = "1"
         if process.isolation().mount_namespace:
             env["GREENPATCH_READONLY"] = os.path.realpath(box.path)
+        interpreter = self.interpreter()
+        interpreter.check()
         if coverage:
-            import coverage as coverage_module
-
-            env["GREENPATCH_COVERAGE"] = str(box.out / "coverage")
-            env["GREENPATCH_COVERAGE_PATH"] = str(Path(coverage_module.__file__).parent.parent)
+            # lines per test from the project's own coverage.py when it is usable there, else greenpatch's tracer
+            # (never a coverage of greenpatch's: it may not even parse on the project's Python)
+            env["GREENPATCH_COVERAGE"] = str(box.out / "coverage")  # covmap.from_coverage_data reads it
+            env["GREENPATCH_COVERAGE_ENGINE"] = interpreter.engine
         return env
+
+    def interpreter(self) -> Interpreter:
+        """What the workspace's interpreter offers the test runs (probed once per interpreter and state of its
+        site-packages). Runs that interpreter: UntrustedWorkspace unless the workspace is trusted."""
+        self._require_trust()
+        return probe(self.python, self._base_environment(home="/nonexistent", tmp=tempfile.gettempdir()))
 
     def _load_cache(self) -> dict[str, dict[str, object]]:
         try:

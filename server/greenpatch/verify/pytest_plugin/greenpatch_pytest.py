@@ -2,9 +2,12 @@
 PYTHONPATH, so nothing else of greenpatch shadows the project's modules).
 
 It writes one JSON object per line to $GREENPATCH_RESULTS, flushed as it goes, so a run killed by the watchdog still
-leaves every finished test and the one that was running. With $GREENPATCH_COVERAGE set it also measures coverage with
-one coverage.py dynamic context per test node id (the test -> lines map behind affected-test selection).
-Runs under the workspace's interpreter: standard library, pytest and (optionally) coverage only.
+leaves every finished test and the one that was running. With $GREENPATCH_COVERAGE set it also records the lines
+each test runs (the test -> lines map behind affected-test selection; see greenpatch_lines: the project's coverage.py
+when usable, else greenpatch's tracer). The project's pytest-cov, if its addopts turn it on, is switched off for
+greenpatch's runs: two coverage measurements clash, and its --cov-fail-under is no verdict on a candidate.
+Runs under the workspace's interpreter (Python 3.8+, pytest 7.0+): standard library, pytest and (optionally)
+coverage only.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import traceback
 from typing import Any
 
 import pytest
+from greenpatch_lines import recorder as _recorder
 from greenpatch_readonly import read_only_except as _read_only_except  # the zygote calls it by this name
 
 _out: Any = None
@@ -49,6 +53,20 @@ def _loopback_up() -> None:
         pass
 
 
+def _rootpath(config: pytest.Config) -> str:
+    return str(getattr(config, "rootpath", None) or config.rootdir)  # rootpath: pytest 6.1+
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: Any, args: list[str]) -> Any:
+    # Runs before pytest-cov's own (tryfirst) implementation decides from these options whether to start:
+    # `--no-cov` as if given on the command line, so `--cov`/`--cov-fail-under` in the project's addopts still parse.
+    options = early_config.known_args_namespace
+    if getattr(options, "cov_source", None):
+        options.no_cov = True
+    yield
+
+
 def pytest_configure(config: pytest.Config) -> None:
     global _out, _cov
     path = os.environ.pop("GREENPATCH_RESULTS", "")
@@ -58,25 +76,15 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.pop("GREENPATCH_NETNS", "") == "1":
         _loopback_up()
     data_file = os.environ.pop("GREENPATCH_COVERAGE", "")
-    extra = os.environ.pop("GREENPATCH_COVERAGE_PATH", "")
+    engine = os.environ.pop("GREENPATCH_COVERAGE_ENGINE", "")
     if data_file:
         try:
-            import coverage
-        except ImportError:
-            if extra:
-                sys.path.append(extra)  # appended: the project's own coverage wins when it has one
-            try:
-                import coverage
-            except ImportError:
-                _emit({"event": "warning", "message": "coverage.py is not installed in the test interpreter"})
-                coverage = None  # type: ignore[assignment]
-        if coverage is not None:
-            _cov = coverage.Coverage(
-                data_file=data_file, source=[str(config.rootpath)], branch=False, config_file=False,
-                omit=["*/site-packages/*"],
-            )
+            _cov, _ = _recorder(_rootpath(config), data_file, engine)
             _cov.start()
-    _emit({"event": "start", "root": str(config.rootpath), "python": sys.version.split()[0]})
+        except Exception as exc:  # noqa: BLE001 - no map this time; the tests still run and report
+            _cov = None
+            _emit({"event": "warning", "message": f"line recording did not start: {type(exc).__name__}: {exc}"})
+    _emit({"event": "start", "root": _rootpath(config), "python": sys.version.split()[0]})
 
 
 def _imported_files(root: str) -> list[str]:
@@ -93,11 +101,13 @@ def _imported_files(root: str) -> list[str]:
 def pytest_unconfigure(config: pytest.Config) -> None:
     global _out, _cov
     if _cov is not None:
-        _cov.stop()
-        _cov.save()
+        try:
+            _cov.finish()
+        except Exception as exc:  # noqa: BLE001 - no map this time; the results are still reported
+            _emit({"event": "warning", "message": f"line recording failed: {type(exc).__name__}: {exc}"})
         _cov = None
     if _out is not None:
-        _emit({"event": "imported", "files": _imported_files(str(config.rootpath))})
+        _emit({"event": "imported", "files": _imported_files(_rootpath(config))})
         _emit({"event": "end"})
         _out.close()
         _out = None
