@@ -5,13 +5,13 @@ The diff goes to stdout, progress to stderr."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
 from greenpatch.config import Settings
 from greenpatch.errors import GreenpatchError, UsageError
+from greenpatch.repair import formats
 from greenpatch.repair.pipeline import RepairPipeline
 from greenpatch.repair.types import RepairReport
 
@@ -86,7 +86,7 @@ def exit_code(report: RepairReport) -> int:
 
 def repair_command(
     path: Path, *, as_json: bool, apply: bool, candidates: int | None, rounds: int | None, model: str | None,
-    timeout: float | None, python: str | None,
+    timeout: float | None, python: str | None, fmt: str = "diff",
 ) -> int:
     path = Path(path).resolve()
     if not path.is_dir():
@@ -116,12 +116,11 @@ def repair_command(
                 (path / fix.path).write_text(fix.new_text, encoding="utf-8")
                 applied.append(fix.path)
     code = exit_code(report)
-    if as_json:
+    if as_json or fmt != "diff":
         data = report.to_dict()
         data["applied"] = applied
         data["exit_code"] = code
-        json.dump(data, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        sys.stdout.write(formats.render("json" if as_json else fmt, data, root=path, cwd=Path.cwd()))
         return code
     _print_report(report, applied)
     return code
