@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,3 +133,12 @@ def test_github_escapes_percent_and_carriage_return_in_messages() -> None:
     data["failures"] = [{"nodeid": "t.py::t", "message": "100% off\r\nnext", "path": "m.py", "line": 1}]
     (line,) = to_github(data).splitlines()
     assert line.endswith("::t.py::t fails: 100%25 off%0D%0Anext%0Ano verified fix")
+
+
+def test_repair_rejects_an_unknown_format_as_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from greenpatch.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["repair", str(tmp_path), "--format", "xml"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'xml'" in capsys.readouterr().err
