@@ -108,7 +108,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
     return repair_command(
         args.path, as_json=args.json, apply=args.apply, candidates=args.candidates, rounds=args.rounds,
-        model=args.model, timeout=args.timeout, python=args.python,
+        model=args.model, timeout=args.timeout, python=args.python, fmt=args.format,
     )
 
 
@@ -199,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
         "1 fixed (a verified fix was found for every failure), 3 failing with no verified fix, 2 usage error.",
     )
     p.add_argument("path", type=_existing_dir, help="project folder")
-    p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.add_argument("--json", action="store_true", help="print results as JSON (the same as --format json)")
+    p.add_argument("--format", choices=("diff", "json", "sarif", "github"), default="diff",
+                   help="diff (default), json, sarif (SARIF 2.1.0 for code scanning) or github (workflow annotations)")
     p.add_argument("--apply", action="store_true", help="write the best verified fix into the files")
     p.add_argument("--candidates", type=_positive_int, default=None, help="candidates per failure (8)")
     p.add_argument("--rounds", type=_positive_int, default=None, help="feedback rounds (2)")

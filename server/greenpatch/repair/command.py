@@ -6,13 +6,13 @@ are unchanged). The diff goes to stdout, progress to stderr."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
 from greenpatch.config import Settings
 from greenpatch.errors import GreenpatchError, UsageError, WriteError
+from greenpatch.repair import formats
 from greenpatch.repair.apply import Plan, plan_fixes, write_plan
 from greenpatch.repair.pipeline import RepairPipeline
 from greenpatch.repair.types import RepairReport
@@ -99,7 +99,7 @@ def exit_code(report: RepairReport, plan: Plan | None = None) -> int:
 
 def repair_command(
     path: Path, *, as_json: bool, apply: bool, candidates: int | None, rounds: int | None, model: str | None,
-    timeout: float | None, python: str | None,
+    timeout: float | None, python: str | None, fmt: str = "diff",
 ) -> int:
     path = Path(path).resolve()
     if not path.is_dir():
@@ -128,7 +128,7 @@ def repair_command(
         except WriteError as exc:
             write_error = str(exc)
     code = EXIT_WRITE if write_error else exit_code(report, plan)
-    if as_json:
+    if as_json or fmt != "diff":
         data = report.to_dict()
         data["unfixed"] = [f.nodeid for f in report.failures if f.nodeid not in plan.fixed]
         data["notes"] = report.notes + plan.notes
@@ -137,8 +137,7 @@ def repair_command(
         if write_error:
             data["write_error"] = write_error
         data["exit_code"] = code
-        json.dump(data, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        sys.stdout.write(formats.render("json" if as_json else fmt, data, root=path, cwd=Path.cwd()))
     else:
         _print_report(report, plan, applied, tried_to_apply=apply)
     if write_error:
