@@ -13,7 +13,8 @@ from pathlib import Path
 from greenpatch.config import Settings
 from greenpatch.errors import GreenpatchError, UsageError
 from greenpatch.repair.pipeline import RepairPipeline
-from greenpatch.repair.types import RepairReport
+from greenpatch.repair.types import Failure, RepairReport
+from greenpatch.verify.pytest_args import workspace_args
 
 EXIT_CLEAN, EXIT_FIXED, EXIT_USAGE, EXIT_UNFIXED = 0, 1, 2, 3
 
@@ -60,12 +61,16 @@ def _engine_worker(model: str, settings: Settings) -> tuple[object | None, str]:
 
 def run_repair(
     path: Path, settings: Settings, *, model: str, progress: _Progress | None = None,
+    pytest_args: list[str] | None = None,
 ) -> tuple[RepairReport, str]:
     from greenpatch.verify import Verifier
 
+    # no test run outlives the repair's own time limit (model loading included)
+    deadline = time.monotonic() + max(1.0, settings.repair.max_seconds)
     engine, why = _engine_worker(model, settings)
-    verifier = Verifier(path, python=settings.python, timeout=settings.verify.test_timeout,
-                        memory_mb=settings.verify.memory_mb, parallel=settings.verify.parallel, trusted=True)
+    verifier = Verifier(path, python=settings.python, timeout=settings.verify.run_timeout,
+                        memory_mb=settings.verify.memory_mb, parallel=settings.verify.parallel, trusted=True,
+                        test_timeout=settings.verify.test_timeout, deadline=deadline, pytest_args=pytest_args)
     try:
         pipeline = RepairPipeline(path, verifier, engine, settings.repair, model_name=model)
         report = pipeline.repair(progress=progress)
@@ -80,13 +85,15 @@ def run_repair(
 
 def exit_code(report: RepairReport) -> int:
     if not report.failures:
-        return EXIT_UNFIXED if report.error else EXIT_CLEAN
+        environment = any(f.cause == "environment" for f in report.unreachable)
+        return EXIT_UNFIXED if report.error or environment else EXIT_CLEAN
     return EXIT_FIXED if not report.unfixed else EXIT_UNFIXED
 
 
 def repair_command(
     path: Path, *, as_json: bool, apply: bool, candidates: int | None, rounds: int | None, model: str | None,
-    timeout: float | None, python: str | None,
+    timeout: float | None, python: str | None, test_timeout: float | None = None,
+    pytest_args: list[str] | None = None,
 ) -> int:
     path = Path(path).resolve()
     if not path.is_dir():
@@ -94,6 +101,8 @@ def repair_command(
     settings = Settings()
     if python:
         settings.python = python
+    if test_timeout:
+        settings.verify.test_timeout = test_timeout
     if candidates:
         settings.repair.candidates = candidates
     if rounds:
@@ -102,7 +111,8 @@ def repair_command(
     model = model or settings.model.repair
     progress = _Progress()
     try:
-        report, why = run_repair(path, settings, model=model, progress=progress)
+        report, why = run_repair(path, settings, model=model, progress=progress,
+                                 pytest_args=workspace_args(path, pytest_args or []))
     finally:
         progress.done()
     if why:
@@ -127,14 +137,29 @@ def repair_command(
     return code
 
 
+def _print_unreachable(unreachable: list[Failure]) -> None:
+    if not unreachable:
+        return
+    err = sys.stderr
+    print(f"greenpatch: not repaired: {len(unreachable)} test(s) fail for reasons a fix cannot reach:", file=err)
+    for failure in unreachable:
+        why = "flaky: failed, then passed when run again" if failure.cause == "flaky" else (
+            failure.message.splitlines()[0] if failure.message else failure.cause)
+        print(f"greenpatch:   {failure.nodeid}: {why}", file=err)
+
+
 def _print_report(report: RepairReport, applied: list[str]) -> None:
     err = sys.stderr
+    _print_unreachable(report.unreachable)
     if report.error and not report.failures:
         print(f"greenpatch: the tests could not run: {report.error.splitlines()[0]}", file=err)
         return
     if not report.failures and report.tests_run == 0:
         print("greenpatch: no tests found (pytest collected none), so there is nothing to verify a fix against",
               file=err)
+        return
+    if not report.failures and report.unreachable:
+        print("greenpatch: no other test fails; nothing to repair", file=err)
         return
     if not report.failures:
         print(f"greenpatch: all {report.tests_run} tests pass; nothing to repair", file=err)
