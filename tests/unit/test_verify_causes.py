@@ -103,3 +103,11 @@ def test_test_files_follow_the_projects_python_files_nearest_config_first(tmp_pa
     files = TestFiles(tmp_path)
     assert files("tests/spec_ops.py") and not files("tests/test_ops.py")
     assert files("backend/check_api.py")
+
+
+def test_test_files_outside_the_projects_testpaths_are_not_collected(tmp_path: Path) -> None:
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntestpaths = tests integration/*\n")
+    files = TestFiles(tmp_path)
+    assert files.in_testpaths("tests/test_a.py") and files.in_testpaths("integration/db/test_b.py")
+    assert not files.in_testpaths("scripts/test_by_hand.py") and not files.in_testpaths("test_top.py")
+    assert TestFiles(tmp_path / "nowhere").in_testpaths("scripts/test_by_hand.py")

@@ -142,6 +142,7 @@ def test_flaky_tests_and_the_environments_failures_are_reported_and_never_repair
         "test_needs_a_module_the_environment_lacks": ("failed", "environment"),
         "test_needs_a_plugin_fixture": ("error", "environment"),
     }
+    assert report["results"][-1]["message"] == "fixture 'mocker' not found"
     code = main(["repair", str(project), "--json", "--model", "none", "--timeout", "60"])
     repair = json.loads(capsys.readouterr().out)
     assert [f["nodeid"] for f in repair["failures"]] == ["tests/test_calc.py::test_triple"]

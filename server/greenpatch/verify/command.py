@@ -65,6 +65,7 @@ def test_command(
             "workspace": str(root), "python": python_used, "level": run.level, "selected": run.selected,
             "reasons": selection.reasons, "built_coverage_map": built_map, "seconds": round(run.seconds, 3),
             "timed_out": run.timed_out, "error": run.error, "passed": run.passed, "cached": run.cached,
+            "restarts": run.restarts,
             "results": [asdict(r) for r in run.results],
         }
         json.dump(data, sys.stdout, indent=2)

@@ -73,11 +73,15 @@ def _patterns(value: object) -> list[str] | None:
     return found or None
 
 
-def _read_config(folder: Path) -> tuple[bool, list[str] | None]:
-    """(folder holds a pytest configuration, its python_files or None), by pytest's order of precedence."""
+Config = tuple[bool, list[str] | None, list[str] | None]  # (found, python_files, testpaths)
+
+
+def _read_config(folder: Path) -> Config:
+    """(folder holds a pytest configuration, its python_files, its testpaths), by pytest's order of precedence."""
     for name, section in (("pytest.ini", "pytest"), (".pytest.ini", "pytest")):
         if (folder / name).is_file():
-            return True, _ini_value(folder / name, section)
+            return True, _ini_value(folder / name, section, "python_files"), _ini_value(
+                folder / name, section, "testpaths")
     pyproject = folder / "pyproject.toml"
     if pyproject.is_file():
         try:
@@ -91,13 +95,14 @@ def _read_config(folder: Path) -> tuple[bool, list[str] | None]:
                 data = {}
             options = data.get("tool", {}).get("pytest", {}).get("ini_options")
             if isinstance(options, dict):
-                return True, _patterns(options.get("python_files"))
+                return True, _patterns(options.get("python_files")), _patterns(options.get("testpaths"))
     for name, section in (("tox.ini", "pytest"), ("setup.cfg", "tool:pytest")):
         if (folder / name).is_file():
             parser = _parser(folder / name)
             if parser is not None and parser.has_section(section):
-                return True, _patterns(parser.get(section, "python_files", fallback=None))
-    return False, None
+                return True, _patterns(parser.get(section, "python_files", fallback=None)), _patterns(
+                    parser.get(section, "testpaths", fallback=None))
+    return False, None, None
 
 
 def _parser(path: Path) -> configparser.RawConfigParser | None:
@@ -109,11 +114,11 @@ def _parser(path: Path) -> configparser.RawConfigParser | None:
     return parser
 
 
-def _ini_value(path: Path, section: str) -> list[str] | None:
+def _ini_value(path: Path, section: str, key: str) -> list[str] | None:
     parser = _parser(path)
     if parser is None or not parser.has_section(section):
         return None
-    return _patterns(parser.get(section, "python_files", fallback=None))
+    return _patterns(parser.get(section, key, fallback=None))
 
 
 def matches(rel: str, patterns: tuple[str, ...] | list[str]) -> bool:
@@ -133,7 +138,7 @@ class TestFiles:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._folders: dict[str, tuple[bool, list[str] | None]] = {}
+        self._folders: dict[str, Config] = {}
 
     def patterns(self, rel: str) -> tuple[str, ...]:
         folder = PurePosixPath(rel).parent
@@ -141,7 +146,7 @@ class TestFiles:
             key = folder.as_posix()
             if key not in self._folders:
                 self._folders[key] = _read_config(self.root / key)
-            found, patterns = self._folders[key]
+            found, patterns, _ = self._folders[key]
             if found:
                 return tuple(patterns or DEFAULT_PYTHON_FILES)
             if key in ("", "."):
@@ -150,6 +155,23 @@ class TestFiles:
 
     def __call__(self, rel: str) -> bool:
         return matches(rel, self.patterns(rel))
+
+    def in_testpaths(self, rel: str) -> bool:
+        """Whether pytest run from the workspace root without arguments collects `rel`: inside one of the root
+        configuration's `testpaths` (folders or globs), or anywhere when it has none."""
+        if "." not in self._folders:
+            self._folders["."] = _read_config(self.root)
+        testpaths = self._folders["."][2]
+        if not testpaths:
+            return True
+        for entry in testpaths:
+            entry = entry.strip("/").removeprefix("./")
+            if entry in ("", ".") or rel == entry or rel.startswith(entry + "/"):
+                return True
+            parts = rel.split("/")
+            if any(fnmatch.fnmatch("/".join(parts[:i]), entry) for i in range(1, len(parts) + 1)):
+                return True
+        return False
 
 
 def workspace_args(root: Path, args: list[str], cwd: Path | None = None) -> list[str]:

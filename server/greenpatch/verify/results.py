@@ -101,8 +101,9 @@ def begun(records: list[dict[str, object]]) -> list[str]:
 def collected(records: list[dict[str, object]]) -> list[str] | None:
     """The node ids pytest chose to run in this attempt, in order (None: collection never finished)."""
     for record in records:
-        if record.get("event") == "collected" and isinstance(record.get("nodeids"), list):
-            return [str(n) for n in record["nodeids"]]  # type: ignore[union-attr]
+        nodeids = record.get("nodeids")
+        if record.get("event") == "collected" and isinstance(nodeids, list):
+            return [str(n) for n in nodeids]
     return None
 
 

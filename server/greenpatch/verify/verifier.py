@@ -278,7 +278,9 @@ class Verifier:
         return out
 
     def _test_files(self, sources: dict[str, str]) -> list[str]:
-        return sorted(rel for rel in sources if self.is_test_file(rel))
+        """The test files a run of the whole suite collects (the project's python_files and testpaths): a file
+        the project never runs (outside testpaths) is no test of a candidate."""
+        return sorted(rel for rel in sources if self.is_test_file(rel) and self.is_test_file.in_testpaths(rel))
 
     def _prepare(self) -> Pristine:
         if self._pristine is None:

@@ -33,6 +33,7 @@ class Timeout(pytest.fail.Exception):  # type: ignore[misc,name-defined]
     `except Exception:` in the test cannot swallow it); pytest reports it as the test's failure (an error when a
     fixture hung) and goes on to the next test."""
 
+
 _keep = os.environ.pop("GREENPATCH_READONLY", "")
 if _keep:
     try:
@@ -236,6 +237,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         report.greenpatch_message = _message(call.excinfo)
         if isinstance(call.excinfo.value, Timeout):
             report.greenpatch_message = str(call.excinfo.value)
+        elif type(call.excinfo.value).__name__ == "FixtureLookupError":  # its repr is no message for a person
+            report.greenpatch_message = f"fixture '{getattr(call.excinfo.value, 'argname', '?')}' not found"
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
