@@ -43,7 +43,7 @@ def test_each_hanging_test_fails_alone_and_every_other_test_is_still_reported(tm
     for name in ("test_spins", "test_sleeps", "test_ignores_the_alarm"):
         assert by_id[f"tests/test_hangs.py::{name}"].message == "timed out after 2 s"
     # the timer stops a Python-level hang where it is: the frame tells repair where the loop is
-    assert by_id["tests/test_hangs.py::test_spins"].frames[-1].line == 12
+    assert by_id["tests/test_hangs.py::test_spins"].frames[-1].line in (12, 13)
     # the test that ignored SIGALRM was killed from outside (where it stood is kept from faulthandler's dump),
     # and the run started again after it
     [frame] = by_id["tests/test_hangs.py::test_ignores_the_alarm"].frames
