@@ -127,9 +127,16 @@ export const SETTINGS: readonly SettingSpec[] = [
   {
     key: "verify.testTimeout",
     type: "number",
-    default: 60,
+    default: 30,
+    minimum: 0,
+    description: "Seconds one test may take (setup, call and teardown); past it that test fails alone and the run goes on. 0: no per-test limit.",
+  },
+  {
+    key: "verify.runTimeout",
+    type: "number",
+    default: 300,
     minimum: 1,
-    description: "Seconds one test run may take before it is stopped.",
+    description: "Seconds one sandboxed test run may take in all; a repair's own time limit bounds it too.",
   },
   {
     key: "verify.parallel",

@@ -83,7 +83,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
     return test_command(
         args.path, changed=args.changed, as_json=args.json, timeout=args.timeout, python=args.python,
-        all_tests=args.all,
+        all_tests=args.all, test_timeout=args.test_timeout, pytest_args=args.pytest_args,
     )
 
 
@@ -109,6 +109,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
     return repair_command(
         args.path, as_json=args.json, apply=args.apply, candidates=args.candidates, rounds=args.rounds,
         model=args.model, timeout=args.timeout, python=args.python, fmt=args.format,
+        test_timeout=args.test_timeout, pytest_args=args.pytest_args,
     )
 
 
@@ -128,11 +129,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse prints its usage block before the error; the README promises one line (subparsers are built with
-    this class too: argparse's add_subparsers defaults to the parser's own class)."""
+    """One line for a mistake: argparse prints its usage block before the error; the README promises one line
+    (subparsers are built with this class too: argparse's add_subparsers defaults to the parser's own class).
+    Everything after the first `--` is pytest's (`greenpatch test|repair PATH -- PYTEST_ARGS...`), whatever it
+    looks like, so it never meets greenpatch's own options."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"greenpatch: error: {message} (see `{self.prog} --help`)\n")
+
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        args = list(sys.argv[1:] if args is None else args)
+        if "--" not in args:
+            return super().parse_known_args(args, namespace)
+        cut = args.index("--")
+        parsed, extra = super().parse_known_args(args[:cut], namespace)
+        if getattr(parsed, "pytest_args", None) is None:
+            extra = [*extra, *args[cut:]]  # this command takes no pytest arguments: reported as unrecognized
+        else:
+            parsed.pytest_args = args[cut + 1:]
+        return parsed, extra
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,14 +183,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "test", cmd_test, "run the affected tests of a workspace in a sandboxed copy",
         "Run the tests affected by the changed files (or all tests) in a throwaway copy of the workspace, "
-        "and print what ran, at which selection level, and the results. The workspace is never written.",
+        "and print what ran, at which selection level, and the results. The workspace is never written. "
+        "Arguments after -- go to pytest (files, node ids, -k, -m, ...).",
     )
     p.add_argument("path", type=_existing_dir, help="workspace folder")
     p.add_argument("--changed", nargs="+", metavar="FILE", default=[], help="files whose affected tests to run")
     p.add_argument("--all", action="store_true", help="run the whole suite")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--timeout", type=_positive_float, default=120.0, help="wall-clock limit in seconds (120)")
+    p.add_argument("--test-timeout", type=_positive_float, default=30.0, metavar="S",
+                   help="seconds one test may take; past it the test fails alone and the run goes on (30)")
     p.add_argument("--python", help="interpreter to run the tests with (default: the workspace's .venv)")
+    p.set_defaults(pytest_args=[])
 
     p = add("model", cmd_model, "install, list and locate models")
     msub = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
@@ -196,7 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
         "repair", cmd_repair, "find failing tests, and print fixes that were verified by the tests",
         "Run the project's tests; for each failure, localize the fault, generate candidate fixes, verify each "
         "in a sandboxed copy, and print a unified diff of every fix that passed. Exit codes: 0 nothing failing, "
-        "1 fixed (a verified fix was found for every failure), 3 failing with no verified fix, 2 usage error.",
+        "1 fixed (a verified fix was found for every failure), 3 failing with no verified fix, 2 usage error. "
+        "Arguments after -- go to pytest (files, node ids, -k, -m, ...) and choose the tests to run and repair; "
+        "without them repair targets whatever fails.",
     )
     p.add_argument("path", type=_existing_dir, help="project folder")
     p.add_argument("--json", action="store_true", help="print results as JSON (the same as --format json)")
@@ -207,7 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=_positive_int, default=None, help="feedback rounds (2)")
     p.add_argument("--model", default=None, help="model name or .gguf path (default: the default model)")
     p.add_argument("--timeout", type=_positive_float, default=None, help="overall time limit in seconds (300)")
+    p.add_argument("--test-timeout", type=_positive_float, default=None, metavar="S",
+                   help="seconds one test may take; past it the test fails alone and the run goes on (30)")
     p.add_argument("--python", help="interpreter to run the tests with (default: the project's .venv)")
+    p.set_defaults(pytest_args=[])
 
     p = add("bench", cmd_bench, "run a benchmark and write a JSON report")
     bsub = p.add_subparsers(dest="bench_command", metavar="BENCH", required=True)

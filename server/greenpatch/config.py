@@ -67,7 +67,11 @@ class RepairSettings:
 
 @dataclass
 class VerifySettings:
-    test_timeout: float = 60.0
+    # Seconds one test may take (setup, call and teardown): past it the test fails alone, "timed out after N s",
+    # and the run goes on with the others. 0: no per-test limit.
+    test_timeout: float = 30.0
+    # Seconds one sandboxed run of pytest may take in all (the outer bound; a repair's own deadline is shorter).
+    run_timeout: float = 300.0
     parallel: int = 2
     memory_mb: int = 2048
 

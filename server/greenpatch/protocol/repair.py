@@ -50,8 +50,8 @@ def _verifier(ls: GreenpatchServer) -> Any:
         assert ls.root is not None
         s = ls.settings
         verifier = Verifier(
-            ls.root, python=s.python, timeout=s.verify.test_timeout, memory_mb=s.verify.memory_mb,
-            parallel=s.verify.parallel, trusted=s.trusted,
+            ls.root, python=s.python, timeout=s.verify.run_timeout, memory_mb=s.verify.memory_mb,
+            parallel=s.verify.parallel, trusted=s.trusted, test_timeout=s.verify.test_timeout,
         )
         ls.services["verifier"] = verifier
     return verifier

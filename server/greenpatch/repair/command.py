@@ -15,7 +15,8 @@ from greenpatch.errors import GreenpatchError, UsageError, WriteError
 from greenpatch.repair import formats
 from greenpatch.repair.apply import Plan, plan_fixes, write_plan
 from greenpatch.repair.pipeline import RepairPipeline
-from greenpatch.repair.types import RepairReport
+from greenpatch.repair.types import Failure, RepairReport
+from greenpatch.verify.pytest_args import workspace_args
 
 EXIT_CLEAN, EXIT_FIXED, EXIT_USAGE, EXIT_UNFIXED, EXIT_WRITE = 0, 1, 2, 3, WriteError.exit_code
 
@@ -62,17 +63,20 @@ def _engine_worker(model: str, settings: Settings) -> tuple[object | None, str]:
 
 def run_repair(
     path: Path, settings: Settings, *, model: str, progress: _Progress | None = None,
+    pytest_args: list[str] | None = None,
 ) -> tuple[RepairReport, Plan, str]:
     from greenpatch.verify import Verifier
 
     started = time.monotonic()
+    # no test run outlives the repair's own time limit (model loading included)
+    deadline = started + max(1.0, settings.repair.max_seconds)
     engine, why = _engine_worker(model, settings)
-    verifier = Verifier(path, python=settings.python, timeout=settings.verify.test_timeout,
-                        memory_mb=settings.verify.memory_mb, parallel=settings.verify.parallel, trusted=True)
+    verifier = Verifier(path, python=settings.python, timeout=settings.verify.run_timeout,
+                        memory_mb=settings.verify.memory_mb, parallel=settings.verify.parallel, trusted=True,
+                        test_timeout=settings.verify.test_timeout, deadline=deadline, pytest_args=pytest_args)
     try:
         pipeline = RepairPipeline(path, verifier, engine, settings.repair, model_name=model)
         report = pipeline.repair(progress=progress)
-        deadline = started + settings.repair.max_seconds
         plan = plan_fixes(path, report, verifier, deadline=deadline, progress=progress)
     finally:
         verifier.close()
@@ -92,14 +96,16 @@ def _fixed(report: RepairReport, plan: Plan | None) -> set[str]:
 def exit_code(report: RepairReport, plan: Plan | None = None) -> int:
     """1 only when every failing test passes with the fixes shown (and written, with --apply) together."""
     if not report.failures:
-        return EXIT_UNFIXED if report.error else EXIT_CLEAN
+        environment = any(f.cause == "environment" for f in report.unreachable)
+        return EXIT_UNFIXED if report.error or environment else EXIT_CLEAN
     fixed = _fixed(report, plan)
     return EXIT_FIXED if all(f.nodeid in fixed for f in report.failures) else EXIT_UNFIXED
 
 
 def repair_command(
     path: Path, *, as_json: bool, apply: bool, candidates: int | None, rounds: int | None, model: str | None,
-    timeout: float | None, python: str | None, fmt: str = "diff",
+    timeout: float | None, python: str | None, fmt: str = "diff", test_timeout: float | None = None,
+    pytest_args: list[str] | None = None,
 ) -> int:
     path = Path(path).resolve()
     if not path.is_dir():
@@ -107,6 +113,8 @@ def repair_command(
     settings = Settings()
     if python:
         settings.python = python
+    if test_timeout:
+        settings.verify.test_timeout = test_timeout
     if candidates:
         settings.repair.candidates = candidates
     if rounds:
@@ -115,7 +123,8 @@ def repair_command(
     model = model or settings.model.repair
     progress = _Progress()
     try:
-        report, plan, why = run_repair(path, settings, model=model, progress=progress)
+        report, plan, why = run_repair(path, settings, model=model, progress=progress,
+                                       pytest_args=workspace_args(path, pytest_args or []))
     finally:
         progress.done()
     if why:
@@ -145,14 +154,29 @@ def repair_command(
     return code
 
 
+def _print_unreachable(unreachable: list[Failure]) -> None:
+    if not unreachable:
+        return
+    err = sys.stderr
+    print(f"greenpatch: not repaired: {len(unreachable)} test(s) fail for reasons a fix cannot reach:", file=err)
+    for failure in unreachable:
+        why = "flaky: failed, then passed when run again" if failure.cause == "flaky" else (
+            failure.message.splitlines()[0] if failure.message else failure.cause)
+        print(f"greenpatch:   {failure.nodeid}: {why}", file=err)
+
+
 def _print_report(report: RepairReport, plan: Plan, applied: list[str], *, tried_to_apply: bool = False) -> None:
     err = sys.stderr
+    _print_unreachable(report.unreachable)
     if report.error and not report.failures:
         print(f"greenpatch: the tests could not run: {report.error.splitlines()[0]}", file=err)
         return
     if not report.failures and report.tests_run == 0:
         print("greenpatch: no tests found (pytest collected none), so there is nothing to verify a fix against",
               file=err)
+        return
+    if not report.failures and report.unreachable:
+        print("greenpatch: no other test fails; nothing to repair", file=err)
         return
     if not report.failures:
         print(f"greenpatch: all {report.tests_run} tests pass; nothing to repair", file=err)

@@ -105,11 +105,13 @@ class RepairPipeline:
         self._report = report
         if baseline is None:
             self._progress("running the tests", 0)
-            baseline = self.verifier.baseline(changes=self._changes or None, cancel=self._cancel)
+            baseline = self.verifier.baseline(changes=self._changes or None, cancel=self._cancel,
+                                              deadline=self._deadline)
         self._check_cancel()
         report.level = baseline.level
         report.tests_run = len(baseline.results)
-        failing = baseline.failed
+        failing = baseline.failed  # flaky tests and the environment's failures are never targets
+        report.unreachable = [Failure(r.nodeid, r.message, cause=r.cause) for r in baseline.unreachable]
         # A syntax error shows up as a collection error (a node id without "::") or as a broken run.
         collection = [r for r in failing if "::" not in r.nodeid]
         broken = self._unparsable(focus) if (baseline.error or collection) else []
@@ -497,7 +499,7 @@ class RepairPipeline:
             self._report.candidates_tried += len(batch)
             self._progress(f"verifying candidate {self._report.candidates_tried}", None)
             runs = self.verifier.run_many([self._overlay(c) for c in batch], tests=target_ids,
-                                          stop_at_first_failure=True, cancel=self._cancel)
+                                          stop_at_first_failure=True, cancel=self._cancel, deadline=self._deadline)
             self._check_cancel()
             survivors = []
             for cand, run in zip(batch, runs):
@@ -510,7 +512,8 @@ class RepairPipeline:
             others_failing = any(r.outcome in ("failed", "error") and r.nodeid not in target_ids
                                  for r in self._baseline.results)
             full = self.verifier.run_many([self._overlay(c) for c in survivors], tests=None,
-                                          stop_at_first_failure=not others_failing, cancel=self._cancel)
+                                          stop_at_first_failure=not others_failing, cancel=self._cancel,
+                                          deadline=self._deadline)
             self._check_cancel()
             for cand, run in zip(survivors, full):
                 if self._no_regressions(run, target_ids):
@@ -566,7 +569,8 @@ class RepairPipeline:
         for cand in fresh[: self.settings.candidates * 2]:
             self._check_cancel()
             self._report.candidates_tried += 1
-            run = self.verifier.run(self._overlay(cand), stop_at_first_failure=True, cancel=self._cancel)
+            run = self.verifier.run(self._overlay(cand), stop_at_first_failure=True, cancel=self._cancel,
+                                    deadline=self._deadline)
             if not run.error and not run.timed_out and not run.failed:
                 verified.append(_Verified(cand, run, changed_tokens(text, cand.text)))
                 break
@@ -662,7 +666,7 @@ class RepairPipeline:
             overlays.append(overlay)
         self._progress("comparing the passing candidates on extra inputs", None)
         runs = self.verifier.run_many(overlays, tests=[f"{probe_rel}::test_greenpatch_probe"],
-                                      stop_at_first_failure=True, cancel=self._cancel)
+                                      stop_at_first_failure=True, cancel=self._cancel, deadline=self._deadline)
         self._check_cancel()
         behaviours: list[tuple[str, ...] | None] = []
         for run in runs:

@@ -12,6 +12,7 @@ class Failure:
     message: str
     path: str | None = None  # fault location: workspace-relative POSIX path of non-test code
     line: int | None = None  # 1-based
+    cause: str = ""  # why no fix can reach it: "environment" | "flaky" (verify/causes.py); "" otherwise
 
 
 @dataclass
@@ -43,6 +44,7 @@ class RepairReport:
     error: str = ""
     tests_run: int = 0
     notes: list[str] = field(default_factory=list)  # things the user should know (no model, timed out, ...)
+    unreachable: list[Failure] = field(default_factory=list)  # failing for reasons no fix can reach: not repaired
 
     @property
     def unfixed(self) -> list[Failure]:

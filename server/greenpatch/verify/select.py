@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -185,12 +186,13 @@ def edited_functions(old: str, new: str) -> list[Scope] | None:
 
 def select(
     changes: dict[str, str], *, sources: dict[str, str], cmap: CoverageMap | None,
-    test_files: list[str], against_map: bool = False,
+    test_files: list[str], against_map: bool = False, is_test: Callable[[str], bool] | None = None,
 ) -> Selection:
     """Which tests can be affected by `changes` (path -> new content), given the workspace's current `sources`
     (path -> content, Python files) and the coverage map (None if none was built).
     against_map: diff each changed file against its version when the map was measured (kept beside the map)
-    instead of the workspace's current version: what `greenpatch test --changed` wants for edits already saved."""
+    instead of the workspace's current version: what `greenpatch test --changed` wants for edits already saved.
+    is_test: whether a path is a test file (the project's python_files; pytest's default when None)."""
     chosen: set[str] = set()
     reasons: dict[str, str] = {}
     level_rank = 0
@@ -199,7 +201,8 @@ def select(
         old = sources.get(rel)
         if against_map and cmap is not None:
             old = cmap.measured_source(rel) or old
-        rank, picked, reason = _select_one(rel, old, new, sources, cmap, test_files, mapped_files)
+        rank, picked, reason = _select_one(rel, old, new, sources, cmap, test_files, mapped_files,
+                                           is_test or is_test_file)
         reasons[rel] = reason
         level_rank = max(level_rank, rank)
         if rank == LEVELS.index("all"):
@@ -222,12 +225,12 @@ def _files_by_test(cmap: CoverageMap | None) -> dict[str, list[str]]:
 
 def _select_one(
     rel: str, old: str | None, new: str, sources: dict[str, str], cmap: CoverageMap | None, test_files: list[str],
-    mapped_files: dict[str, list[str]],
+    mapped_files: dict[str, list[str]], is_test: Callable[[str], bool],
 ) -> tuple[int, set[str], str]:
     rank = LEVELS.index
     if not rel.endswith(".py"):
         return rank("all"), set(), "not a Python file"
-    if is_test_file(rel):
+    if is_test(rel):
         return rank("test-file"), {rel}, "test file"
     name = PurePosixPath(rel).name
     if name == "conftest.py":

@@ -19,6 +19,8 @@ class TestResult:
     duration: float = 0.0
     message: str = ""  # short failure message ("AssertionError: assert 3 == 4")
     frames: list[Frame] = field(default_factory=list)  # innermost last
+    # why a failure is out of a fix's reach (verify/causes.py): "environment" | "flaky" | "" (a fix may reach it)
+    cause: str = ""
 
 
 @dataclass
@@ -30,14 +32,23 @@ class TestRun:
     timed_out: bool = False
     error: str = ""  # collection error / crash / interpreter problem, empty when the run itself worked
     cached: bool = False
+    restarts: int = 0  # times the run was started again for the tests after one that hung or ended the process
 
     @property
     def passed(self) -> bool:
-        return not self.error and not self.timed_out and all(r.outcome in ("passed", "skipped") for r in self.results)
+        """Nothing failed but flaky tests (an environment failure is still a failure of the run)."""
+        return not self.error and not self.timed_out and all(
+            r.outcome in ("passed", "skipped") or r.cause == "flaky" for r in self.results)
 
     @property
     def failed(self) -> list[TestResult]:
-        return [r for r in self.results if r.outcome in ("failed", "error")]
+        """The failures a fix may reach: repair targets and what decides a candidate's run."""
+        return [r for r in self.results if r.outcome in ("failed", "error") and not r.cause]
+
+    @property
+    def unreachable(self) -> list[TestResult]:
+        """Failures no edit of the project can fix: flaky tests and the environment's (verify/causes.py)."""
+        return [r for r in self.results if r.outcome in ("failed", "error") and r.cause]
 
 
 # A candidate edit: workspace-relative POSIX path -> full new file content.

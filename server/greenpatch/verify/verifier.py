@@ -29,9 +29,11 @@ from pathlib import Path, PurePosixPath
 from greenpatch.cancel import CancelToken
 from greenpatch.errors import UntrustedWorkspace, UsageError, VerifyError
 from greenpatch.verify import process
+from greenpatch.verify.causes import FLAKY, workspace_names
 from greenpatch.verify.covmap import CoverageMap, content_hash, from_coverage_data
+from greenpatch.verify.pytest_args import TestFiles, narrow, split_args
 from greenpatch.verify.python import Interpreter, probe, resolve_python
-from greenpatch.verify.results import build_results, read_records
+from greenpatch.verify.results import begun, build_results, collected, ended, hang_frames, read_records
 from greenpatch.verify.sandbox import (
     Pristine,
     make_sandbox,
@@ -40,12 +42,15 @@ from greenpatch.verify.sandbox import (
     skip_dir,
     source_files,
 )
-from greenpatch.verify.select import Selection, importers, is_test_file, select
+from greenpatch.verify.select import Selection, importers, select
 from greenpatch.verify.types import Changes, Frame, TestResult, TestRun
+from greenpatch.verify.watch import TestWatch
 from greenpatch.verify.zygote import Zygote, warm_enabled
 
 PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
 CACHE_LIMIT = 512
+RECHECK_LIMIT = 100  # failing tests run a second time after a baseline, to tell flaky ones
+TIMED_OUT = "timed out after "  # how a test that ran past its own limit is reported (plugin and watch alike)
 
 
 def default_state_dir(root: Path) -> Path:
@@ -80,13 +85,23 @@ class Verifier:
 
     def __init__(
         self, root: Path, *, python: str = "", timeout: float = 60.0, memory_mb: int = 2048, parallel: int = 2,
-        trusted: bool = True, state_dir: Path | None = None, warm: bool | None = None,
+        trusted: bool = True, state_dir: Path | None = None, warm: bool | None = None, test_timeout: float = 0.0,
+        deadline: float | None = None, pytest_args: list[str] | None = None,
     ) -> None:
+        """timeout: wall clock of one run; test_timeout: of one test within it (0: none); deadline: a
+        time.monotonic() no run of this verifier outlives; pytest_args: the user's pytest arguments (options for
+        every run, files and node ids as the scope of what runs)."""
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise UsageError(f"{root}: not a folder")
         self.python = resolve_python(self.root, python)
         self.timeout = timeout
+        self.test_timeout = max(0.0, test_timeout)
+        self.deadline = deadline
+        self.pytest_args = list(pytest_args or [])
+        self.pytest_options, self.scope = split_args(self.pytest_args)
+        self.is_test_file = TestFiles(self.root)
+        self.flaky: set[str] = set()  # node ids that failed, then passed when run again
         self.memory_mb = memory_mb
         self.parallel = max(1, parallel)
         self.trusted = trusted
@@ -110,18 +125,23 @@ class Verifier:
 
     # --- public API ------------------------------------------------------------------------------------------
 
-    def baseline(self, *, changes: Changes | None = None, cancel: CancelToken | None = None) -> TestRun:
-        """Run the whole suite with per-test coverage contexts and rebuild the test -> lines map from it."""
+    def baseline(
+        self, *, changes: Changes | None = None, cancel: CancelToken | None = None, deadline: float | None = None,
+    ) -> TestRun:
+        """Run the whole suite (the user's scope) with per-test coverage contexts and rebuild the test -> lines map
+        from it; failing tests are run again once to tell flaky ones (cause "flaky")."""
         self._require_trust()
-        run = self._execute(self._check(changes or {}), [], "all", coverage=True, stop=False, cancel=cancel)
-        return run
+        changes = self._check(changes or {})
+        run = self._execute(changes, list(self.scope), "all", coverage=True, stop=False, cancel=cancel,
+                            deadline=deadline)
+        return self._recheck(run, changes, cancel, deadline)
 
-    def refresh(self, *, cancel: CancelToken | None = None) -> TestRun:
+    def refresh(self, *, cancel: CancelToken | None = None, deadline: float | None = None) -> TestRun:
         """Bring the coverage map up to date incrementally: re-measure only the tests that can see the files
         changed since it was built (the whole suite when there is no map yet)."""
         self._require_trust()
         if self._map is None:
-            return self.baseline(cancel=cancel)
+            return self.baseline(cancel=cancel, deadline=deadline)
         sources = self._read_sources(all_files=True)
         stale = {rel for rel in set(sources) | set(self._map.hashes)
                  if self._map.hashes.get(rel) != (content_hash(sources[rel]) if rel in sources else None)}
@@ -131,39 +151,47 @@ class Verifier:
         tests = self._test_files(py_sources)
         targets: set[str] = set()
         for rel in stale:
-            if is_test_file(rel) and rel in sources:
+            if self.is_test_file(rel) and rel in sources:
                 targets.add(rel)
             elif rel.endswith(".py"):
                 targets |= {t for t, files in self._map.tests.items() if rel in files}
                 targets |= {u for u in importers(rel, py_sources) if u in tests}
             elif rel in sources:
-                return self.baseline(cancel=cancel)
+                return self.baseline(cancel=cancel, deadline=deadline)
         targets = {t for t in targets if t.split("::", 1)[0] in sources}
         whole = {t for t in targets if "::" not in t}
         targets = {t for t in targets if t in whole or t.split("::", 1)[0] not in whole}
         return self._execute({}, sorted(targets), "coverage", coverage=True, stop=False, cancel=cancel,
-                             incremental=True)
+                             incremental=True, deadline=deadline)
 
     def run(
         self, changes: Changes | None = None, *, tests: list[str] | None = None, stop_at_first_failure: bool = False,
-        cancel: CancelToken | None = None,
+        cancel: CancelToken | None = None, deadline: float | None = None, recheck: bool = False,
     ) -> TestRun:
         """Run the tests affected by `changes` (path -> full new content, applied in the sandbox only), or the
-        given node ids / test files (level "given"). An empty selection at level "all" runs the whole suite."""
+        given node ids / test files (level "given"). An empty selection at level "all" runs the whole suite (the
+        user's scope). No run outlives `deadline` (time.monotonic()). recheck: run failing tests again once to
+        tell flaky ones; tests found flaky before are marked so in every run."""
         self._require_trust()
         changes = self._check(changes or {})
         if tests is not None:
             selection = Selection(list(tests), "given")
         elif changes:
             selection = self.select(changes)
+            if selection.level != "all" and self.scope:
+                selection.tests = narrow(selection.tests, self.scope)
+                if not selection.tests:
+                    selection = Selection([], "all", selection.reasons)
         else:
             selection = Selection([], "all")
-        return self._execute(changes, selection.tests, selection.level, coverage=False,
-                             stop=stop_at_first_failure, cancel=cancel)
+        targets = selection.tests if selection.level != "all" else list(self.scope)
+        run = self._execute(changes, targets, selection.level, coverage=False, stop=stop_at_first_failure,
+                            cancel=cancel, deadline=deadline)
+        return self._recheck(run, changes, cancel, deadline) if recheck else run
 
     def run_many(
         self, candidates: list[Changes], *, tests: list[str] | None = None, stop_at_first_failure: bool = True,
-        cancel: CancelToken | None = None,
+        cancel: CancelToken | None = None, deadline: float | None = None,
     ) -> list[TestRun]:
         """Verify candidates in parallel (up to `parallel` at once); results in the order of `candidates`."""
         self._require_trust()
@@ -171,7 +199,7 @@ class Verifier:
             return []
         with ThreadPoolExecutor(max_workers=min(self.parallel, len(candidates))) as pool:
             futures = [pool.submit(self.run, c, tests=tests, stop_at_first_failure=stop_at_first_failure,
-                                   cancel=cancel) for c in candidates]
+                                   cancel=cancel, deadline=deadline) for c in candidates]
             return [f.result() for f in futures]
 
     def select(self, changes: Changes, *, against_map: bool = False) -> Selection:
@@ -180,7 +208,7 @@ class Verifier:
         changes = self._check(changes)
         sources = self._read_sources()
         return select(changes, sources=sources, cmap=self._map, test_files=self._test_files(sources),
-                      against_map=against_map)
+                      against_map=against_map, is_test=self.is_test_file)
 
     def line_coverage(self) -> dict[str, dict[str, set[int]]]:
         """Test node id -> {workspace-relative path: executed 1-based lines}, from the last baseline."""
@@ -249,9 +277,10 @@ class Verifier:
             out[rel] = text
         return out
 
-    @staticmethod
-    def _test_files(sources: dict[str, str]) -> list[str]:
-        return sorted(rel for rel in sources if is_test_file(rel))
+    def _test_files(self, sources: dict[str, str]) -> list[str]:
+        """The test files a run of the whole suite collects (the project's python_files and testpaths): a file
+        the project never runs (outside testpaths) is no test of a candidate."""
+        return sorted(rel for rel in sources if self.is_test_file(rel) and self.is_test_file.in_testpaths(rel))
 
     def _prepare(self) -> Pristine:
         if self._pristine is None:
@@ -261,16 +290,19 @@ class Verifier:
         return self._pristine
 
     def _cache_key(self, changes: Changes, targets: list[str], stop: bool, fingerprint: str) -> str:
-        blob = json.dumps([sorted(changes.items()), targets, stop, fingerprint, self.python], sort_keys=True)
+        blob = json.dumps([sorted(changes.items()), targets, stop, fingerprint, self.python, self.test_timeout,
+                           self.pytest_options], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def _execute(
         self, changes: Changes, targets: list[str], level: str, *, coverage: bool, stop: bool,
-        cancel: CancelToken | None, incremental: bool = False,
+        cancel: CancelToken | None, incremental: bool = False, deadline: float | None = None,
     ) -> TestRun:
         token = _Either(cancel, self._closing)
         if token.is_set():
             return TestRun(level=level, selected=list(targets), error="cancelled")
+        # the run's wall clock, never past the caller's deadline nor this verifier's
+        ends = min(d for d in (time.monotonic() + self.timeout, deadline, self.deadline) if d is not None)
         with self._lock:
             if self._closing.is_set():
                 return TestRun(level=level, selected=list(targets), error="cancelled")
@@ -278,7 +310,9 @@ class Verifier:
             fingerprint = pristine.fingerprint()
             key = self._cache_key(changes, targets, stop, fingerprint)
             if not coverage and key in self._cache:
-                return _run_from_dict(self._cache[key])
+                return self._mark_flaky(_run_from_dict(self._cache[key]))
+            if ends <= time.monotonic():
+                return TestRun(level=level, selected=list(targets), timed_out=True)
             assert self._work is not None
             box = make_sandbox(pristine, self._work, changes)
             hashes = {rel: content_hash((pristine.path / rel).read_bytes()) for rel in pristine.files()
@@ -286,8 +320,9 @@ class Verifier:
             self._active += 1
         try:
             hashes.update({rel: content_hash(text) for rel, text in changes.items()} if coverage else {})
-            run = self._run_pytest(box, targets, level, coverage=coverage, stop=stop, cancel=token)
-            if coverage and run.error == "" and not run.timed_out:
+            run = self._run_pytest(box, targets, level, coverage=coverage, stop=stop, cancel=token, ends=ends)
+            # a run started again after a hang measured only part of the suite in each process: no map from it
+            if coverage and run.error == "" and not run.timed_out and not run.restarts:
                 snapshot = {rel: (box.src / rel).read_text(encoding="utf-8", errors="replace")
                             for rel in hashes if rel.endswith(".py") and (box.src / rel).exists()}
                 measured = from_coverage_data(box.out / "coverage", box.src, hashes, snapshot)
@@ -301,7 +336,8 @@ class Verifier:
                         self._map.snapshot = snapshot
                     else:
                         self._map = measured
-                    self._map.save(self.map_path)
+                    if not self.pytest_args:  # a map of part of the suite serves this verifier only
+                        self._map.save(self.map_path)
         finally:
             remove_tree(box.path)
             with self._idle:
@@ -309,21 +345,47 @@ class Verifier:
                     self._pristine.repair()
                 self._active -= 1
                 self._idle.notify_all()
-        if not coverage and not run.error and not run.timed_out:
+        if not coverage and not run.error and not run.timed_out and not run.restarts and not any(
+                r.message.startswith(TIMED_OUT) for r in run.results):  # a time limit depends on the load
             with self._lock:
                 self._cache[key] = asdict(run)
                 self._save_cache()
+        return self._mark_flaky(run)
+
+    def _mark_flaky(self, run: TestRun) -> TestRun:
+        for result in run.results:
+            if result.nodeid in self.flaky and result.outcome in ("failed", "error") and not result.cause:
+                result.cause = FLAKY
         return run
+
+    def _recheck(self, run: TestRun, changes: Changes, cancel: CancelToken | None, deadline: float | None) -> TestRun:
+        """Run the failing tests of `run` once more, alone; those that pass now are flaky (cause "flaky", and
+        remembered for every later run). A test that ran out of time is not run again: that costs its limit."""
+        again = [r.nodeid for r in run.failed if "::" in r.nodeid and not r.message.startswith(TIMED_OUT)]
+        if not again or run.error or len(again) > RECHECK_LIMIT:
+            return run
+        second = self._execute(changes, again, "given", coverage=False, stop=False, cancel=cancel,
+                               deadline=deadline)
+        if second.error:
+            return run
+        passed = {r.nodeid for r in second.results if r.outcome == "passed"}
+        with self._lock:
+            self.flaky |= passed
+        return self._mark_flaky(run)
 
     def _run_pytest(
         self, box: object, targets: list[str], level: str, *, coverage: bool, stop: bool, cancel: _Either,
+        ends: float,
     ) -> TestRun:
+        """Run pytest in `box` until `ends` (time.monotonic()). When a test hangs past its limit (or ends the test
+        process), that test is recorded and the run is started again without the tests already run, so every
+        other test still gets its result."""
         from greenpatch.verify.sandbox import Sandbox
 
         assert isinstance(box, Sandbox)
-        results_file = box.out / "results.jsonl"
         argv = [self.python, "-m", "pytest", "-p", "greenpatch_pytest", "-p", "no:cacheprovider",
-                "--rootdir", str(box.src), "-q", "--color=no", "-o", "console_output_style=classic"]
+                "--rootdir", str(box.src), "-q", "--color=no", "-o", "console_output_style=classic",
+                *self.pytest_options]
         if stop:
             argv.append("-x")
         if len(targets) > 200:
@@ -332,26 +394,67 @@ class Verifier:
             argv.append(f"@{args_file}")
         else:
             argv.extend(targets)
-        env = self._environment(box, results_file, coverage)
-        outcome = process.run(argv, cwd=box.src, env=env, output=box.out / "output.log", timeout=self.timeout,
-                              memory_mb=self.memory_mb, cancel=cancel, zygote=self._get_zygote())
-        self.sessions += [*outcome.abandoned, outcome.session]
-        self.warm_runs += outcome.warm
-        records = read_records(results_file)
-        if outcome.warm:
-            self._compile_imported(records)
-        results, started = build_results(records, box.src, outcome.killed)
-        run = TestRun(results=results, level=level, selected=list(targets), seconds=outcome.seconds,
-                      timed_out=outcome.timed_out)
+        pristine = self._pristine
+        started_at = time.monotonic()
+        results: dict[str, TestResult] = {}
+        done: set[str] = set()  # node ids some attempt began
+        first_started = False
+        attempt = 0
+        while True:
+            results_file = box.out / ("results.jsonl" if attempt == 0 else f"results.{attempt}.jsonl")
+            env = self._environment(box, results_file, coverage)
+            if self.test_timeout:
+                env["GREENPATCH_TEST_TIMEOUT"] = f"{self.test_timeout:g}"
+            if done:
+                deselect = box.out / f"deselect.{attempt}.txt"
+                deselect.write_text("".join(f"{nodeid}\n" for nodeid in sorted(done)), encoding="utf-8")
+                env["GREENPATCH_DESELECT"] = str(deselect)
+            watch = TestWatch(cancel, results_file, self.test_timeout)
+            outcome = process.run(argv, cwd=box.src, env=env, output=box.out / "output.log",
+                                  timeout=max(0.1, ends - time.monotonic()), memory_mb=self.memory_mb,
+                                  cancel=watch, zygote=self._get_zygote())
+            self.sessions += [*outcome.abandoned, outcome.session]
+            self.warm_runs += outcome.warm
+            records = read_records(results_file)
+            if outcome.warm:
+                self._compile_imported(records)
+            hung = watch.overrun if not cancel.is_set() else ""
+            if hung:
+                outcome.cancelled, outcome.killed = False, f"{TIMED_OUT}{self.test_timeout:g} s"
+            failing = any(r.get("outcome") in ("failed", "error") or r.get("event") == "collect-error" for r in records)
+            names = workspace_names(pristine.files()) if failing and pristine is not None else None
+            attempt_results, started = build_results(records, box.src, outcome.killed, names,
+                                                     killed_outcome="failed" if hung else "error")
+            first_started = first_started or started
+            if hung:
+                stuck = next((r for r in attempt_results if r.nodeid == hung and not r.frames), None)
+                if stuck is not None:
+                    stuck.frames = hang_frames(_read_text(Path(f"{results_file}.hang")), hung, box.src)
+            for result in attempt_results:
+                results.setdefault(result.nodeid, result)
+            began = begun(records)
+            done.update(began)
+            wanted = collected(records)
+            # started again when one test hung past its limit, or ended the test process while it ran (no "end"
+            # record, the test never finished), and tests are left and time is too
+            cut_short = hung or (not outcome.killed and not any(r.get("event") == "end" for r in records)
+                                 and bool(set(began) - ended(records)))
+            left = [n for n in wanted or [] if n not in done]
+            if not (cut_short and left and not stop and not outcome.cancelled and not outcome.timed_out
+                    and ends - time.monotonic() > 0.5):
+                break
+            attempt += 1
+        run = TestRun(results=list(results.values()), level=level, selected=list(targets),
+                      seconds=time.monotonic() - started_at, timed_out=outcome.timed_out, restarts=attempt)
         if outcome.cancelled:
             run.error = "cancelled"
-        elif outcome.killed and not outcome.timed_out:
+        elif outcome.killed and not outcome.timed_out and not hung:
             run.error = f"killed: {outcome.killed}"
-        elif not started:
+        elif not first_started:
             run.error = _startup_error(outcome.output, self.python)
-        elif outcome.returncode in (2, 3, 4) and not results:
+        elif outcome.returncode in (2, 3, 4) and not run.results:
             run.error = _last_lines(outcome.output) or f"pytest exited with code {outcome.returncode}"
-        elif outcome.returncode not in (0, 1, 2, 5) and not outcome.timed_out:
+        elif outcome.returncode not in (0, 1, 2, 5) and not outcome.timed_out and not hung and not attempt:
             # the interpreter died (SIGXCPU, SIGXFSZ, memory): pytest had no chance to report
             run.error = f"the test process ended abnormally (exit {outcome.returncode}): " + _last_lines(
                 outcome.output, 3)
@@ -469,12 +572,20 @@ def base_environment(python: str, home: str, tmp: str) -> dict[str, str]:
 def _run_from_dict(data: dict[str, object]) -> TestRun:
     raw = dict(data)
     results = [
-        TestResult(r["nodeid"], r["outcome"], r["duration"], r["message"], [Frame(**f) for f in r["frames"]])
+        TestResult(r["nodeid"], r["outcome"], r["duration"], r["message"], [Frame(**f) for f in r["frames"]],
+                   r.get("cause", ""))
         for r in raw.pop("results")  # type: ignore[union-attr,index]
     ]
     run = TestRun(results=results, **raw)  # type: ignore[arg-type]
     run.cached = True
     return run
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def _last_lines(text: str, count: int = 5) -> str:

@@ -12,8 +12,10 @@ coverage only.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
+import signal
 import sys
 import traceback
 from typing import Any
@@ -24,6 +26,17 @@ from greenpatch_readonly import read_only_except as _read_only_except  # the zyg
 
 _out: Any = None
 _cov: Any = None
+_test_limit = 0.0  # seconds one test may take ($GREENPATCH_TEST_TIMEOUT); 0: no per-test limit
+_deselect: set[str] = set()  # node ids already run by an earlier attempt of this run ($GREENPATCH_DESELECT)
+_hang: Any = None  # file faulthandler writes the stacks of a test still running past its limit to (RESULTS.hang)
+HANG_AFTER = 0.5  # seconds past the limit: the timer did not end the test, greenpatch is about to kill it
+
+
+class Timeout(pytest.fail.Exception):  # type: ignore[misc,name-defined]
+    """Raised inside a test that ran past its limit. An outcome exception like pytest.fail's (not an Exception, so
+    `except Exception:` in the test cannot swallow it); pytest reports it as the test's failure (an error when a
+    fixture hung) and goes on to the next test."""
+
 
 _keep = os.environ.pop("GREENPATCH_READONLY", "")
 if _keep:
@@ -75,6 +88,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _out = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole session
     if os.environ.pop("GREENPATCH_NETNS", "") == "1":
         _loopback_up()
+    _read_run_limits(config, path)
     data_file = os.environ.pop("GREENPATCH_COVERAGE", "")
     engine = os.environ.pop("GREENPATCH_COVERAGE_ENGINE", "")
     if data_file:
@@ -85,6 +99,52 @@ def pytest_configure(config: pytest.Config) -> None:
             _cov = None
             _emit({"event": "warning", "message": f"line recording did not start: {type(exc).__name__}: {exc}"})
     _emit({"event": "start", "root": _rootpath(config), "python": sys.version.split()[0]})
+
+
+def _read_run_limits(config: pytest.Config, results: str) -> None:
+    global _test_limit, _hang
+    try:
+        _test_limit = max(0.0, float(os.environ.pop("GREENPATCH_TEST_TIMEOUT", "") or 0))
+    except ValueError:
+        _test_limit = 0.0
+    if not hasattr(signal, "setitimer"):
+        _test_limit = 0.0  # no SIGALRM (Windows): greenpatch's watchdog alone ends a test that hangs
+    try:  # faulthandler has one timer: the project's own faulthandler_timeout keeps it
+        theirs = float(config.getini("faulthandler_timeout") or 0)
+    except (ValueError, TypeError):
+        theirs = 0.0
+    if _test_limit and not theirs:
+        try:
+            _hang = open(results + ".hang", "w", encoding="utf-8")  # noqa: SIM115 - open for the whole session
+        except OSError:
+            _hang = None
+    path = os.environ.pop("GREENPATCH_DESELECT", "")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                _deselect.update(line.rstrip("\n") for line in f if line.strip())
+        except OSError:
+            pass
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A run started again after a test hung: the tests an earlier attempt already ran are left out.
+    if not _deselect:
+        return
+    kept = [item for item in items if item.nodeid not in _deselect]
+    dropped = [item for item in items if item.nodeid in _deselect]
+    if dropped:
+        items[:] = kept
+        config.hook.pytest_deselected(items=dropped)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _emit({"event": "collected", "nodeids": [item.nodeid for item in session.items]})
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise Timeout(f"timed out after {_test_limit:g} s")
 
 
 def _imported_files(root: str) -> list[str]:
@@ -118,9 +178,44 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Any:
     _emit({"event": "begin", "nodeid": item.nodeid})
     if _cov is not None:
         _cov.switch_context(item.nodeid)
-    yield
+    previous = _start_timer()
+    try:
+        yield
+    finally:
+        _stop_timer(previous)
     if _cov is not None:
         _cov.switch_context("")
+    _emit({"event": "done", "nodeid": item.nodeid})
+
+
+def _start_timer() -> Any:
+    """Arm the per-test timer (setup, call and teardown together). A test stuck in Python code - a loop, a sleep,
+    a socket wait - gets Timeout raised where it is, so its traceback shows where it hung; one the signal cannot
+    reach (C code, SIGALRM ignored or taken over) is ended from outside by greenpatch a little later."""
+    if not _test_limit:
+        return None
+    if _hang is not None:
+        # for a test the signal cannot stop: where every thread was, written from a C thread of faulthandler's
+        # just before greenpatch kills the run (verifier reads it as the test's frames)
+        faulthandler.dump_traceback_later(_test_limit + HANG_AFTER, file=_hang)
+    try:
+        previous = signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, _test_limit)
+    except (ValueError, OSError):  # not the main thread
+        return None
+    return previous
+
+
+def _stop_timer(previous: Any) -> None:
+    if _hang is not None:
+        faulthandler.cancel_dump_traceback_later()
+    if previous is None:
+        return
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    except (ValueError, OSError, TypeError):
+        pass
 
 
 def _frames(excinfo: Any) -> list[list[Any]]:
@@ -150,6 +245,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     if call.excinfo is not None and report.outcome == "failed":
         report.greenpatch_frames = _frames(call.excinfo)
         report.greenpatch_message = _message(call.excinfo)
+        if isinstance(call.excinfo.value, Timeout):
+            report.greenpatch_message = str(call.excinfo.value)
+        elif type(call.excinfo.value).__name__ == "FixtureLookupError":  # its repr is no message for a person
+            report.greenpatch_message = f"fixture '{getattr(call.excinfo.value, 'argname', '?')}' not found"
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
