@@ -109,7 +109,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
     return repair_command(
         args.path, as_json=args.json, apply=args.apply, candidates=args.candidates, rounds=args.rounds,
-        model=args.model, timeout=args.timeout, python=args.python,
+        model=args.model, timeout=args.timeout, python=args.python, quiet=args.quiet, verbose=args.verbose,
     )
 
 
@@ -198,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="model name or .gguf path (default: the default model)")
     p.add_argument("--timeout", type=_positive_float, default=None, help="overall time limit in seconds (300)")
     p.add_argument("--python", help="interpreter to run the tests with (default: the project's .venv)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    p.add_argument("--verbose", action="store_true",
+                   help="when stderr is not a terminal, print a line at each phase (on a terminal: a live line)")
 
     p = add("bench", cmd_bench, "run a benchmark and write a JSON report")
     bsub = p.add_subparsers(dest="bench_command", metavar="BENCH", required=True)

@@ -1,28 +1,44 @@
 """`greenpatch repair PATH`: run the tests, repair what fails, print verified diffs (or JSON), apply with --apply.
 
-Exit codes: 0 nothing failing, 1 every failure got a verified fix, 3 failing with no verified fix, 2 usage error.
-The diff goes to stdout, progress to stderr."""
+Exit codes: 0 nothing failing, 1 every failure got a verified fix, 3 failing with no verified fix (also when the
+time limit left some failure without one), 2 usage error, 130 interrupted. At the time limit or on Ctrl-C what
+was verified so far is still printed. The diff goes to stdout, progress to stderr: a live line on a terminal; on a
+pipe nothing (CI logs stay clean), or one line per phase with --verbose."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
+from greenpatch.cancel import CancelToken
 from greenpatch.config import Settings
-from greenpatch.errors import GreenpatchError, UsageError
+from greenpatch.errors import Cancelled, GreenpatchError, UsageError
 from greenpatch.repair.pipeline import RepairPipeline
 from greenpatch.repair.types import RepairReport
 
-EXIT_CLEAN, EXIT_FIXED, EXIT_USAGE, EXIT_UNFIXED = 0, 1, 2, 3
+EXIT_CLEAN, EXIT_FIXED, EXIT_USAGE, EXIT_UNFIXED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class _Progress:
-    def __init__(self) -> None:
+    """The pipeline's progress ("phase — what, counts, time left") on stderr: on a terminal one live line that
+    each message redraws; otherwise nothing, or with `verbose` one line when the phase changes; with `quiet`
+    nothing at all."""
+
+    def __init__(self, *, quiet: bool = False, verbose: bool = False) -> None:
         self.started = time.monotonic()
-        self.tty = sys.stderr.isatty()
+        self.tty = sys.stderr.isatty() and not quiet
+        self.lines = verbose and not quiet and not self.tty
         self.last = ""
+        self.phase = ""
+        self.drawn = False
 
     def __call__(self, message: str, percent: int | None = None) -> None:
         if message == self.last:
@@ -30,15 +46,49 @@ class _Progress:
         self.last = message
         line = f"greenpatch: [{time.monotonic() - self.started:5.1f}s] {message}"
         if self.tty:
-            sys.stderr.write("\r\033[K" + line)
-        else:
+            width = shutil.get_terminal_size((100, 24)).columns - 1  # a wrapped line could not be redrawn
+            sys.stderr.write("\r\033[K" + (line if len(line) <= width else line[: width - 1] + "…"))
+            self.drawn = True
+        elif self.lines:
+            phase = message.split(" — ")[0]
+            if phase == self.phase:
+                return
+            self.phase = phase
             sys.stderr.write(line + "\n")
+        else:
+            return
         sys.stderr.flush()
 
     def done(self) -> None:
-        if self.tty and self.last:
+        if self.drawn:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
+
+
+class RepairRun(NamedTuple):
+    report: RepairReport
+    why: str  # why no model ran ("" when one did)
+    engine_stopped: bool  # False: the model thread could not be stopped; the process must leave with exit_now
+
+
+@contextlib.contextmanager
+def _interrupt_cancels(cancel: CancelToken) -> Iterator[None]:
+    """The first Ctrl-C cancels the repair (it stops at its next check and keeps what was verified); a second one
+    interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def first(signum: int, frame: object) -> None:
+        cancel.cancel()
+        print("\ngreenpatch: stopping; press Ctrl-C again to quit at once", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _engine_worker(model: str, settings: Settings) -> tuple[object | None, str]:
@@ -60,25 +110,39 @@ def _engine_worker(model: str, settings: Settings) -> tuple[object | None, str]:
 
 def run_repair(
     path: Path, settings: Settings, *, model: str, progress: _Progress | None = None,
-) -> tuple[RepairReport, str]:
+) -> RepairRun:
     from greenpatch.verify import Verifier
 
     engine, why = _engine_worker(model, settings)
     verifier = Verifier(path, python=settings.python, timeout=settings.verify.test_timeout,
                         memory_mb=settings.verify.memory_mb, parallel=settings.verify.parallel, trusted=True)
+    cancel = CancelToken()
+    stopped = True
     try:
         pipeline = RepairPipeline(path, verifier, engine, settings.repair, model_name=model)
-        report = pipeline.repair(progress=progress)
+        with _interrupt_cancels(cancel):
+            try:
+                report = pipeline.repair(progress=progress, cancel=cancel)
+            except Cancelled:
+                report = pipeline.report
+                report.interrupted = True
+                report.notes.append("interrupted: the fixes shown were verified before it")
     finally:
+        cancel.cancel()  # whatever ended the run, no model job goes on
         verifier.close()
         if engine is not None:
-            engine.close()  # type: ignore[attr-defined]
+            # Joined, not abandoned: a model thread still decoding when the process exits crashes it (SIGSEGV).
+            stopped = engine.close()  # type: ignore[attr-defined]
     if why:
         report.notes.insert(0, why)
-    return report, why
+    if not stopped:
+        report.notes.append("the model did not stop in time; greenpatch leaves without freeing it")
+    return RepairRun(report, why, stopped)
 
 
 def exit_code(report: RepairReport) -> int:
+    if report.interrupted:
+        return EXIT_INTERRUPTED
     if not report.failures:
         return EXIT_UNFIXED if report.error else EXIT_CLEAN
     return EXIT_FIXED if not report.unfixed else EXIT_UNFIXED
@@ -86,8 +150,21 @@ def exit_code(report: RepairReport) -> int:
 
 def repair_command(
     path: Path, *, as_json: bool, apply: bool, candidates: int | None, rounds: int | None, model: str | None,
-    timeout: float | None, python: str | None,
+    timeout: float | None, python: str | None, quiet: bool = False, verbose: bool = False,
 ) -> int:
+    code, engine_stopped = _repair_command(path, as_json=as_json, apply=apply, candidates=candidates, rounds=rounds,
+                                           model=model, timeout=timeout, python=python, quiet=quiet, verbose=verbose)
+    if not engine_stopped:
+        from greenpatch.engine.worker import exit_now
+
+        exit_now(code)
+    return code
+
+
+def _repair_command(
+    path: Path, *, as_json: bool, apply: bool, candidates: int | None, rounds: int | None, model: str | None,
+    timeout: float | None, python: str | None, quiet: bool, verbose: bool,
+) -> tuple[int, bool]:
     path = Path(path).resolve()
     if not path.is_dir():
         raise UsageError(f"{path}: not a folder")
@@ -100,9 +177,9 @@ def repair_command(
         settings.repair.rounds = rounds
     settings.repair.max_seconds = timeout or 300.0
     model = model or settings.model.repair
-    progress = _Progress()
+    progress = _Progress(quiet=quiet, verbose=verbose)
     try:
-        report, why = run_repair(path, settings, model=model, progress=progress)
+        report, why, engine_stopped = run_repair(path, settings, model=model, progress=progress)
     finally:
         progress.done()
     if why:
@@ -122,9 +199,9 @@ def repair_command(
         data["exit_code"] = code
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
-        return code
+        return code, engine_stopped
     _print_report(report, applied)
-    return code
+    return code, engine_stopped
 
 
 def _print_report(report: RepairReport, applied: list[str]) -> None:

@@ -41,6 +41,8 @@ class RepairReport:
     error: str = ""
     tests_run: int = 0
     notes: list[str] = field(default_factory=list)  # things the user should know (no model, timed out, ...)
+    timed_out: bool = False  # the time limit cut the run short; the fixes here were verified before it
+    interrupted: bool = False  # cancelled (Ctrl-C); the fixes here were verified before it
 
     @property
     def unfixed(self) -> list[Failure]:
