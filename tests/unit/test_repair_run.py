@@ -179,3 +179,39 @@ def test_repair_verbose_prints_one_line_per_phase_when_stderr_is_not_a_terminal(
     phases = [line.split("] ", 1)[1].split(" — ")[0] for line in lines]
     assert phases[:3] == ["baseline tests", "localizing", "verifying counting.py:total_upto"]
     assert len(phases) == len(set(phases)), lines
+
+
+def test_repair_on_a_terminal_redraws_one_live_line_with_the_time_left(workspace, tmp_path: Path) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+    import threading
+
+    root = workspace("buggy_offbyone")
+    main_fd, terminal = pty.openpty()
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2] / "server"), os.environ.get("PYTHONPATH", "")])}
+    chunks: list[bytes] = []
+
+    def read() -> None:  # all along: a full terminal buffer would block the writer
+        while True:
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:  # the last writer closed the terminal
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    done = subprocess.run([sys.executable, "-m", "greenpatch", "repair", str(root), "--model", "none"],
+                          stdout=subprocess.PIPE, stderr=terminal, env=env, timeout=300, check=False)
+    os.close(terminal)
+    reader.join(30)
+    os.close(main_fd)
+    text = b"".join(chunks).decode()
+    assert done.returncode == 1
+    assert "\r\x1b[Kgreenpatch: [" in text and "baseline tests — " in text and "s left" in text
+    assert "verifying counting.py:total_upto — candidates 1-" in text

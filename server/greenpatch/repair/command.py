@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import signal
 import sys
@@ -27,42 +28,66 @@ from greenpatch.repair.types import RepairReport
 EXIT_CLEAN, EXIT_FIXED, EXIT_USAGE, EXIT_UNFIXED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
-class _Progress:
-    """The pipeline's progress ("phase — what, counts, time left") on stderr: on a terminal one live line that
-    each message redraws; otherwise nothing, or with `verbose` one line when the phase changes; with `quiet`
-    nothing at all."""
+_LEFT = re.compile(r"\d+s left$")
 
-    def __init__(self, *, quiet: bool = False, verbose: bool = False) -> None:
+
+class _Progress:
+    """The pipeline's progress ("phase — what, counts, time left") on stderr: on a terminal one live line, redrawn
+    every second (a test run can take minutes: the clock must not look stuck); otherwise nothing, or with `verbose`
+    one line when the phase changes; with `quiet` nothing at all."""
+
+    def __init__(self, *, quiet: bool = False, verbose: bool = False, seconds: float | None = None) -> None:
         self.started = time.monotonic()
+        self.deadline = self.started + seconds if seconds else None
         self.tty = sys.stderr.isatty() and not quiet
         self.lines = verbose and not quiet and not self.tty
         self.last = ""
         self.phase = ""
         self.drawn = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def __call__(self, message: str, percent: int | None = None) -> None:
         if message == self.last:
             return
         self.last = message
-        line = f"greenpatch: [{time.monotonic() - self.started:5.1f}s] {message}"
         if self.tty:
-            width = shutil.get_terminal_size((100, 24)).columns - 1  # a wrapped line could not be redrawn
-            sys.stderr.write("\r\033[K" + (line if len(line) <= width else line[: width - 1] + "…"))
-            self.drawn = True
+            self._draw()
+            if self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, name="greenpatch-progress", daemon=True)
+                self._ticker.start()
         elif self.lines:
             phase = message.split(" — ")[0]
-            if phase == self.phase:
+            if phase != self.phase:
+                self.phase = phase
+                sys.stderr.write(f"greenpatch: [{time.monotonic() - self.started:5.1f}s] {message}\n")
+                sys.stderr.flush()
+
+    def _draw(self) -> None:
+        now = time.monotonic()
+        message = self.last
+        if self.deadline is not None:
+            message = _LEFT.sub(f"{max(0.0, self.deadline - now):.0f}s left", message)
+        line = f"greenpatch: [{now - self.started:5.1f}s] {message}"
+        width = shutil.get_terminal_size((100, 24)).columns - 1  # a wrapped line could not be redrawn
+        with self._lock:
+            if self._stop.is_set():
                 return
-            self.phase = phase
-            sys.stderr.write(line + "\n")
-        else:
-            return
-        sys.stderr.flush()
+            sys.stderr.write("\r\033[K" + (line if len(line) <= width else line[: width - 1] + "…"))
+            sys.stderr.flush()
+            self.drawn = True
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            self._draw()
 
     def done(self) -> None:
-        if self.drawn:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
+        with self._lock:
+            self._stop.set()
+            if self.drawn:
+                sys.stderr.write("\r\033[K")
+                sys.stderr.flush()
 
 
 class RepairRun(NamedTuple):
@@ -177,7 +202,7 @@ def _repair_command(
         settings.repair.rounds = rounds
     settings.repair.max_seconds = timeout or 300.0
     model = model or settings.model.repair
-    progress = _Progress(quiet=quiet, verbose=verbose)
+    progress = _Progress(quiet=quiet, verbose=verbose, seconds=settings.repair.max_seconds)
     try:
         report, why, engine_stopped = run_repair(path, settings, model=model, progress=progress)
     finally:
