@@ -188,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
         "repair", cmd_repair, "find failing tests, and print fixes that were verified by the tests",
         "Run the project's tests; for each failure, localize the fault, generate candidate fixes, verify each "
         "in a sandboxed copy, and print a unified diff of every fix that passed. Exit codes: 0 nothing failing, "
-        "1 fixed (a verified fix was found for every failure), 3 failing with no verified fix, 2 usage error.",
+        "1 fixed (a verified fix was found for every failure), 3 failing with no verified fix (also when the time "
+        "limit left one without), 2 usage error, 130 interrupted. At the time limit or on Ctrl-C, what was verified "
+        "so far is printed (JSON: \"timed_out\" / \"interrupted\").",
     )
     p.add_argument("path", type=_existing_dir, help="project folder")
     p.add_argument("--json", action="store_true", help="print results as JSON")
