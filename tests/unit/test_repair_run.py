@@ -215,3 +215,32 @@ def test_repair_on_a_terminal_redraws_one_live_line_with_the_time_left(workspace
     assert done.returncode == 1
     assert "\r\x1b[Kgreenpatch: [" in text and "baseline tests — " in text and "s left" in text
     assert "verifying counting.py:total_upto — candidates 1-" in text
+
+
+def test_ctrl_c_stops_the_repair_and_still_prints_json_that_says_so(workspace, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    root = workspace("buggy_weak_tests")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2] / "server"), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "greenpatch", "repair", str(root), "--model", "none", "--json", "--verbose"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:  # the phase lines --verbose prints on a pipe
+            if "] verifying " in line:
+                process.send_signal(signal.SIGINT)
+                break
+        out, _ = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    data = json.loads(out)
+    assert data["interrupted"] is True and data["exit_code"] == 130
+    assert data["failures"], "every failure is listed even when interrupted"
+    assert all(fix["verified"] for fix in data["fixes"])
