@@ -109,7 +109,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
     return repair_command(
         args.path, as_json=args.json, apply=args.apply, candidates=args.candidates, rounds=args.rounds,
         model=args.model, timeout=args.timeout, python=args.python, fmt=args.format,
-        test_timeout=args.test_timeout, pytest_args=args.pytest_args,
+        test_timeout=args.test_timeout, pytest_args=args.pytest_args, quiet=args.quiet, verbose=args.verbose,
     )
 
 
@@ -216,7 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
         "repair", cmd_repair, "find failing tests, and print fixes that were verified by the tests",
         "Run the project's tests; for each failure, localize the fault, generate candidate fixes, verify each "
         "in a sandboxed copy, and print a unified diff of every fix that passed. Exit codes: 0 nothing failing, "
-        "1 fixed (a verified fix was found for every failure), 3 failing with no verified fix, 2 usage error. "
+        "1 fixed (a verified fix was found for every failure), 3 failing with no verified fix (also when the time "
+        "limit left one without), 2 usage error, 4 --apply could not write (no file changed), 130 interrupted. At "
+        "the time limit or on Ctrl-C, what was verified so far is printed (JSON: \"timed_out\" / \"interrupted\"). "
         "Arguments after -- go to pytest (files, node ids, -k, -m, ...) and choose the tests to run and repair; "
         "without them repair targets whatever fails.",
     )
@@ -233,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds one test may take; past it the test fails alone and the run goes on (30)")
     p.add_argument("--python", help="interpreter to run the tests with (default: the project's .venv)")
     p.set_defaults(pytest_args=[])
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    p.add_argument("--verbose", action="store_true",
+                   help="when stderr is not a terminal, print a line at each phase (on a terminal: a live line)")
 
     p = add("bench", cmd_bench, "run a benchmark and write a JSON report")
     bsub = p.add_subparsers(dest="bench_command", metavar="BENCH", required=True)

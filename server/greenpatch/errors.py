@@ -45,6 +45,10 @@ class EngineUnavailable(GreenpatchError):
     """The inference engine cannot run (llama-cpp-python missing, remote server down, ...)."""
 
 
+class EngineCrashed(EngineUnavailable):
+    """The model's process died (a native crash in llama.cpp); the next request starts a new one."""
+
+
 class Cancelled(GreenpatchError):
     """Work was cancelled (superseded by a newer edit, or the client cancelled the request)."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import faulthandler
 import logging
 import os
 import time
@@ -101,6 +102,9 @@ class LlamaEngine:
     ) -> None:
         if reuse not in MODES:
             raise ValueError(f"reuse must be one of {MODES}")
+        if not faulthandler.is_enabled():
+            # A crash inside llama.cpp leaves the Python stacks on stderr (the editor's server log), not nothing.
+            faulthandler.enable()
         self.name = name or path.stem
         self.path = path
         self.threads = threads or os.cpu_count() or 2

@@ -3,15 +3,26 @@
 Cancellation is cooperative: a job whose token is set before it starts is skipped; a running job's engine call
 checks the token after every token it generates. `run()` is the asyncio face: cancelling the awaiting task sets
 the token, so a superseded LSP request stops the model within a token.
+
+Lifetime: llama.cpp must never be torn down while this thread is inside it. The process's exit (C `exit()` runs
+ggml's static destructors) or a free of the model under a running decode ends in SIGSEGV. So `close()` cancels the
+queued jobs, sets the running job's token and joins the thread, which frees the engine itself; at interpreter exit
+every worker still open is closed the same way (`_close_all`, an atexit handler: it runs before finalization, while
+the thread can still finish), and a thread that cannot be joined makes the process leave with `os._exit`, skipping
+the destructors, instead of crashing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import logging
+import os
 import queue
+import sys
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -23,6 +34,13 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 StatusCallback = Callable[[str, str], None]  # (state: "loadingModel" | "ready" | "error", message)
+
+# How long close() waits for the running job by default: a cancelled decode stops within a token or a prompt step
+# (~1 s of the default model on 2 cores); loading a model cannot be interrupted and takes longer.
+CLOSE_TIMEOUT = 60.0
+EXIT_STUCK = 70  # os._exit status when an engine thread could not be stopped at exit (EX_SOFTWARE)
+
+_open_workers: weakref.WeakSet[EngineWorker] = weakref.WeakSet()
 
 
 class EngineWorker:
@@ -37,6 +55,7 @@ class EngineWorker:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._current: CancelToken | None = None  # the running job's token: close() sets it
         self.engine: Engine | None = None
         self.state = "idle"
         self.message = ""
@@ -51,8 +70,10 @@ class EngineWorker:
                 future.set_exception(Cancelled("the engine is shut down"))
                 return future
             if self._thread is None:
+                # A daemon thread so that a forgotten worker cannot hang the exit; _close_all joins it first.
                 self._thread = threading.Thread(target=self._loop, name="greenpatch-engine", daemon=True)
                 self._thread.start()
+                _open_workers.add(self)
             self._queue.put((fn, cancel, future))
         return future
 
@@ -69,13 +90,35 @@ class EngineWorker:
         """Load the model now (e.g. at server start) instead of on the first request."""
         return self.submit(lambda engine: None)
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> bool:
+        """Stop the worker: queued jobs are cancelled, the running one's token is set, and the thread is joined
+        (it frees the engine). True when the thread has ended; False when it is still inside the engine after
+        `timeout`: then nothing may free the model or exit normally (see `exit_now`)."""
         with self._lock:
             self._closed = True
             thread = self._thread
-        if thread is not None:
-            self._queue.put(None)
+            current = self._current
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job[2].cancel()
+        if current is not None:
+            current.cancel()
+        if thread is None:
+            return True
+        self._queue.put(None)
+        if thread is not threading.current_thread():
             thread.join(timeout)
+        return not thread.is_alive()
+
+    @property
+    def busy(self) -> bool:
+        """The engine thread is still running (inside a job, or not yet closed)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
 
     # --- the engine thread ----------------------------------------------------------------------------------
 
@@ -113,7 +156,11 @@ class EngineWorker:
             fn, cancel, future = job
             if not future.set_running_or_notify_cancel():
                 continue
-            if cancel is not None and cancel.is_set():
+            with self._lock:  # with close(): a job either sees the worker closed or has its token set by it
+                skip = self._closed or (cancel is not None and cancel.is_set())
+                if not skip:
+                    self._current = cancel
+            if skip:
                 future.set_exception(Cancelled())
                 continue
             try:
@@ -121,8 +168,30 @@ class EngineWorker:
                 future.set_result(fn(engine))
             except BaseException as exc:
                 future.set_exception(exc)
+            finally:
+                with self._lock:
+                    self._current = None
         if self.engine is not None and self._owns_engine:
             try:
                 self.engine.close()
             finally:
                 self.engine = None
+
+
+def exit_now(code: int) -> None:
+    """Leave the process at once with `code` when an engine thread is still inside llama.cpp: stdio is flushed,
+    and C's exit handlers (which free ggml's state under the running thread) are skipped."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+@atexit.register
+def _close_all() -> None:
+    stuck = [worker for worker in list(_open_workers) if not worker.close()]
+    if stuck:
+        log.error("the model did not stop within %.0f s; leaving without freeing it", CLOSE_TIMEOUT)
+        exit_now(EXIT_STUCK)

@@ -34,7 +34,15 @@ def engine_worker(ls: GreenpatchServer, model: str) -> Any:
         if status.state != "remote":
             ls.notify_threadsafe(ls.say, status.message, types.MessageType.Warning)
 
-    worker = EngineWorker(lambda: load_engine(model, settings, on_remote), on_status=on_status)
+    def factory() -> Any:
+        if model == "fake" or settings.engine.url:
+            return load_engine(model, settings, on_remote)
+        from greenpatch.engine.child import ChildEngine
+
+        # The local model runs in a child process: a native crash in llama.cpp must not take the server down.
+        return ChildEngine(model, settings, on_status=on_status)
+
+    worker = EngineWorker(factory, on_status=on_status)
     ls.services[key] = worker
     return worker
 

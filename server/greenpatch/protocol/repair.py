@@ -38,8 +38,17 @@ class RepairState:
     diagnostics: list[types.Diagnostic] = field(default_factory=list)
 
 
+class _Repairs(dict[str, RepairState]):
+    """The repairs by document URI; a service, so that shutdown stops them (close) before the engine goes."""
+
+    def close(self) -> None:
+        for state in self.values():
+            if state.cancel is not None:
+                state.cancel.cancel()
+
+
 def _states(ls: GreenpatchServer) -> dict[str, RepairState]:
-    return ls.services.setdefault("repairs", {})  # type: ignore[no-any-return]
+    return ls.services.setdefault("repairs", _Repairs())  # type: ignore[no-any-return]
 
 
 def _verifier(ls: GreenpatchServer) -> Any:
@@ -160,13 +169,24 @@ async def _run(ls: GreenpatchServer, document: Document, version: int, cancel: C
         ls.log(f"repair of {rel} failed: {exc!r}", types.MessageType.Error)
     finally:
         if token:
-            ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
+            ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=_summary(report)))
             ls.work_done_progress.tokens.pop(token, None)
         ls.status("ready", "")
     current = ls.documents.get(document.uri)
     if report is None or cancel.is_set() or current is not document or document.version != version:
         return  # stale: a newer edit or save owns this document now
     _show(ls, document, version, report)
+
+
+def _summary(report: Any) -> str:
+    """The progress's last word: what the run found (the same facts as the CLI's summary line)."""
+    if report is None:
+        return "stopped"
+    if not report.failures:
+        return "all tests pass" if not report.error else "the tests could not run"
+    verified = len({f.path for f in report.fixes if f.verified})
+    text = f"{verified} verified fix{'es' if verified != 1 else ''}, {len(report.unfixed)} failing without one"
+    return text + (" (stopped at the time limit)" if report.timed_out else "")
 
 
 def _show(ls: GreenpatchServer, document: Document, version: int, report: Any) -> None:
@@ -199,6 +219,7 @@ def _overlaps(a: types.Range, b: types.Range) -> bool:
 
 def register(server: GreenpatchServer) -> None:
     server.settings_hooks.append(on_settings)
+    _states(server)  # the first service: shutdown closes services in order, so repairs stop before their engine
 
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,

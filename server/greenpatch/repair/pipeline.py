@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,8 +52,16 @@ WEAK_TESTS = 3  # fewer tests than this covering the function: they may let a wr
 
 
 class _ModelStop(LinkedToken):
-    """The model's cancel token: set when the repair is cancelled, or when a verified fix makes the remaining
-    samples not worth their time (the engine checks it after every token)."""
+    """The model's cancel token: set when the repair is cancelled, at the repair's deadline, or when a verified fix
+    makes the remaining samples not worth their time (the engine checks it after every token). The deadline is part
+    of it so that no generation outlives the run: a model still decoding when the process exits crashes it."""
+
+    def __init__(self, parent: CancelToken, deadline: float) -> None:
+        super().__init__(parent)
+        self._deadline = deadline
+
+    def is_set(self) -> bool:
+        return super().is_set() or time.monotonic() > self._deadline
 
 
 @dataclass
@@ -103,8 +112,12 @@ class RepairPipeline:
         self._maps: dict[str, SourceMap] = {}
         report = RepairReport()
         self._report = report
+        self._verified = 0  # candidates that passed, all groups
+        self._tried = self._queued = 0  # candidates of the current group
+        self._where = ""
+        self._group_no = (1, 1)
         if baseline is None:
-            self._progress("running the tests", 0)
+            self._step("baseline tests", "running the tests", 0)
             baseline = self.verifier.baseline(changes=self._changes or None, cancel=self._cancel,
                                               deadline=self._deadline)
         self._check_cancel()
@@ -115,6 +128,12 @@ class RepairPipeline:
         # A syntax error shows up as a collection error (a node id without "::") or as a broken run.
         collection = [r for r in failing if "::" not in r.nodeid]
         broken = self._unparsable(focus) if (baseline.error or collection) else []
+        ignored = [rel for rel in broken if not _named_by(rel, collection, baseline.error)]
+        if ignored:
+            broken = [rel for rel in broken if rel not in ignored]
+            shown = ", ".join(ignored[:5]) + (f" and {len(ignored) - 5} more" if len(ignored) > 5 else "")
+            report.notes.append(f"not repaired: {shown} {'does' if len(ignored) == 1 else 'do'} not parse as "
+                                "Python 3 and no test imports it (a template or Python 2 code?)")
         if baseline.error and not failing and not broken:
             report.error = baseline.error
             report.seconds = time.monotonic() - started
@@ -124,6 +143,7 @@ class RepairPipeline:
             return report
         self._baseline = baseline
         self._passed_before = {r.nodeid for r in baseline.results if r.outcome == "passed"}
+        self._step("localizing", f"{len(failing)} failing test{'s' if len(failing) != 1 else ''}", 0)
         coverage = self.verifier.line_coverage() or {}
         focus_set = {f for f in (focus or []) if not is_test_path(f)} or None
         groups, lost = self._group([r for r in failing if "::" in r.nodeid], coverage, focus_set)
@@ -137,30 +157,35 @@ class RepairPipeline:
         for result in lost:
             report.failures.append(self._failure(result, None))
         fixed: set[str] = set()
-        for number, group in enumerate(groups):
-            if all(r.nodeid in fixed for r in group.failing):
-                best = next(f for f in report.fixes if any(r.nodeid in f.fixes for r in group.failing))
+        try:
+            for number, group in enumerate(groups):
+                self._group_no = (number + 1, len(groups))
+                if all(r.nodeid in fixed for r in group.failing):
+                    continue
+                if self._time_up():
+                    break
+                fixes = self._repair_group(group)
+                report.fixes.extend(fixes)
+                if fixes:
+                    fixed |= set(fixes[0].fixes)
+            self._time_up()  # the run ended past its limit: some work was cut short
+        finally:
+            # On cancel too: every failure is listed, and what was verified before it stays in the report.
+            for group in groups:
                 for result in group.failing:
-                    report.failures.append(self._failure(result, group, best))
-                continue
-            if self._out_of_time():
-                report.notes.append("stopped at the time limit")
-                for result in group.failing:
-                    report.failures.append(self._failure(result, group))
-                continue
-            self._progress(f"repairing {group.function} in {group.path}", int(100 * number / max(1, len(groups))))
-            fixes = self._repair_group(group)
-            report.fixes.extend(fixes)
-            if fixes:
-                fixed |= set(fixes[0].fixes)
-            for result in group.failing:
-                report.failures.append(self._failure(result, group, fixes[0] if fixes else None))
-        report.fixes.sort(key=lambda f: (not f.verified, -len(f.fixes)))
-        if self._engine_error:
-            report.notes.append(self._engine_error)
-        report.seconds = time.monotonic() - started
-        self._progress("done", 100)
+                    fix = next((f for f in report.fixes if result.nodeid in f.fixes), None)
+                    report.failures.append(self._failure(result, group, fix))
+            report.fixes.sort(key=lambda f: (not f.verified, -len(f.fixes)))
+            if self._engine_error:
+                report.notes.append(self._engine_error)
+            report.seconds = time.monotonic() - started
+        self._step("done", "", 100)
         return report
+
+    @property
+    def report(self) -> RepairReport:
+        """The report so far: after a Cancelled, the fixes verified before it and every failure."""
+        return self._report
 
     # --- inputs ------------------------------------------------------------------------------------------
 
@@ -212,6 +237,29 @@ class RepairPipeline:
     def _out_of_time(self) -> bool:
         return time.monotonic() > self._deadline
 
+    def _step(self, phase: str, detail: str = "", percent: int | None = None) -> None:
+        """Progress a user can follow a long run by: the phase first (the CLI's --verbose prints a line when it
+        changes), then what is being worked on, candidates verified, and the time left."""
+        facts = [detail] if detail else []
+        if self._report.candidates_tried:
+            facts.append(f"{self._verified} verified of {self._report.candidates_tried} tried")
+        facts.append(f"{max(0.0, self._deadline - time.monotonic()):.0f}s left")
+        self._progress(f"{phase} — {', '.join(facts)}", percent)
+
+    def _group_percent(self) -> int:
+        number, total = self._group_no
+        share = self._tried / self._queued if self._queued else 0.0
+        return int(100 * (number - 1 + min(1.0, share)) / max(1, total))
+
+    def _time_up(self) -> bool:
+        """The deadline has passed: the report says it was cut short (once)."""
+        if not self._out_of_time():
+            return False
+        if not self._report.timed_out:
+            self._report.timed_out = True
+            self._report.notes.append("stopped at the time limit")
+        return True
+
     # --- localize ----------------------------------------------------------------------------------------
 
     def _group(
@@ -261,6 +309,8 @@ class RepairPipeline:
     # --- one group ---------------------------------------------------------------------------------------
 
     def _repair_group(self, group: _Group) -> list[Fix]:
+        self._tried = self._queued = 0
+        self._where = f"{group.path}:{group.function}" if group.function != "<syntax>" else group.path
         if group.function == "<syntax>":
             return self._repair_syntax(group)
         target_ids = [r.nodeid for r in group.failing]
@@ -270,16 +320,33 @@ class RepairPipeline:
             if text is not None and (key := normalized(text)):
                 seen[f"{rel}\0{key}"] = Candidate(rel, text, "original", 0)
         plausible: list[_Verified] = []
+        self._found: list[_Verified] = []
         feedback: list[ChatMessage] = []
         self._extra_batches = EXTRA_AFTER_FIRST
         budget = max(1, self.settings.candidates)
         rounds = max(1, self.settings.rounds)
         last_error = "; ".join(r.message.splitlines()[0] for r in group.failing if r.message)[:300]
         weak = group.covering is not None and group.covering < WEAK_TESTS
+        try:
+            self._rounds(group, target_ids, seen, plausible, feedback, budget, rounds, last_error, weak)
+            if plausible:
+                self._rank(group, plausible)
+        except Cancelled:
+            plausible.extend(v for v in self._found if all(v is not p for p in plausible))
+            if plausible:  # verified before the cancel: kept, unranked (ranking would run more tests)
+                self._report.fixes.extend(self._fix(group, v, target_ids) for v in plausible[:MAX_FIXES])
+            raise
+        if not plausible:
+            return []
+        return [self._fix(group, v, target_ids) for v in plausible[:MAX_FIXES]]
+
+    def _rounds(
+        self, group: _Group, target_ids: list[str], seen: dict[str, Candidate], plausible: list[_Verified],
+        feedback: list[ChatMessage], budget: int, rounds: int, last_error: str, weak: bool,
+    ) -> None:
         for round_no in range(1, rounds + 1):
             self._check_cancel()
-            if self._out_of_time():
-                self._report.notes.append("stopped at the time limit")
+            if self._time_up():
                 break
             self._report.rounds = max(self._report.rounds, round_no)
             window = group.suspects[(round_no - 1) * LINES_PER_ROUND: round_no * LINES_PER_ROUND]
@@ -302,10 +369,6 @@ class RepairPipeline:
             plausible.extend(found)
             if plausible:
                 break
-        if not plausible:
-            return []
-        self._rank(group, plausible)
-        return [self._fix(group, v, target_ids) for v in plausible[:MAX_FIXES]]
 
     def _mutants(self, window: list[Suspect], limit: int) -> list[Candidate]:
         out: list[Candidate] = []
@@ -365,7 +428,7 @@ class RepairPipeline:
         if self.engine is None or self._engine_error:
             return []
         futures: list[concurrent.futures.Future[Any]] = []
-        self._model_stop = _ModelStop(self._cancel)
+        self._model_stop = _ModelStop(self._cancel, self._deadline)
         samples = SAMPLES[0] if round_no == 1 else SAMPLES[1]
         made = 0
         holes = [(suspect, text, infill.make_hole(suspect.path, text, suspect.line, suspect.last))
@@ -424,7 +487,7 @@ class RepairPipeline:
                 out.extend(future.result(timeout=remaining))
             except concurrent.futures.TimeoutError:
                 self._cancel_pending(futures)
-                self._report.notes.append("stopped at the time limit")
+                self._time_up()
                 break
             except (Cancelled, concurrent.futures.CancelledError):
                 self._check_cancel()
@@ -486,18 +549,22 @@ class RepairPipeline:
     ) -> tuple[list[_Verified], str]:
         """Two stages: the failing tests first (cheap, rejects most), then every affected test for survivors."""
         found: list[_Verified] = []
+        self._found = found  # on a cancel, _repair_group keeps what passed so far
+        self._queued += len(candidates)
         chunk = max(1, getattr(self.verifier, "parallel", 2))
         for start in range(0, len(candidates), chunk):
             self._check_cancel()
-            if self._out_of_time() or len(plausible) + len(found) >= enough:
+            if self._time_up() or len(plausible) + len(found) >= enough:
                 break
             if plausible or found:
                 if self._extra_batches <= 0:
                     break
                 self._extra_batches -= 1
             batch = candidates[start: start + chunk]
+            self._step(f"verifying {self._where}", f"candidates {self._tried + 1}-{self._tried + len(batch)}"
+                       f"/{self._queued}", self._group_percent())
             self._report.candidates_tried += len(batch)
-            self._progress(f"verifying candidate {self._report.candidates_tried}", None)
+            self._tried += len(batch)
             runs = self.verifier.run_many([self._overlay(c) for c in batch], tests=target_ids,
                                           stop_at_first_failure=True, cancel=self._cancel, deadline=self._deadline)
             self._check_cancel()
@@ -518,6 +585,7 @@ class RepairPipeline:
             for cand, run in zip(survivors, full):
                 if self._no_regressions(run, target_ids):
                     found.append(_Verified(cand, run, changed_tokens(self._text(cand.path) or "", cand.text)))
+                    self._verified += 1
                 else:
                     last_error = _describe(run) or last_error
         return found, last_error
@@ -566,13 +634,21 @@ class RepairPipeline:
         seen: dict[str, Candidate] = {}
         fresh = self._dedupe(candidates, seen)
         verified: list[_Verified] = []
-        for cand in fresh[: self.settings.candidates * 2]:
+        tried = fresh[: self.settings.candidates * 2]
+        self._queued = len(tried)
+        for cand in tried:
             self._check_cancel()
+            if self._time_up():
+                break
+            self._step(f"verifying {self._where}", f"candidates {self._tried + 1}/{self._queued}",
+                       self._group_percent())
+            self._tried += 1
             self._report.candidates_tried += 1
             run = self.verifier.run(self._overlay(cand), stop_at_first_failure=True, cancel=self._cancel,
                                     deadline=self._deadline)
             if not run.error and not run.timed_out and not run.failed:
                 verified.append(_Verified(cand, run, changed_tokens(text, cand.text)))
+                self._verified += 1
                 break
         self._rank(group, verified)
         return [self._fix(group, v, [r.nodeid for r in group.failing]) for v in verified[:1]]
@@ -618,7 +694,7 @@ class RepairPipeline:
                 return []
             return [scorer(prefix, suffix, middle, cancel=self._model_stop) for prefix, middle, suffix in holes]
 
-        self._model_stop = _ModelStop(self._cancel)
+        self._model_stop = _ModelStop(self._cancel, self._deadline)
         future = self._submit(job)
         if future is None:
             return
@@ -664,7 +740,7 @@ class RepairPipeline:
             overlay = self._overlay(v.candidate)
             overlay[probe_rel] = probe_src
             overlays.append(overlay)
-        self._progress("comparing the passing candidates on extra inputs", None)
+        self._step("comparing the passing candidates", "on extra inputs")
         runs = self.verifier.run_many(overlays, tests=[f"{probe_rel}::test_greenpatch_probe"],
                                       stop_at_first_failure=True, cancel=self._cancel, deadline=self._deadline)
         self._check_cancel()
@@ -709,6 +785,16 @@ class RepairPipeline:
                    "behaviour_group": v.behaviour, "test_seconds": round(v.run.seconds, 3),
                    "suspiciousness": round(cand.prior, 3)},
         )
+
+
+def _named_by(rel: str, collection: list[TestResult], error: str) -> bool:
+    """A file that does not parse is the user's bug only when the tests reach it: a collection error of that file,
+    or one whose traceback (or pytest's own start-up error) names it. Templates (`{{cookiecutter.name}}/x.py`) and
+    Python 2 examples that no test imports fail no test, and repairing them is not what the user asked for."""
+    pattern = re.compile(r"(?:^|[\s\"'(/\\])" + re.escape(rel) + r"(?=[\"':,\s)]|$)", re.MULTILINE)
+    return any(r.nodeid == rel or pattern.search(r.message or "") for r in collection) or bool(
+        error and pattern.search(error)
+    )
 
 
 def _syntax_line(text: str) -> int | None:

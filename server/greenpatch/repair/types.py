@@ -45,6 +45,8 @@ class RepairReport:
     tests_run: int = 0
     notes: list[str] = field(default_factory=list)  # things the user should know (no model, timed out, ...)
     unreachable: list[Failure] = field(default_factory=list)  # failing for reasons no fix can reach: not repaired
+    timed_out: bool = False  # the time limit cut the run short; the fixes here were verified before it
+    interrupted: bool = False  # cancelled (Ctrl-C); the fixes here were verified before it
 
     @property
     def unfixed(self) -> list[Failure]:
