@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -51,4 +52,5 @@ def drop_engines(ls: GreenpatchServer, keep: set[str]) -> None:
     """Close workers for models no longer configured (after a settings change)."""
     for key in [k for k in ls.services if k.startswith("engine:") and k[len("engine:"):] not in keep]:
         worker = ls.services.pop(key)
-        worker.close()
+        # close() joins the model thread, which may be inside a prompt step for seconds: never on the event loop
+        threading.Thread(target=worker.close, name=f"greenpatch-close-{key}", daemon=True).start()
