@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 from pathlib import Path
 
@@ -72,6 +73,16 @@ def test_the_log_is_trimmed_to_its_newer_half_past_its_size_limit(tmp_path: Path
     assert log.path.stat().st_size <= 2000
     kept = [e["id"] for e in events(log.path)]
     assert kept == ids[-len(kept):] and 5 < len(kept) < 40
+
+
+def test_a_new_workspace_log_replaces_the_least_recently_written_past_the_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(feedback, "MAX_LOGS", 3)
+    for n, name in enumerate(["a", "b", "c"]):
+        (tmp_path / f"{name}.jsonl").write_text("")
+        os.utime(tmp_path / f"{name}.jsonl", (n, n))
+    FeedbackLog(tmp_path / "d.jsonl").shown("x.py", mean_logprob=-0.1, chars=1, kind="line", model="m", seconds=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.jsonl", "c.jsonl", "d.jsonl"]
 
 
 def test_a_log_that_cannot_be_written_stops_recording_without_raising(tmp_path: Path) -> None:

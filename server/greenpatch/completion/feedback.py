@@ -31,6 +31,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 5_000_000  # ~25,000 events: trimmed to the newer half past this
+MAX_LOGS = 64  # workspaces: a new one's log replaces the least recently written past this
 MIN_SHOWN = 50  # resolved suggestions needed before the gate is calibrated on them (workspace, else all)
 RECENT = 1000  # the calibration looks at this many of the newest resolved suggestions (tastes change)
 MIN_KEPT = 10  # a threshold is judged only on at least this many suggestions it would have shown
@@ -124,6 +125,13 @@ def trim(path: Path, keep: int) -> int:
     return len(data)
 
 
+def prune(folder: Path, keep: int) -> None:
+    """Remove all but the `keep` most recently written logs."""
+    logs = sorted(folder.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in logs[keep:]:
+        old.unlink(missing_ok=True)
+
+
 class FeedbackLog:
     """The log of one workspace, with what is pending per document and the records seen so far (for the gate)."""
 
@@ -202,6 +210,8 @@ class FeedbackLog:
         try:
             if self._size is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not self.path.exists():
+                    prune(self.path.parent, MAX_LOGS - 1)
                 self._size = self.path.stat().st_size if self.path.exists() else 0
             if self._size + len(line) > MAX_BYTES:
                 self._size = trim(self.path, MAX_BYTES // 2)

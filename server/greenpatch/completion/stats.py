@@ -3,6 +3,7 @@ completions.acceptTarget would calibrate from it."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -67,6 +68,12 @@ def print_text(data: dict[str, Any], out: TextIO | None = None) -> None:
     print(f"\ncalibrated gate at acceptTarget {c['target']:g}: threshold {c['threshold']:g} "
           f"({'fixed gate' if c['scope'] == 'default' else 'from ' + c['scope']}, {c['records']} records): "
           f"{c['reason']}", file=out)
+
+
+def render(data: dict[str, Any]) -> str:
+    out = io.StringIO()
+    print_text(data, out)
+    return out.getvalue()
 
 
 def stats_command(path: Path, *, as_json: bool = False, everywhere: bool = False, target: float = 0.5) -> int:

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 # The server command an item carries (LSP 3.18 InlineCompletionItem.command): the client runs it after inserting the
 # item, with the suggestion's id (and, from a client that reports it, how many characters it took).
 ACCEPTED_COMMAND = "greenpatch.accepted"
+# `greenpatch stats` for this workspace, as text (the VS Code status bar menu shows it)
+STATS_COMMAND = "greenpatch.suggestionStats"
 
 
 def _service(ls: GreenpatchServer) -> Any:
@@ -104,6 +106,14 @@ def register(server: GreenpatchServer) -> None:
             return
         chars = args[1] if len(args) > 1 and isinstance(args[1], int) and not isinstance(args[1], bool) else None
         service.feedback.accepted(args[0], chars)
+
+    @server.command(STATS_COMMAND)
+    async def suggestion_stats(ls: Any, *args: Any) -> dict[str, Any]:
+        from greenpatch.completion.stats import render, report
+
+        target = ls.settings.completions.accept_target or 0.5
+        data = await asyncio.to_thread(report, ls.root, target)  # reads the logs: off the event loop
+        return {"text": render(data), "data": data}
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(

@@ -25,7 +25,7 @@ SERVER = [sys.executable, "-m", "greenpatch", "serve"]
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, server_env={**os.environ, "XDG_CACHE_HOME": CACHE}))
 async def client(lsp_client: LanguageClient, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    await begin(lsp_client, tmp_path_factory)
+    await begin(lsp_client, tmp_path_factory, {"completions": {"record": True}})
     yield
     await lsp_client.shutdown_session()
 
@@ -81,3 +81,16 @@ async def test_a_client_reporting_a_partial_accept_records_the_characters_taken(
         types.ExecuteCommandParams(command=item.command.command, arguments=[item.command.arguments[0], 1]))
     [record] = records(client, monkeypatch)
     assert (record.outcome, record.accepted_chars) == ("partial", 1)
+
+
+@pytest.mark.asyncio
+async def test_the_statistics_command_summarizes_the_workspace_for_the_editor(
+        client: LanguageClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    uri = scratch(client)
+    [item] = await inline(client, uri, 1, len("    return a +"))
+    assert item.command is not None
+    await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=item.command.command, arguments=item.command.arguments))
+    result = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="greenpatch.suggestionStats"))
+    assert "1 shown, 1 with an outcome" in result["text"] and result["data"]["overall"]["accepted"] == 1
