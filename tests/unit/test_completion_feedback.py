@@ -233,3 +233,35 @@ def test_stats_without_records_says_how_they_are_made(
     assert main(["stats", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "no suggestions recorded yet" in out and "fixed gate" in out
+
+
+async def test_the_completion_service_gates_on_the_calibrated_threshold_when_a_target_is_set(tmp_path: Path) -> None:
+    from greenpatch.cancel import CancelToken
+    from greenpatch.completion.service import CompletionService
+    from greenpatch.config import CompletionSettings
+    from greenpatch.engine.fake import FakeEngine
+    from greenpatch.engine.worker import EngineWorker
+
+    path = tmp_path / "ws.jsonl"
+    _write_log(path, [(-0.01 * i, i <= 10) for i in range(100)])  # this user takes only what is above -0.1
+    worker = EngineWorker(lambda: FakeEngine(logprobs=[-0.2]))
+    try:
+        shown = []
+        for target in (0.0, 0.8):
+            service = CompletionService(worker, CompletionSettings(debounce_ms=0, accept_target=target))
+            service.feedback = FeedbackLog(path)
+            s = await service.complete("file:///a.py", None, "def add(a, b):\n    return a +\n", 1, 1, 14,
+                                       CancelToken())
+            assert s is not None and s.text == " b" and s.mean_logprob == -0.2
+            shown.append(s.shown)
+        assert shown == [True, False]  # the fixed gate (-0.25) shows it; calibrated at 0.8, the gate is -0.1
+    finally:
+        worker.close()
+
+
+def test_an_acceptance_target_outside_0_to_1_takes_the_default_and_says_so() -> None:
+    from greenpatch.config import read_settings
+
+    read = read_settings({"completions": {"acceptTarget": 2, "record": False}})
+    assert read.settings.completions.accept_target == 0.0 and read.settings.completions.record is False
+    assert "completions.acceptTarget" in str(read.problems[0]) and "more than 1" in str(read.problems[0])

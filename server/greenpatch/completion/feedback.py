@@ -35,6 +35,8 @@ MAX_LOGS = 64  # workspaces: a new one's log replaces the least recently written
 MIN_SHOWN = 50  # resolved suggestions needed before the gate is calibrated on them (workspace, else all)
 RECENT = 1000  # the calibration looks at this many of the newest resolved suggestions (tastes change)
 MIN_KEPT = 10  # a threshold is judged only on at least this many suggestions it would have shown
+CALIBRATION_TAIL = 1_000_000  # bytes of a log read for calibrating: RECENT outcomes with room to spare
+CALIBRATION_LOGS = 8  # other workspaces' logs the global fallback reads: the most recently written
 RECALIBRATE_EVERY = 20  # new outcomes between two calibrations (never per keystroke)
 CONFIDENCE_Z = 1.0  # the share a threshold keeps must reach the target at this many standard errors (84 %)
 STEP = 0.05  # candidate thresholds: multiples of this up to 0
@@ -80,14 +82,21 @@ class Record:
         return self.outcome in ("accepted", "partial", "typed")
 
 
-def read_records(paths: Iterable[Path]) -> list[Record]:
-    """The shown suggestions of these logs, in order, with their outcomes; lines that cannot be read are skipped."""
+def read_records(paths: Iterable[Path], tail: int | None = None) -> list[Record]:
+    """The shown suggestions of these logs (of their last `tail` bytes only), in order, with their outcomes; lines
+    that cannot be read are skipped."""
     records: dict[str, Record] = {}
     for path in paths:
         try:
-            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            with open(path, "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                f.seek(max(0, size - tail) if tail else 0)
+                data = f.read()
         except OSError:
             continue
+        lines = data.decode("utf-8", errors="replace").splitlines()
+        if tail and size > tail:
+            lines = lines[1:]  # cut mid-line
         for line in lines:
             try:
                 event = json.loads(line)
@@ -125,9 +134,16 @@ def trim(path: Path, keep: int) -> int:
     return len(data)
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def prune(folder: Path, keep: int) -> None:
     """Remove all but the `keep` most recently written logs."""
-    logs = sorted(folder.glob("*.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    logs = sorted(folder.glob("*.jsonl"), key=_mtime, reverse=True)
     for old in logs[keep:]:
         old.unlink(missing_ok=True)
 
@@ -237,11 +253,15 @@ class FeedbackLog:
         return current.threshold
 
     def calibrate(self, target: float, default: float) -> Calibration:
+        """Calibrate on the records so far; the logs are read once (their tails: a bounded wait, on the event loop
+        where the completion service asks) and the global fallback only while this workspace has too few."""
         if self._records is None:
-            self._records = {r.id: r for r in read_records([self.path])}
-        if self._global is None:
-            self._global = read_records(self.others)
-        return calibrate(list(self._records.values()), self._global, target, default)
+            self._records = {r.id: r for r in read_records([self.path], CALIBRATION_TAIL)}
+        mine = list(self._records.values())
+        if self._global is None and len(_resolved(mine)) < MIN_SHOWN:
+            recent = sorted(self.others, key=_mtime, reverse=True)[:CALIBRATION_LOGS]
+            self._global = read_records(recent, CALIBRATION_TAIL)
+        return calibrate(mine, self._global or [], target, default)
 
 
 @dataclass
