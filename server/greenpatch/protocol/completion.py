@@ -80,7 +80,8 @@ def on_settings(ls: GreenpatchServer) -> None:
 
 
 def _model(ls: GreenpatchServer) -> str:
-    return ls.settings.engine.model or ls.settings.engine.url if ls.settings.engine.url else ls.settings.model.completion
+    engine = ls.settings.engine
+    return (engine.model or engine.url) if engine.url else ls.settings.model.completion
 
 
 def _command(ls: GreenpatchServer, uri: str, suggestion: Any) -> types.Command | None:
