@@ -5,7 +5,7 @@ import * as vscode from "vscode";
 import { modelChoices, modelInstallCommand, modelListCommand, parseModelList, run } from "./launch";
 import { GreenpatchServer } from "./server";
 import { SECTION } from "./settings";
-import { MENU_COMMANDS, menuItems, StatusBar } from "./status";
+import { MENU_COMMANDS, menuItems, SERVER_STATS_COMMAND, StatusBar } from "./status";
 
 let server: GreenpatchServer | undefined;
 
@@ -41,6 +41,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   command(MENU_COMMANDS.restartServer, () => gp.restart());
   command(MENU_COMMANDS.installModel, () => installModel(gp, log));
   command(MENU_COMMANDS.repairCurrentFile, () => repairCurrentFile(gp));
+  command(MENU_COMMANDS.showStats, async () => {
+    // vscode-languageclient registers the server's commands: this one runs `greenpatch stats` in the server
+    const result = await vscode.commands.executeCommand<{ text: string } | undefined>(SERVER_STATS_COMMAND);
+    if (!result) return;
+    const document = await vscode.workspace.openTextDocument({ content: result.text, language: "plaintext" });
+    await vscode.window.showTextDocument(document, { preview: true });
+  });
   command(MENU_COMMANDS.toggleCompletions, async () => {
     const config = vscode.workspace.getConfiguration(SECTION);
     const inspected = config.inspect<boolean>("completions.enabled");

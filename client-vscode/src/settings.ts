@@ -98,6 +98,20 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: "Wall-clock limit of one run of a function's docstring examples (importing its module included).",
   },
   {
+    key: "completions.record",
+    type: "boolean",
+    default: true,
+    description: "Keep a log of the suggestions shown and whether each was accepted, on this machine only (the user cache, never the workspace, never sent anywhere): `greenpatch stats` reads it and `completions.acceptTarget` learns from it.",
+  },
+  {
+    key: "completions.acceptTarget",
+    type: "number",
+    default: 0,
+    minimum: 0,
+    maximum: 1,
+    description: "Show only suggestions of a confidence you accepted at least this share of the time (0.5: half): the gate's threshold is calibrated on your recorded suggestions once there are 50 (in this workspace, else in all). 0: the fixed `completions.gateThreshold`.",
+  },
+  {
     key: "repair.onSave",
     type: "boolean",
     default: true,

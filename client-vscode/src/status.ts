@@ -75,7 +75,13 @@ export function presentStatus(status: StatusParams, completionsEnabled: boolean)
   }
 }
 
-export type MenuAction = "showLog" | "restartServer" | "installModel" | "repairCurrentFile" | "toggleCompletions";
+export type MenuAction =
+  | "showLog"
+  | "restartServer"
+  | "installModel"
+  | "repairCurrentFile"
+  | "toggleCompletions"
+  | "showStats";
 
 export interface MenuItem {
   action: MenuAction;
@@ -105,6 +111,7 @@ export function menuItems(ctx: MenuContext): MenuItem[] {
       description: ctx.trusted ? undefined : "needs a trusted workspace (runs your tests)",
     });
   }
+  items.push({ action: "showStats", label: "$(graph) Suggestion statistics", description: "what you accepted" });
   items.push({
     action: "toggleCompletions",
     label: ctx.completionsEnabled ? "$(circle-slash) Turn completions off" : "$(lightbulb) Turn completions on",
@@ -123,7 +130,11 @@ export const MENU_COMMANDS: Record<MenuAction, string> = {
   installModel: "greenpatch.installModel",
   repairCurrentFile: "greenpatch.repairCurrentFile",
   toggleCompletions: "greenpatch.toggleCompletions",
+  showStats: "greenpatch.showStats",
 };
+
+/** The server's command that answers `greenpatch stats` for the workspace (server/greenpatch/protocol/completion.py). */
+export const SERVER_STATS_COMMAND = "greenpatch.suggestionStats";
 
 /** The status bar item; `api` is the `vscode` module, handed in by extension.ts. */
 export class StatusBar implements vscode.Disposable {

@@ -51,6 +51,16 @@ def _positive_float(value: str) -> float:
     return number
 
 
+def _share(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0 <= number <= 1:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 1")
+    return number
+
+
 def _print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2)
     sys.stdout.write("\n")
@@ -101,6 +111,12 @@ def cmd_complete(args: argparse.Namespace) -> int:
     from greenpatch.completion.command import complete_command
 
     return complete_command(args.location, model=args.model, verbose=args.verbose, gate=not args.no_gate)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from greenpatch.completion.stats import stats_command
+
+    return stats_command(args.path, as_json=args.json, everywhere=args.all, target=args.target)
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
@@ -211,6 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="model name or .gguf path (default: the completion model)")
     p.add_argument("--verbose", action="store_true", help="also print timing, confidence and gate decision")
     p.add_argument("--no-gate", action="store_true", help="show the suggestion even when confidence is low")
+
+    p = add("stats", cmd_stats, "how often the suggestions shown were accepted, and the gate calibrated on it",
+            "Read the local log of inline suggestions (the user cache; never the workspace, never sent): the share "
+            "accepted overall and by confidence, kind, model and latency, and the threshold the calibrated gate "
+            "(setting completions.acceptTarget) would use.")
+    p.add_argument("path", nargs="?", type=_existing_dir, default=Path.cwd(), help="workspace (default: .)")
+    p.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    p.add_argument("--all", action="store_true", help="every workspace's suggestions, not only this one's")
+    p.add_argument("--target", type=_share, default=0.5,
+                   help="acceptance target to explain the calibrated gate at (0.5; the editor's acceptTarget)")
 
     p = add(
         "repair", cmd_repair, "find failing tests, and print fixes that were verified by the tests",

@@ -55,6 +55,12 @@ class CompletionSettings:
     examples: bool = True
     # Wall-clock limit of one such run (importing the module and running the examples).
     examples_seconds: float = 2.0
+    # Keep a log of the suggestions shown and whether each was accepted, on this machine only (the user cache,
+    # completion/feedback.py): `greenpatch stats` reads it, and acceptTarget calibrates the gate on it.
+    record: bool = True
+    # Show only suggestions of a confidence this user accepted at least this share of the time (0.5: half), the
+    # gate's threshold calibrated on the recorded outcomes once there are 50; 0: the fixed gateThreshold.
+    accept_target: float = 0.0
 
 
 @dataclass
@@ -125,11 +131,12 @@ def _camel(name: str) -> str:
 _AT_LEAST: dict[str, float] = {
     "completions.debounceMs": 0, "completions.maxTokens": 1, "completions.contextTokens": 1,
     "completions.suffixLines": 0, "completions.blockSeconds": 0, "completions.alternatives": 0,
-    "repair.candidates": 1, "repair.rounds": 1, "verify.parallel": 1, "verify.memoryMb": 1, "model.threads": 0,
+    "completions.acceptTarget": 0, "repair.candidates": 1, "repair.rounds": 1, "verify.parallel": 1, "verify.memoryMb": 1, "model.threads": 0,
 }
 _MORE_THAN: dict[str, float] = {
     "completions.examplesSeconds": 0, "repair.maxSeconds": 0, "verify.testTimeout": 0, "engine.timeout": 0,
 }
+_AT_MOST: dict[str, float] = {"completions.acceptTarget": 1}
 _KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
 _INVALID = object()
 
@@ -165,6 +172,8 @@ def _coerce(path: str, kind: Any, value: Any) -> Any:
         raise ConfigError(f"setting {path}: {_shown(value)} is not {_KIND_NAMES[kind]}")
     if path in _AT_LEAST and result < _AT_LEAST[path]:
         raise ConfigError(f"setting {path}: {_shown(value)} is less than {_AT_LEAST[path]:g}")
+    if path in _AT_MOST and result > _AT_MOST[path]:
+        raise ConfigError(f"setting {path}: {_shown(value)} is more than {_AT_MOST[path]:g}")
     if path in _MORE_THAN and result <= _MORE_THAN[path]:
         raise ConfigError(f"setting {path}: {_shown(value)} must be more than {_MORE_THAN[path]:g}")
     return result

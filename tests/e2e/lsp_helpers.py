@@ -102,12 +102,15 @@ def workspace_copy(tmp_path_factory: pytest.TempPathFactory, name: str = "exampl
 
 
 async def start(client: LanguageClient, root: Path, options: dict[str, Any] | None = None) -> types.InitializeResult:
+    options = dict(options or {})
+    # the suggestion log lives in the user cache: tests keep out of it unless they say otherwise
+    options["completions"] = {"record": False, **options.get("completions", {})}
     return await client.initialize_session(
         types.InitializeParams(
             capabilities=client_capabilities("visual_studio_code"),
             root_uri=root.as_uri(),
             workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
-            initialization_options={"model": {"completion": "fake", "repair": "fake"}, **(options or {})},
+            initialization_options={"model": {"completion": "fake", "repair": "fake"}, **options},
         )
     )
 

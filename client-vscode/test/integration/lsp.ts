@@ -41,7 +41,9 @@ export function requireServer(python: string): void {
 
 /** The extension's settings with overrides by dotted key, e.g. {"model.completion": "fake"}. */
 export function settingsWith(overrides: Record<string, unknown>, trusted: boolean): JsonObject {
-  return serverSettings((key) => overrides[key], trusted);
+  // the suggestion log lives in the user cache: tests keep out of it unless they say otherwise
+  const values: Record<string, unknown> = { "completions.record": false, ...overrides };
+  return serverSettings((key) => values[key], trusted);
 }
 
 export const FAKE_MODELS = { "model.completion": "fake", "model.repair": "fake" };

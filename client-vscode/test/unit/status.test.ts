@@ -55,7 +55,7 @@ describe("status menu", () => {
   const ctx = { state: "ready" as const, completionsEnabled: true, pythonFileOpen: true, trusted: true };
 
   it("offers the five actions with a Python file open", () => {
-    assert.deepEqual(menuItems(ctx).map((item) => item.action), ["showLog", "restartServer", "installModel", "repairCurrentFile", "toggleCompletions"]);
+    assert.deepEqual(menuItems(ctx).map((item) => item.action), ["showLog", "restartServer", "installModel", "repairCurrentFile", "showStats", "toggleCompletions"]);
   });
 
   it("leaves out repair when no Python file is open", () => {

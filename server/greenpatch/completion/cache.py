@@ -22,6 +22,7 @@ class Cached:
     # model's line failed them, this sampled one passes), "failed" (and no sampled line passed), "error" (no
     # verdict), "" (not run: no examples there)
     examples: str = ""
+    ahead: bool = False  # computed ahead for the next line (CompletionService._prefetch_after), for the feedback log
 
 
 class SuggestionCache:

@@ -20,6 +20,7 @@ from typing import Any
 from greenpatch.cancel import CancelToken, LinkedToken
 from greenpatch.completion import alternatives, body, examples
 from greenpatch.completion.cache import Cached, SuggestionCache, TypedAlong
+from greenpatch.completion.feedback import FeedbackLog
 from greenpatch.completion.filters import indent_after_enter, passes_gate, post_filter
 from greenpatch.completion.prompt import CompletionRequest, build_request, wants_block
 from greenpatch.config import CompletionSettings
@@ -49,6 +50,9 @@ class Suggestion:
     examples: str = ""  # what the function's docstring examples said of it (Cached.examples)
     # the suggestion before the examples judged it: its text, mean and end log-probabilities (for the benchmark)
     unjudged: tuple[str, float | None, float | None] | None = None
+    # "rest": the rest of the suggestion just made here, being typed along; "whole": that suggestion typed to its end
+    along: str = ""
+    ahead: bool = False  # computed ahead as the next line (see _prefetch_after)
 
 
 class CompletionService:
@@ -80,6 +84,14 @@ class CompletionService:
         self._changed: dict[str, asyncio.Event] = {}
         self._prefetch: _Prefetch | None = None
         self.prefetches = 0  # next-line suggestions computed ahead (see _prefetch_after)
+        # what the user did with earlier suggestions: the gate's threshold with completions.acceptTarget
+        self.feedback: FeedbackLog | None = None
+
+    def threshold(self) -> float:
+        """The confidence gate's threshold: the fixed setting, or calibrated on what this user accepted."""
+        if self.feedback is None or self.settings.accept_target <= 0:
+            return self.settings.gate_threshold
+        return self.feedback.threshold(self.settings.accept_target, self.settings.gate_threshold)
 
     # --- document events ------------------------------------------------------------------------------------
 
@@ -133,15 +145,15 @@ class CompletionService:
         if along is not None and not along.rest:
             # the suggestion typed (or accepted) whole: nothing to add, and no model call to cancel the next line
             # being computed ahead
-            return Suggestion("", None, True, time.perf_counter() - started, False, mode or "line")
+            return Suggestion("", None, True, time.perf_counter() - started, False, mode or "line", along="whole")
         if along is not None and along.dropped:
             return Suggestion("", None, True, time.perf_counter() - started, False, mode or "line")
         if along is not None:
-            shown = along.shown or passes_gate(along.mean_logprob, self.settings.gate_threshold)
+            shown = along.shown or passes_gate(along.mean_logprob, self.threshold())
             if shown and not along.shown:
                 self.typed.shown(uri)
             return Suggestion(along.rest, along.mean_logprob, True, time.perf_counter() - started, shown,
-                              mode or "line")
+                              mode or "line", along="rest")
         mode = mode or ("block" if wants_block(text, line, col) else "line")
         hit = self.cache.get(full_prefix, full_suffix, mode)
         if hit is not None:
@@ -283,7 +295,7 @@ class CompletionService:
         """Gate a suggestion made for the cursor, keep it for typing along, and compute the next line ahead when it
         is shown. Whether it is shown."""
         shown = bool(made.text) and made.examples != "failed" and passes_gate(
-            made.mean_logprob, self.settings.gate_threshold, made.end_logprob)
+            made.mean_logprob, self.threshold(), made.end_logprob)
         if made.text and made.examples == "failed":
             # typing along it leads to the same file, whose examples fail: nothing to show there either
             self.typed.remember_dropped(uri, full_prefix, full_suffix, made.text)
@@ -299,7 +311,8 @@ class CompletionService:
     def _answer(self, uri: str, path: Path | None, full_prefix: str, full_suffix: str, mode: str, hit: Cached,
                 started: float) -> Suggestion:
         shown = self._remember(uri, path, full_prefix, full_suffix, mode, hit)
-        return Suggestion(hit.text, hit.mean_logprob, True, time.perf_counter() - started, shown, mode)
+        return Suggestion(hit.text, hit.mean_logprob, True, time.perf_counter() - started, shown, mode,
+                          ahead=hit.ahead)
 
     # --- the next line, ahead of time ---------------------------------------------------------------------------
 
@@ -336,7 +349,7 @@ class CompletionService:
             judged = await self._judge(path, prefix, full_suffix, request, _cached(request, generation, choice),
                                        choice, token)
             if judged is not None and not token.is_set():
-                self.cache.put(prefix, full_suffix, next_mode, judged[0])
+                self.cache.put(prefix, full_suffix, next_mode, replace(judged[0], ahead=True))
 
         self.prefetches += 1
         self._prefetch = _Prefetch(key, token, asyncio.get_running_loop().create_task(ahead()))

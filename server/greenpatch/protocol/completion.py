@@ -15,6 +15,12 @@ from greenpatch.workspace.documents import Document, utf16_to_str_col
 if TYPE_CHECKING:
     from greenpatch.app import GreenpatchServer
 
+# The server command an item carries (LSP 3.18 InlineCompletionItem.command): the client runs it after inserting the
+# item, with the suggestion's id (and, from a client that reports it, how many characters it took).
+ACCEPTED_COMMAND = "greenpatch.accepted"
+# `greenpatch stats` for this workspace, as text (the VS Code status bar menu shows it)
+STATS_COMMAND = "greenpatch.suggestionStats"
+
 
 def _service(ls: GreenpatchServer) -> Any:
     service = ls.services.get("completion")
@@ -25,6 +31,10 @@ def _service(ls: GreenpatchServer) -> Any:
             engine_worker(ls, ls.settings.model.completion), ls.settings.completions, ls.index, ls.root
         )
         _code_settings(ls, service)
+        from greenpatch.completion.feedback import FeedbackLog
+
+        service.feedback = FeedbackLog.for_workspace(ls.root)
+        service.feedback.enabled = ls.settings.completions.record
         ls.services["completion"] = service
     return service
 
@@ -53,6 +63,8 @@ def on_closed(ls: GreenpatchServer, uri: str) -> None:
     service = ls.services.get("completion")
     if service is not None:
         service.forget(uri)
+        if service.feedback is not None:
+            service.feedback.forget(uri)
 
 
 def on_settings(ls: GreenpatchServer) -> None:
@@ -62,11 +74,47 @@ def on_settings(ls: GreenpatchServer) -> None:
     elif service is not None:
         service.update_settings(ls.settings.completions)
         _code_settings(ls, service)
+        if service.feedback is not None:
+            service.feedback.enabled = ls.settings.completions.record
     drop_engines(ls, {ls.settings.model.completion, ls.settings.model.repair})
+
+
+def _model(ls: GreenpatchServer) -> str:
+    engine = ls.settings.engine
+    return (engine.model or engine.url) if engine.url else ls.settings.model.completion
+
+
+def _command(ls: GreenpatchServer, uri: str, suggestion: Any) -> types.Command | None:
+    """Record `suggestion` as shown (and whatever was pending in `uri` as passed over): the command that reports
+    its acceptance, or None when nothing is recorded."""
+    feedback = ls.services["completion"].feedback
+    if feedback is None or not ls.settings.completions.record:
+        return None
+    kind = "next line" if suggestion.ahead else suggestion.mode
+    id_ = feedback.shown(uri, mean_logprob=suggestion.mean_logprob, chars=len(suggestion.text), kind=kind,
+                         model=_model(ls), seconds=suggestion.seconds, along=suggestion.along)
+    return types.Command(title="accepted", command=ACCEPTED_COMMAND, arguments=[id_])
 
 
 def register(server: GreenpatchServer) -> None:
     server.settings_hooks.append(on_settings)
+
+    @server.command(ACCEPTED_COMMAND)
+    def accepted(ls: Any, *args: Any) -> None:  # pygls evaluates the hints: GreenpatchServer is not importable here
+        """The client inserted a suggestion: [id] whole, [id, chars] only its first `chars` characters."""
+        service = ls.services.get("completion")
+        if service is None or service.feedback is None or not args or not isinstance(args[0], str):
+            return
+        chars = args[1] if len(args) > 1 and isinstance(args[1], int) and not isinstance(args[1], bool) else None
+        service.feedback.accepted(args[0], chars)
+
+    @server.command(STATS_COMMAND)
+    async def suggestion_stats(ls: Any, *args: Any) -> dict[str, Any]:
+        from greenpatch.completion.stats import render, report
+
+        target = ls.settings.completions.accept_target or 0.5
+        data = await asyncio.to_thread(report, ls.root, target)  # reads the logs: off the event loop
+        return {"text": render(data), "data": data}
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
@@ -92,6 +140,9 @@ def register(server: GreenpatchServer) -> None:
             ls.status("noModel" if "install" in str(exc) else "error", str(exc))
             ls.say_once(f"completion:{type(exc).__name__}", f"inline completions are off: {exc}")
             return None
+        feedback = _service(ls).feedback
+        if feedback is not None and suggestion is not None:
+            feedback.request(document.uri, suggestion.along)
         error = getattr(_service(ls), "last_error", None)
         if suggestion is None and error is not None:
             ls.status("noModel" if "install" in str(error) else "error", str(error))
@@ -102,7 +153,8 @@ def register(server: GreenpatchServer) -> None:
         return types.InlineCompletionList(
             items=[
                 types.InlineCompletionItem(
-                    insert_text=suggestion.text, range=types.Range(start=position, end=position)
+                    insert_text=suggestion.text, range=types.Range(start=position, end=position),
+                    command=_command(ls, document.uri, suggestion),
                 )
             ]
         )
