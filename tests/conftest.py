@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from greenpatch.errors import GreenpatchError
 
 DATA = Path(__file__).parent / "data"

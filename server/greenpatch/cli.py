@@ -6,8 +6,9 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Any, NoReturn
 
 from greenpatch import __version__
 from greenpatch.bench import LATENCY_MODES
@@ -331,4 +332,4 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-__all__ = ["main", "build_parser", "UsageError"]
+__all__ = ["UsageError", "build_parser", "main"]

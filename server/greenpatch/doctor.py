@@ -21,7 +21,7 @@ class Check:
 def _module(name: str, package: str, required: bool = True, fix: str = "") -> Check:
     try:
         module = importlib.import_module(name)
-    except Exception as exc:  # broken installs raise more than ImportError
+    except Exception as exc:  # noqa: BLE001 - broken installs raise more than ImportError
         return Check(package, False, f"cannot import {name}: {exc}", fix or f"pip install {package}", required)
     version = getattr(module, "__version__", "")
     if not version:
@@ -29,7 +29,7 @@ def _module(name: str, package: str, required: bool = True, fix: str = "") -> Ch
             from importlib.metadata import version as dist_version
 
             version = dist_version(package)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a check reports what broke, whatever it is
             version = "installed"
     return Check(package, True, str(version), required=required)
 
@@ -68,7 +68,7 @@ def _grammar() -> Check:
 
         syntax.query("tags")
         ok = syntax.error_count("def f(x):\n    return x\n") == 0
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a check reports what broke, whatever it is
         return Check("tree-sitter python", False, str(exc), "reinstall greenpatch (grammars/python/tags.scm)")
     return Check("tree-sitter python", ok, "grammar and tags.scm query load")
 
@@ -76,7 +76,7 @@ def _grammar() -> Check:
 def _models() -> list[Check]:
     try:
         from greenpatch.engine import models
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a check reports what broke, whatever it is
         return [Check("models", False, f"model manager unavailable: {exc}", required=False)]
     checks = []
     for name in ("default", "fast", "tiny"):
@@ -100,7 +100,7 @@ def _workspace_tests(path: Path, python: str = "") -> Check:
 
     try:
         python = resolve_python(path, python)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a check reports what broke, whatever it is
         return Check("tests", False, str(exc), "set greenpatch.python to your project's interpreter")
     found = probe(python, base_environment(python, "/nonexistent", tempfile.gettempdir()))
     if not found.version:

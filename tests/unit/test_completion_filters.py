@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from greenpatch.completion.filters import passes_gate, post_filter, trim_block
 from greenpatch.completion.prompt import build_request
 from greenpatch.config import CompletionSettings

@@ -1,5 +1,4 @@
 import pytest
-
 from greenpatch.config import Settings, read_settings, settings_from, settings_to_dict
 from greenpatch.errors import ConfigError
 

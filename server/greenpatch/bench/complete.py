@@ -189,7 +189,7 @@ async def _replay(service: CompletionService, streams: list[tuple[Path, str, int
         body = target[len(indent) :]
         # the line of code right after the last one: the cursor moved down, only the line above changed
         next_line = previous is not None and previous[0] == path and 0 < line - previous[1] <= 3
-        for n in range(0, min(len(body), per_line) + 1):
+        for n in range(min(len(body), per_line) + 1):
             done = sum(not x["first"] for x in samples) >= keystrokes or (
                 max_model_calls is not None and sum(x["model"] for x in samples) >= max_model_calls)
             if done:
@@ -225,7 +225,7 @@ def latency(engine: Engine, files: list[Path], keystrokes: int, typing_ms: int =
     index = _index(root) if root is not None else None
     out["repo_context"] = index is not None
     if streams:  # untimed: page the model in, so the first mode measured does not pay for it
-        path, text, line, _ = streams[0]
+        _path, text, line, _ = streams[0]
         engine.infill(text.split("\n")[line - 1] + "\n", "", max_tokens=4)
     for mode in modes:
         if hasattr(engine, "reuse"):
@@ -319,7 +319,7 @@ def _passes(program: str, timeout: float = 10.0) -> bool:
         handle.write(program)
         name = handle.name
     try:
-        proc = subprocess.run([sys.executable, name], capture_output=True, timeout=timeout)
+        proc = subprocess.run([sys.executable, name], capture_output=True, timeout=timeout, check=False)
         return proc.returncode == 0
     except subprocess.TimeoutExpired:
         return False
@@ -421,7 +421,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     load_started = time.perf_counter()
     engine = load_engine(name, settings)
     load_seconds = time.perf_counter() - load_started
-    spec, model_path = (None, None) if name == "fake" else models.resolve_model(name)
+    _spec, model_path = (None, None) if name == "fake" else models.resolve_model(name)
     replay_dir = tempfile.TemporaryDirectory(prefix="greenpatch-replay-")
     files, source = [Path(f).resolve() for f in args.files], "--files"
     if not files:

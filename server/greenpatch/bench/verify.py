@@ -70,11 +70,11 @@ def _mutations_in(rel: str, text: str) -> list[tuple[str, str, int, Any]]:
             if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in FLIP:
                 flipped = ast.Compare(node.left, [FLIP[type(node.ops[0])]()], node.comparators)
                 found.append((fn.name, "flip-comparison", node.lineno,
-                              lambda n=node, r=ast.unparse(flipped): _segment_replace(text, n, f"({r})")))
+                              lambda n=node, r=ast.unparse(flipped): _segment_replace(text, n, f"({r})")))  # noqa: B008 - bound now, per mutation
             elif isinstance(node, ast.Constant) and type(node.value) in (int, bool) and node.lineno > fn.lineno:
                 value = (not node.value) if isinstance(node.value, bool) else node.value + 1
                 found.append((fn.name, "change-constant", node.lineno,
-                              lambda n=node, v=repr(value): _segment_replace(text, n, v)))
+                              lambda n=node, v=repr(value): _segment_replace(text, n, v)))  # noqa: B008 - bound now, per mutation
         body = [s for s in ast.walk(fn) if isinstance(s, ast.stmt) and s is not fn
                 and not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
         for stmt in body:

@@ -41,7 +41,7 @@ def _index(root: Path) -> object | None:
     index = WorkspaceIndex(root)
     try:
         index.scan()
-    except Exception:  # repo context is a bonus; completion works without it
+    except Exception:  # noqa: BLE001 - repo context is a bonus; completion works without it
         return None
     return index
 

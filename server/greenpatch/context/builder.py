@@ -21,9 +21,7 @@ WINDOW_SLACK = 0.5  # a held window start is kept until the window is this much 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMPORT = re.compile(r"^\s*(?:from\s+[\w.]+\s+)?import\s+(.+)$")
 _KEYWORDS = frozenset(
-    "False None True and as assert async await break class continue def del elif else except finally for from "
-    "global if import in is lambda nonlocal not or pass raise return try while with yield self cls print len "
-    "range str int float list dict set tuple bool isinstance super".split()
+    ["False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while", "with", "yield", "self", "cls", "print", "len", "range", "str", "int", "float", "list", "dict", "set", "tuple", "bool", "isinstance", "super"]
 )
 
 
@@ -221,7 +219,7 @@ def repo_context(
         for name in names_near(prefix):
             try:
                 symbols = index.lookup(name)
-            except Exception:  # the index is optional help; a failing lookup must not stop completion
+            except Exception:  # noqa: BLE001,S112 - the index is optional help; a failing lookup must not stop completion
                 continue
             for symbol in symbols[:2]:
                 path = Path(getattr(symbol, "path", ""))
@@ -233,7 +231,7 @@ def repo_context(
                 seen.add(key)
                 try:
                     text = index.snippet(symbol)
-                except Exception:
+                except Exception:  # noqa: BLE001,S112 - the index is optional help
                     continue
                 if not text.strip() or used + len(text) > budget_chars:
                     continue

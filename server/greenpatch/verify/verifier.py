@@ -231,7 +231,7 @@ class Verifier:
             remove_tree(work)
         atexit.unregister(self.close)
 
-    def __enter__(self) -> Verifier:
+    def __enter__(self) -> Verifier:  # noqa: PYI034 - Self needs Python 3.11
         return self
 
     def __exit__(self, *exc: object) -> None:
