@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 
 import pytest
-
 from greenpatch.bench.real import pytest_outcome
 from greenpatch.bench.slips import KINDS, Slip, SlipError, draw, named_in, parses, slips_in
 

@@ -297,7 +297,8 @@ def _repair_one(slip: Slip, prepared: Prepared, ws_path: Path, opts: Options, de
         result["outcome"] = "crash" if done.crashed else "lost report"
         return result
     notes = " ".join(data.get("notes", []))
-    result["hit_time_limit"] = bool(data.get("timed_out")) or "time limit" in notes
+    # greenpatch's own word for it, or the wall clock: a run that ends past --timeout hit the limit too
+    result["hit_time_limit"] = bool(data.get("timed_out")) or "time limit" in notes or done.seconds >= opts.timeout
     result.update(candidates=data.get("candidates_tried", 0), failures=len(data.get("failures", [])),
                   greenpatch_seconds=data.get("seconds"), error=(data.get("error") or "")[:300])
     fixes = [f for f in data.get("fixes", []) if f.get("verified")]

@@ -11,10 +11,12 @@ first, so ten slips are ten different functions and every kind shows up.
 from __future__ import annotations
 
 import ast
+import itertools
 import random
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 KINDS = ("off-by-one", "wrong-variable", "dropped-not", "dropped-statement", "swapped-arguments", "wrong-constant")
 
@@ -252,7 +254,7 @@ class _Finder:
             stop = args[-1]
             if _one_line(stop) and not (isinstance(stop, ast.BinOp) and isinstance(stop.right, ast.Constant)):
                 self.replace("off-by-one", stop, f"{self.text(stop)} + 1")
-        for first, second in zip(args, args[1:]):
+        for first, second in itertools.pairwise(args):
             if isinstance(first, ast.Starred) or isinstance(second, ast.Starred):
                 continue
             gap = self._between(first, second)
