@@ -364,6 +364,8 @@ def _summary(rows: list[dict[str, Any]], opts: Options) -> dict[str, Any]:
         "crashes": sum(r["crashes"] for r in rows),
         "lost_reports": sum(r["lost_reports"] for r in rows),
         "hit_time_limit": sum(1 for s in slips if s["hit_time_limit"]),
+        # repair runs that never got to repairing: what a user sees as greenpatch not working in their project
+        "runs_where_tests_could_not_run": sum(1 for s in slips if s["outcome"] == "tests could not run"),
         "bugs": len(slips),
         "fixed": len(fixed),
         "fix_rate": round(len(fixed) / len(slips), 3) if slips else None,
@@ -392,6 +394,8 @@ def table(rows: list[dict[str, Any]]) -> str:
                      f"{secs.get('p95', '-'):>6} {s['hit_time_limit']:>5} {r['crashes']:>5} {r['lost_reports']:>4}")
         for failure in r["setup_failures"]:
             lines.append(f"    setup failure, {failure['step']}: {failure['message'][:150]}")
+        if s["outcomes"]:
+            lines.append("    outcomes: " + ", ".join(f"{n} {what}" for what, n in sorted(s["outcomes"].items())))
     return "\n".join(lines)
 
 

@@ -51,12 +51,12 @@ class Project:
 
 PROJECTS: dict[str, Project] = {
     "boltons": Project("boltons", "24.0.0", "3.10", ("pytest==7.0.1",), "Python 3.10, pytest 7.0.1, no coverage"),
-    "toolz": Project("toolz", "0.12.0", "3.11", ("pytest==7.4.4",), "Python 3.11, pytest 7.4.4, no coverage"),
-    "more-itertools": Project("more-itertools", "10.1.0", "3.10", ("pytest==8.3.5", "coverage==6.5.0"),
-                              "Python 3.10, pytest 8.3.5, coverage 6.5.0"),
+    "toolz": Project("toolz", "0.12.0", "3.9", ("pytest==7.4.4",), "Python 3.9, pytest 7.4.4, no coverage"),
+    "more-itertools": Project("more-itertools", "10.1.0", "3.8", ("pytest==8.3.5", "coverage==6.5.0"),
+                              "Python 3.8 (the oldest supported), pytest 8.3.5, coverage 6.5.0"),
     "python-dateutil": Project(
-        "python-dateutil", "2.8.2", "3.8", ("pytest==7.4.4", "pytest-cov==5.0.0", "six", "freezegun", "hypothesis"),
-        "Python 3.8 (the oldest greenpatch supports), pytest 7.4.4, pytest-cov 5 (coverage 7.6)",
+        "python-dateutil", "2.8.2", "3.11", ("pytest==7.4.4", "pytest-cov==5.0.0", "six", "freezegun", "hypothesis"),
+        "Python 3.11, pytest 7.4.4, pytest-cov 5.0.0 (coverage 7)",
         # pytest 7 warns on pytest.warns(None), and the project's filterwarnings=error makes that a failure;
         # 2.9.0 moved to warnings.catch_warnings (and to a src layout, which needs an install: hence 2.8.2)
         (("dateutil/test/test_internals.py", "import sys\n", "import sys\nimport warnings\n"),
