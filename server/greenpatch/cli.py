@@ -306,6 +306,23 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--tasks", type=int, default=30, help="how many tasks (30; 0: all)")
     bp.add_argument("--offset", type=int, default=0, help="skip this many tasks first (e.g. for a held-out set)")
     bp.add_argument("--output", "-o", help="JSON report path (default: bench-NAME.json)")
+    bp = bsub.add_parser(
+        "real", help="test and repair on real PyPI libraries in their own venvs, with seeded human slips",
+        description="Build pinned PyPI libraries, each in a virtualenv of its own (older pytest, old or no coverage, "
+                    "the oldest Python), into a cache folder; time `greenpatch test`; inject seeded single-line slips "
+                    "that make a test fail and run `greenpatch repair` on each as a subprocess; judge each fix shown "
+                    "with the project's whole suite. Reports fixed, precision, p50/p95 s, setup failures, crashes, "
+                    "lost reports and runs that hit the time limit.",
+    )
+    bp.add_argument("--projects", nargs="+", metavar="NAME|DIR",
+                    help="boltons, toolz, more-itertools, python-dateutil (default: all), or a local project folder")
+    bp.add_argument("--bugs", type=_positive_int, default=10, help="slips per project (10)")
+    bp.add_argument("--model", default="default", help="model for repair, or `none` for mutations only (default)")
+    bp.add_argument("--timeout", type=_positive_float, default=300.0, help="repair --timeout per slip, seconds (300)")
+    bp.add_argument("--seed", type=int, default=24, help="seed for drawing the slips (24)")
+    bp.add_argument("--cache", help="folder for the sdists, venvs and chosen slips (~/.cache/greenpatch/bench-real)")
+    bp.add_argument("--python", help="interpreter for projects given as folders (default: this one)")
+    bp.add_argument("--output", "-o", help="JSON report path (default: bench-NAME.json)")
     return parser
 
 
