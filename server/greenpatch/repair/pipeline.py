@@ -134,6 +134,13 @@ class RepairPipeline:
             shown = ", ".join(ignored[:5]) + (f" and {len(ignored) - 5} more" if len(ignored) > 5 else "")
             report.notes.append(f"not repaired: {shown} {'does' if len(ignored) == 1 else 'do'} not parse as "
                                 "Python 3 and no test imports it (a template or Python 2 code?)")
+        if baseline.timed_out and not failing and not broken:
+            # cut short before any test failed: that is no sign that nothing fails
+            report.timed_out = True
+            report.error = baseline.error or "the tests did not finish within the time limit"
+            report.notes.append("stopped at the time limit")
+            report.seconds = time.monotonic() - started
+            return report
         if baseline.error and not failing and not broken:
             report.error = baseline.error
             report.seconds = time.monotonic() - started
