@@ -373,7 +373,7 @@ def install_command(name: str, *, force: bool) -> int:
 
 
 def list_command(*, as_json: bool) -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for spec in load_manifest().values():
         path = models_dir() / spec.file
         rows.append({
