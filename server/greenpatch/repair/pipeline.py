@@ -105,7 +105,7 @@ class RepairPipeline:
         started = time.monotonic()
         self._deadline = started + max(1.0, self.settings.max_seconds)
         self._cancel = cancel or CancelToken()
-        self._progress = progress or (lambda message, percent=None: None)
+        self._progress: Progress = progress or (lambda message, percent: None)
         self._changes = dict(changes or {})
         self._texts: dict[str, str] = {}
         self._sources: dict[str, SourceFile] = {}
