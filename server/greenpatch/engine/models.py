@@ -32,7 +32,7 @@ from greenpatch.errors import ChecksumMismatch, ModelDownloadError, ModelError, 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+    import tomli as tomllib  # type: ignore[no-redef, unused-ignore]
 
 ENV_MODELS_DIR = "GREENPATCH_MODELS_DIR"
 CHUNK = 1 << 20

@@ -187,7 +187,7 @@ class _Monitor(_Recorder):
         self.tests: dict[str, dict[str, set[int]]] = {}
         self.files: dict[str, set[int]] | None = None
         self.known: dict[str, bool] = {}
-        self.mon: Any = sys.monitoring  # type: ignore[attr-defined]
+        self.mon: Any = sys.monitoring  # type: ignore[attr-defined, unused-ignore]  # 3.12+
         self.tool = -1
 
     def start(self) -> None:
