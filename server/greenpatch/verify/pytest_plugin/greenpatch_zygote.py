@@ -120,7 +120,7 @@ def _run_pytest(req: dict[str, Any]) -> None:
     sys.path.insert(0, cwd)  # what `python -m` puts first
     sys.argv = [os.path.join(os.path.dirname(pytest.__file__), "__main__.py"), *req["argv"]]
     if "tempfile" in sys.modules:
-        tempfile: Any = sys.modules["tempfile"]  # imported already: the run's own, reset in place
+        tempfile: Any = sys.modules["tempfile"]  # loaded in the zygote already: reset, not re-imported
         tempfile.tempdir = None  # computed again from this run's TMPDIR
     code: Any = 1
     try:
