@@ -68,7 +68,7 @@ def _loopback_up() -> None:
 
 def _rootpath(config: pytest.Config) -> str:
     # rootpath: pytest 6.1+; rootdir: older ones (newer ones keep it only through the legacypath plugin)
-    return str(getattr(config, "rootpath", None) or config.rootdir)  # type: ignore[attr-defined]
+    return str(getattr(config, "rootpath", None) or config.rootdir)  # type: ignore[attr-defined, unused-ignore]
 
 
 @pytest.hookimpl(hookwrapper=True)
