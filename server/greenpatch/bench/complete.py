@@ -229,7 +229,7 @@ def latency(engine: Engine, files: list[Path], keystrokes: int, typing_ms: int =
         engine.infill(text.split("\n")[line - 1] + "\n", "", max_tokens=4)
     for mode in modes:
         if hasattr(engine, "reuse"):
-            engine.reuse = mode if mode in ("prefix", "chunk", "none") else DEFAULT_REUSE  # type: ignore[attr-defined]
+            engine.reuse = mode if mode in ("prefix", "chunk", "none") else DEFAULT_REUSE
             engine.speculate = mode != "nodraft"  # type: ignore[attr-defined]
             engine.heal = mode != "noheal"  # type: ignore[attr-defined]
             engine.park = mode != "nopark"  # type: ignore[attr-defined]
@@ -447,9 +447,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         report["quality"] = run_quality()
         if indented and hasattr(engine, "heal"):
-            engine.heal = False  # type: ignore[attr-defined]
+            engine.heal = False
             report["quality_without_healing"] = run_quality()
-            engine.heal = True  # type: ignore[attr-defined]
+            engine.heal = True
     if args.engine:
         from greenpatch.bench.remote import remote_latency
 

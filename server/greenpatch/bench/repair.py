@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if why:
         print(f"greenpatch: {why}", file=sys.stderr)
     if engine is not None:
-        engine.warm_up().result()  # type: ignore[attr-defined]
+        engine.warm_up().result()
     rows: list[dict[str, Any]] = []
     work = Path(tempfile.mkdtemp(prefix="gp-bench-repair-"))
     try:
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if engine is not None:
-            engine.close()  # type: ignore[attr-defined]
+            engine.close()
     return {"summary": _summary(rows, model), "tasks": rows}
 
 

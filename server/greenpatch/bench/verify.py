@@ -45,7 +45,7 @@ class Mutation:
     new_text: str
 
 
-def _segment_replace(text: str, node: ast.AST, replacement: str) -> str:
+def _segment_replace(text: str, node: ast.expr | ast.stmt, replacement: str) -> str:
     lines = text.splitlines(keepends=True)
     start = sum(len(line) for line in lines[: node.lineno - 1]) + _byte_to_char(lines[node.lineno - 1],
                                                                                    node.col_offset)
@@ -71,7 +71,7 @@ def _mutations_in(rel: str, text: str) -> list[tuple[str, str, int, Any]]:
                 flipped = ast.Compare(node.left, [FLIP[type(node.ops[0])]()], node.comparators)
                 found.append((fn.name, "flip-comparison", node.lineno,
                               lambda n=node, r=ast.unparse(flipped): _segment_replace(text, n, f"({r})")))  # noqa: B008 - bound now, per mutation
-            elif isinstance(node, ast.Constant) and type(node.value) in (int, bool) and node.lineno > fn.lineno:
+            elif isinstance(node, ast.Constant) and isinstance(node.value, int) and node.lineno > fn.lineno:
                 value = (not node.value) if isinstance(node.value, bool) else node.value + 1
                 found.append((fn.name, "change-constant", node.lineno,
                               lambda n=node, v=repr(value): _segment_replace(text, n, v)))  # noqa: B008 - bound now, per mutation
@@ -89,7 +89,7 @@ def draw_mutations(root: Path, count: int, seed: int = SEED) -> list[Mutation]:
     rng = random.Random(seed)
     files = sorted(rel for rel in source_files(root) if rel.endswith(".py") and not is_test_file(rel)
                    and "/tests/" not in f"/{rel}" and not rel.endswith("conftest.py") and "sandbox" not in rel)
-    pool: list[tuple[str, str, str, int, Any]] = []
+    pool: list[tuple[str, str, str, str, int, Any]] = []
     for rel in files:
         text = (root / rel).read_text(encoding="utf-8")
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from greenpatch.cancel import CancelToken
 from greenpatch.completion.filters import ENDS, post_filter
@@ -96,8 +97,9 @@ def _samples(engine: Engine, request: CompletionRequest, count: int,
     """`count` sampled lines and the seconds they took: side by side in one batch where the engine can
     (`infill_many`), else one by one."""
     seeds = list(range(count))
-    kwargs = {"context": request.context, "max_tokens": request.max_tokens, "stop": request.stop,
-              "temperature": TEMPERATURE, "cancel": cancel, "code_first": request.code_first, "end_check": True}
+    kwargs: dict[str, Any] = {"context": request.context, "max_tokens": request.max_tokens,
+                              "stop": request.stop, "temperature": TEMPERATURE, "cancel": cancel,
+                              "code_first": request.code_first, "end_check": True}
     many = getattr(engine, "infill_many", None)
     if many is not None:
         out: list[Generation] = many(request.prefix, request.suffix, seeds, **kwargs)

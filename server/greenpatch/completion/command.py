@@ -7,9 +7,13 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from greenpatch.config import Settings
 from greenpatch.errors import UsageError
+
+if TYPE_CHECKING:
+    from greenpatch.context.builder import SymbolIndex
 
 
 def parse_location(location: str) -> tuple[Path, int, int]:
@@ -33,7 +37,7 @@ def find_root(path: Path) -> Path:
     return path.parent
 
 
-def _index(root: Path) -> object | None:
+def _index(root: Path) -> SymbolIndex | None:
     try:
         from greenpatch.workspace.index import WorkspaceIndex
     except ImportError:

@@ -24,7 +24,7 @@ from greenpatch.completion.feedback import FeedbackLog
 from greenpatch.completion.filters import indent_after_enter, passes_gate, post_filter
 from greenpatch.completion.prompt import CompletionRequest, build_request, wants_block
 from greenpatch.config import CompletionSettings
-from greenpatch.context.builder import HeldContext, RecentEdits, split_at
+from greenpatch.context.builder import HeldContext, RecentEdits, SymbolIndex, split_at
 from greenpatch.engine.base import Engine, Generation
 from greenpatch.engine.worker import EngineWorker
 from greenpatch.errors import Cancelled, GreenpatchError
@@ -60,7 +60,7 @@ class CompletionService:
         self,
         worker: EngineWorker,
         settings: CompletionSettings,
-        index: object | None = None,
+        index: SymbolIndex | None = None,
         root: Path | None = None,
         *,
         trusted: bool = True,
@@ -211,7 +211,7 @@ class CompletionService:
         def job(engine: Engine) -> Generation:
             request = build_request(
                 text, line, col, self.settings, fim=engine.fim, path=path, root=self.root,
-                index=self.index, recent=self.recent, held=self.held, mode=mode,  # type: ignore[arg-type]
+                index=self.index, recent=self.recent, held=self.held, mode=mode,
             )
             request_box.append(request)
             if request.mode == "block" and self.settings.block_seconds > 0:

@@ -244,9 +244,9 @@ def repo_context(
         pieces.append((_relative(Path(region.path), root), region.start_line, region.text))
     pieces.sort(key=lambda p: (p[0], p[1]))  # stable order across keystrokes keeps the KV cache valid
     merged: dict[str, list[str]] = {}
-    for path, _, text in pieces:
-        merged.setdefault(path, []).append(text.rstrip())
-    ctx.files = [(path, "\n...\n".join(texts)) for path, texts in merged.items()]
+    for rel, _, text in pieces:
+        merged.setdefault(rel, []).append(text.rstrip())
+    ctx.files = [(rel, "\n...\n".join(texts)) for rel, texts in merged.items()]
     return ctx
 
 

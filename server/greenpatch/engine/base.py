@@ -72,8 +72,12 @@ class ChatMessage:
 class Engine(Protocol):
     """What completion and repair need from a model."""
 
-    name: str
-    fim: FimFormat | None  # None: the model has no FIM tokens (the tiny test model); infill falls back to prefix-only
+    # read-only here: an engine may compute them (the fallback engine answers for whichever engine serves)
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def fim(self) -> FimFormat | None: ...  # None: no FIM tokens (the tiny test model); infill is prefix-only
 
     def infill(
         self,

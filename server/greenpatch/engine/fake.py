@@ -85,10 +85,10 @@ class FakeEngine:
         if self.delay and cancel is not None and cancel.wait(self.delay):
             return Generation("", [], "cancelled", seconds=time.perf_counter() - started)
         if temperature > 0 and self.samples:
-            text, logprobs, end = self.samples[(seed or 0) % len(self.samples)]
+            text, logprobs, sample_end = self.samples[(seed or 0) % len(self.samples)]
             ends = list(accumulate(len(t) for t in re.findall(r"\s*\S+|\s+", text)))
             return Generation(text, list(logprobs), "stop", len(prefix) // 4, 0, time.perf_counter() - started,
-                              token_ends=ends[: len(logprobs)], end_logprob=end if end_check else None)
+                              token_ends=ends[: len(logprobs)], end_logprob=sample_end if end_check else None)
         text = self.texts.pop(0) if self.texts else self._answer(prefix)
         every = re.findall(r"\s*\S+|\s+", text)
         tokens = every[:max_tokens]

@@ -61,7 +61,7 @@ def plan_reuse(cached: Sequence[int], prompt: Sequence[int], mode: str = "chunk"
     chunks: list[tuple[int, int, int]] = []
     if mode == "chunk" and min_chunk > 0:
         chunks = _find_chunks(cached, prompt, keep, n - 1, min_chunk)
-    covered = set()
+    covered: set[int] = set()
     for _, p, length in chunks:
         covered.update(range(p, p + length))
     evaluate = [i for i in range(keep, n) if i not in covered]

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -798,7 +799,7 @@ def _patched_defaults(repack: bool) -> Iterator[None]:
     """
     import llama_cpp.llama as llama_module
 
-    low = llama_module.llama_cpp
+    low: Any = llama_module.llama_cpp  # type: ignore[attr-defined]  # llama.py's own import, not re-exported
     model_defaults, context_defaults = low.llama_model_default_params, low.llama_context_default_params
     no_extra = not repack
 

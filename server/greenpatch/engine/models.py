@@ -32,7 +32,7 @@ from greenpatch.errors import ChecksumMismatch, ModelDownloadError, ModelError, 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+    import tomli as tomllib  # type: ignore[no-redef, unused-ignore]
 
 ENV_MODELS_DIR = "GREENPATCH_MODELS_DIR"
 CHUNK = 1 << 20
@@ -373,7 +373,7 @@ def install_command(name: str, *, force: bool) -> int:
 
 
 def list_command(*, as_json: bool) -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for spec in load_manifest().values():
         path = models_dir() / spec.file
         rows.append({

@@ -504,7 +504,7 @@ def _stop_reason(finish: Any) -> str:
     if finish in ("length", "limit"):
         return "length"
     if finish in ("eos", "time"):
-        return finish
+        return str(finish)
     return "stop"
 
 

@@ -14,6 +14,7 @@ from greenpatch.workspace.documents import Document, utf16_to_str_col
 
 if TYPE_CHECKING:
     from greenpatch.app import GreenpatchServer
+    from greenpatch.completion.service import CompletionService
 
 # The server command an item carries (LSP 3.18 InlineCompletionItem.command): the client runs it after inserting the
 # item, with the suggestion's id (and, from a client that reports it, how many characters it took).
@@ -22,7 +23,7 @@ ACCEPTED_COMMAND = "greenpatch.accepted"
 STATS_COMMAND = "greenpatch.suggestionStats"
 
 
-def _service(ls: GreenpatchServer) -> Any:
+def _service(ls: GreenpatchServer) -> CompletionService:
     service = ls.services.get("completion")
     if service is None:
         from greenpatch.completion.service import CompletionService
@@ -39,7 +40,7 @@ def _service(ls: GreenpatchServer) -> Any:
     return service
 
 
-def _code_settings(ls: GreenpatchServer, service: Any) -> None:
+def _code_settings(ls: GreenpatchServer, service: CompletionService) -> None:
     """Whether the docstring examples may run (a trusted workspace), and under which interpreter."""
     from greenpatch.errors import VerifyError
     from greenpatch.verify.python import resolve_python

@@ -9,13 +9,14 @@ from lsprotocol import types
 
 if TYPE_CHECKING:
     from greenpatch.app import GreenpatchServer
+    from greenpatch.engine.worker import EngineWorker
 
 
-def engine_worker(ls: GreenpatchServer, model: str) -> Any:
+def engine_worker(ls: GreenpatchServer, model: str) -> EngineWorker:
     """The EngineWorker for `model` (a manifest name, "fake", or a .gguf path). Loading happens on the worker
     thread at the first request; failures reach the caller as GreenpatchErrors."""
     key = f"engine:{model}"
-    worker = ls.services.get(key)
+    worker: EngineWorker | None = ls.services.get(key)
     if worker is not None:
         return worker
     from greenpatch.engine import load_engine

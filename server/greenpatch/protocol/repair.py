@@ -22,6 +22,8 @@ from greenpatch.workspace.documents import Document
 
 if TYPE_CHECKING:
     from greenpatch.app import GreenpatchServer
+    from greenpatch.repair.types import Fix, RepairReport
+    from greenpatch.verify.verifier import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ class RepairState:
 
     cancel: CancelToken | None = None
     version: int | None = None
-    fixes: list[Any] = field(default_factory=list)  # repair.Fix, best first
+    fixes: list[Fix] = field(default_factory=list)  # best first
     diagnostics: list[types.Diagnostic] = field(default_factory=list)
 
 
@@ -51,7 +53,7 @@ def _states(ls: GreenpatchServer) -> dict[str, RepairState]:
     return ls.services.setdefault("repairs", _Repairs())  # type: ignore[no-any-return]
 
 
-def _verifier(ls: GreenpatchServer) -> Any:
+def _verifier(ls: GreenpatchServer) -> Verifier:
     verifier = ls.services.get("verifier")
     if verifier is None:
         from greenpatch.verify import Verifier
@@ -178,7 +180,7 @@ async def _run(ls: GreenpatchServer, document: Document, version: int, cancel: C
     _show(ls, document, version, report)
 
 
-def _summary(report: Any) -> str:
+def _summary(report: RepairReport | None) -> str:
     """The progress's last word: what the run found (the same facts as the CLI's summary line)."""
     if report is None:
         return "stopped"
@@ -189,7 +191,7 @@ def _summary(report: Any) -> str:
     return text + (" (stopped at the time limit)" if report.timed_out else "")
 
 
-def _show(ls: GreenpatchServer, document: Document, version: int, report: Any) -> None:
+def _show(ls: GreenpatchServer, document: Document, version: int, report: RepairReport) -> None:
     rel = _relative(ls, document.path) if document.path else None
     fixes = [f for f in report.fixes if f.path == rel and f.verified]
     state = _states(ls).setdefault(document.uri, RepairState())

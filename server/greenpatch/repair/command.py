@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from greenpatch.cancel import CancelToken
 from greenpatch.config import Settings
@@ -27,6 +27,9 @@ from greenpatch.repair.apply import Plan, plan_fixes, write_plan
 from greenpatch.repair.pipeline import RepairPipeline
 from greenpatch.repair.types import Failure, RepairReport
 from greenpatch.verify.pytest_args import workspace_args
+
+if TYPE_CHECKING:
+    from greenpatch.engine.worker import EngineWorker
 
 EXIT_CLEAN, EXIT_FIXED, EXIT_USAGE, EXIT_UNFIXED, EXIT_WRITE, EXIT_INTERRUPTED = 0, 1, 2, 3, WriteError.exit_code, 130
 
@@ -120,7 +123,7 @@ def _interrupt_cancels(cancel: CancelToken) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _engine_worker(model: str, settings: Settings) -> tuple[object | None, str]:
+def _engine_worker(model: str, settings: Settings) -> tuple[EngineWorker | None, str]:
     """An EngineWorker for `model`, installing it on first use; (None, why) when no model can run."""
     if model == "none":
         return None, "no model (--model none): mutation candidates only"
@@ -169,7 +172,7 @@ def run_repair(
         verifier.close()
         if engine is not None:
             # Joined, not abandoned: a model thread still decoding when the process exits crashes it (SIGSEGV).
-            stopped = engine.close()  # type: ignore[attr-defined]
+            stopped = engine.close()
     if why:
         report.notes.insert(0, why)
     if not stopped:

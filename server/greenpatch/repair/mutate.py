@@ -75,15 +75,15 @@ def mutations(text: str, first: int, last: int) -> Iterator[tuple[str, str]]:
             except (ValueError, SyntaxError):
                 continue
             if isinstance(value, int) and not isinstance(value, bool):
-                for repl in (value + 1, value - 1):
-                    if repl >= 0 or value < 0:
-                        yield _splice(text, starts, tok.start, tok.end, str(repl)), f"`{s}` -> `{repl}`"
+                for number in (value + 1, value - 1):
+                    if number >= 0 or value < 0:
+                        yield _splice(text, starts, tok.start, tok.end, str(number)), f"`{s}` -> `{number}`"
                         continue
                     # a negative literal as a replacement needs care inside expressions: parenthesize
-                    yield _splice(text, starts, tok.start, tok.end, f"({repl})"), f"`{s}` -> `{repl}`"
+                    yield _splice(text, starts, tok.start, tok.end, f"({number})"), f"`{s}` -> `{number}`"
             elif isinstance(value, float):
-                for repl in (value + 1, value - 1) if value.is_integer() else ():
-                    yield _splice(text, starts, tok.start, tok.end, repr(repl)), f"`{s}` -> `{repl!r}`"
+                for real in (value + 1, value - 1) if value.is_integer() else ():
+                    yield _splice(text, starts, tok.start, tok.end, repr(real)), f"`{s}` -> `{real!r}`"
     yield from _ast_mutations(text, starts, first, last)
 
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from greenpatch.cancel import CancelToken, LinkedToken
 from greenpatch.config import RepairSettings
@@ -36,6 +36,10 @@ from greenpatch.repair.mutate import mutations
 from greenpatch.repair.types import Failure, Fix, RepairReport
 from greenpatch.verify.types import Changes, TestResult, TestRun
 from greenpatch.workspace.files import BOM, SourceFile, read_source
+
+if TYPE_CHECKING:
+    from greenpatch.engine.worker import EngineWorker
+    from greenpatch.verify.verifier import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +91,8 @@ class _Verified:
 
 class RepairPipeline:
     def __init__(
-        self, root: Path, verifier: Any, engine: Any | None, settings: RepairSettings, *, model_name: str = ""
+        self, root: Path, verifier: Verifier, engine: EngineWorker | None, settings: RepairSettings, *,
+        model_name: str = "",
     ) -> None:
         self.root = Path(root).resolve()
         self.verifier = verifier
@@ -105,7 +110,7 @@ class RepairPipeline:
         started = time.monotonic()
         self._deadline = started + max(1.0, self.settings.max_seconds)
         self._cancel = cancel or CancelToken()
-        self._progress = progress or (lambda message, percent=None: None)
+        self._progress: Progress = progress or (lambda message, percent: None)
         self._changes = dict(changes or {})
         self._texts: dict[str, str] = {}
         self._sources: dict[str, SourceFile] = {}
@@ -425,7 +430,7 @@ class RepairPipeline:
     def _submit(self, fn: Callable[[Engine], Any]) -> concurrent.futures.Future[Any] | None:
         if self.engine is None or self._engine_error:
             return None
-        return self.engine.submit(fn, self._model_stop)  # type: ignore[no-any-return]
+        return self.engine.submit(fn, self._model_stop)
 
     def _start_model(
         self, group: _Group, window: list[Suspect], round_no: int, budget: int, feedback: list[ChatMessage],

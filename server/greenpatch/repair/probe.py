@@ -38,6 +38,7 @@ def call_examples(test_text: str, name: str) -> tuple[str, list[tuple[Any, ...]]
         return None
     short = name.split(".")[-1]
     imported: set[str] = set()  # how the test module can call the function
+    node: ast.AST  # a statement here, any node in the walks below
     for node in tree.body:
         if isinstance(node, ast.ImportFrom):
             imported |= {alias.asname or alias.name for alias in node.names if alias.name == short}
@@ -98,8 +99,8 @@ def _strategy(value: Any, st: Any) -> Any:
         bound = max(10, abs(value) * 2)
         return st.integers(-bound, bound)
     if isinstance(value, float):
-        bound = max(10.0, abs(value) * 2)
-        return st.floats(-bound, bound, allow_nan=False, allow_infinity=False).map(lambda x: round(x, 2))
+        limit = max(10.0, abs(value) * 2)
+        return st.floats(-limit, limit, allow_nan=False, allow_infinity=False).map(lambda x: round(x, 2))
     if isinstance(value, str):
         alphabet = "".join(sorted(set(value))) or "ab"
         alphabet += "abcXY 0" if len(alphabet) < 4 else ""

@@ -45,9 +45,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from greenpatch.cancel import CancelToken
 from greenpatch.verify.zygote import SETUP_FAILED, WarmProcess, Zygote
 
 OUTPUT_TAIL = 16 * 1024
@@ -56,7 +55,7 @@ PR_SET_PDEATHSIG = 1
 try:  # resolved here, not in the forked child: the child only calls it
     import ctypes
 
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+    _prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
 except (ImportError, OSError, AttributeError):  # not Linux
     _prctl = None
 FSIZE_BYTES = 256 * 1024 * 1024
@@ -222,7 +221,7 @@ def _kill(pid: int) -> None:
 
 def run(
     argv: list[str], *, cwd: Path, env: dict[str, str], output: Path, timeout: float, memory_mb: int,
-    max_procs: int = 64, cancel: CancelToken | None = None, zygote: Zygote | None = None,
+    max_procs: int = 64, cancel: StopSignal | None = None, zygote: Zygote | None = None,
 ) -> Outcome:
     """Run `argv` under the limits above. With a `zygote` a `python -m pytest` run is forked from the warm fork
     server instead of started fresh (same limits, see zygote.py); it falls back to a cold start by itself."""
@@ -319,9 +318,17 @@ def run(
     return result
 
 
+class StopSignal(Protocol):
+    """What the watchdog polls to end a run early: a CancelToken, or a TestWatch (a test overran)."""
+
+    def is_set(self) -> bool: ...
+
+
 class _Handle(Protocol):
     pid: int
-    returncode: int | None
+
+    @property
+    def returncode(self) -> int | None: ...
 
     def poll(self) -> int | None: ...
 

@@ -87,7 +87,7 @@ def _read_config(folder: Path) -> Config:
         try:
             import tomllib
         except ImportError:  # Python < 3.11
-            tomllib = None  # type: ignore[assignment]
+            tomllib = None  # type: ignore[assignment, unused-ignore]
         if tomllib is not None:
             try:
                 data = tomllib.loads(pyproject.read_text(encoding="utf-8"))

@@ -40,9 +40,9 @@ def resolve_python(root: Path, configured: str = "") -> str:
             "fix the greenpatch.python setting or the --python option",
         )
     for name in (".venv", "venv"):
-        found = _venv_python(root / name)
-        if found:
-            return str(found)
+        venv = _venv_python(root / name)
+        if venv:
+            return str(venv)
     return sys.executable
 
 

@@ -262,7 +262,7 @@ def make_work_dir() -> Path:
 
 def sweep_stale(base: Path | None = None) -> list[Path]:
     """Remove work folders of greenpatch processes that no longer exist (killed before close() could run)."""
-    removed = []
+    removed: list[Path] = []
     base = base or Path(tempfile.gettempdir())
     try:
         entries = list(base.glob(f"{WORK_PREFIX}*-*"))
@@ -301,4 +301,4 @@ def remove_tree(path: Path) -> None:
             pass
 
     if path.exists():
-        shutil.rmtree(path, onerror=onerror)  # type: ignore[arg-type]
+        shutil.rmtree(path, onerror=onerror)

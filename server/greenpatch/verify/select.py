@@ -69,7 +69,7 @@ def imported_names(text: str, own: str, is_package: bool) -> set[str]:
                 names.add(base)
             for alias in node.names:
                 names.add(f"{base}.{alias.name}" if base else alias.name)
-    expanded = set()
+    expanded: set[str] = set()
     for name in names:  # importing a.b.c runs a/__init__ and a/b/__init__ too
         parts = name.split(".")
         expanded.update(".".join(parts[: i + 1]) for i in range(len(parts)))

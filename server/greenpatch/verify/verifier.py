@@ -25,6 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from greenpatch.cancel import CancelToken
 from greenpatch.errors import UntrustedWorkspace, UsageError, VerifyError
@@ -570,13 +571,13 @@ def base_environment(python: str, home: str, tmp: str) -> dict[str, str]:
 
 
 def _run_from_dict(data: dict[str, object]) -> TestRun:
-    raw = dict(data)
+    raw: dict[str, Any] = dict(data)
     results = [
         TestResult(r["nodeid"], r["outcome"], r["duration"], r["message"], [Frame(**f) for f in r["frames"]],
                    r.get("cause", ""))
-        for r in raw.pop("results")  # type: ignore[union-attr,index]
+        for r in raw.pop("results")
     ]
-    run = TestRun(results=results, **raw)  # type: ignore[arg-type]
+    run = TestRun(results=results, **raw)
     run.cached = True
     return run
 

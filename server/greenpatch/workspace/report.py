@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from greenpatch.workspace.index import WorkspaceIndex
 
@@ -12,7 +13,7 @@ from greenpatch.workspace.index import WorkspaceIndex
 def index_command(path: Path, *, as_json: bool) -> int:
     index = WorkspaceIndex(path)
     stats = index.scan()
-    files = []
+    files: list[dict[str, Any]] = []
     for file in index.files:
         entry = index.entry(file)
         assert entry is not None
@@ -32,12 +33,12 @@ def index_command(path: Path, *, as_json: bool) -> int:
         json.dump({"root": str(index.root), "summary": summary, "files": files}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    for file in files:
-        print(f"{file['path']}: {len(file['symbols'])} symbols")
-        for symbol in file["symbols"]:
+    for row in files:
+        print(f"{row['path']}: {len(row['symbols'])} symbols")
+        for symbol in row["symbols"]:
             owner = f"{symbol['container']}." if symbol["container"] else ""
             print(f"  {symbol['line']:>5}  {symbol['kind']:<8} {owner}{symbol['name']}")
-        for error in file["errors"]:
+        for error in row["errors"]:
             print(f"  {error['line']:>5}:{error['column']}  {error['message']}")
     print(
         f"{stats.files} files, {stats.symbols} symbols, {stats.errors} syntax errors, {stats.skipped} skipped "

@@ -30,7 +30,8 @@ def _parser() -> tree_sitter.Parser:
 @cache
 def query(name: str) -> tree_sitter.Query:
     source = (grammars_dir() / "python" / f"{name}.scm").read_text(encoding="utf-8")
-    return tree_sitter.Query(LANGUAGE, source)
+    # Any for mypy under Python 3.10: tree_sitter's stub returns typing.Self (3.11+)
+    return tree_sitter.Query(LANGUAGE, source)  # type: ignore[no-any-return, unused-ignore]
 
 
 def parse(source: str | bytes, old_tree: tree_sitter.Tree | None = None) -> tree_sitter.Tree:

@@ -132,8 +132,8 @@ class _Tracer(_Recorder):
 
     def stop(self) -> dict[str, dict[str, Any]]:
         sys.settrace(None)
-        threading.settrace(None)  # type: ignore[arg-type]
-        return self.tests  # type: ignore[return-value]
+        threading.settrace(None)
+        return self.tests
 
     def _global(self, frame: Any, event: str, arg: Any) -> Any:
         if self.files is None:
@@ -187,7 +187,7 @@ class _Monitor(_Recorder):
         self.tests: dict[str, dict[str, set[int]]] = {}
         self.files: dict[str, set[int]] | None = None
         self.known: dict[str, bool] = {}
-        self.mon: Any = sys.monitoring  # type: ignore[attr-defined]
+        self.mon: Any = sys.monitoring  # type: ignore[attr-defined, unused-ignore]  # 3.12+
         self.tool = -1
 
     def start(self) -> None:
@@ -218,7 +218,7 @@ class _Monitor(_Recorder):
             mon.register_callback(self.tool, mon.events.LINE, None)
             mon.free_tool_id(self.tool)
             self.tool = -1
-        return self.tests  # type: ignore[return-value]
+        return self.tests
 
     def _start(self, code: Any, offset: int) -> Any:
         filename = code.co_filename

@@ -67,7 +67,8 @@ def _loopback_up() -> None:
 
 
 def _rootpath(config: pytest.Config) -> str:
-    return str(getattr(config, "rootpath", None) or config.rootdir)  # rootpath: pytest 6.1+
+    # rootpath: pytest 6.1+; rootdir: older ones (newer ones keep it only through the legacypath plugin)
+    return str(getattr(config, "rootpath", None) or config.rootdir)  # type: ignore[attr-defined, unused-ignore]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -255,7 +256,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when != "call" and report.outcome == "passed":
         return
     if report.when == "call" or report.outcome != "passed":
-        outcome = report.outcome
+        outcome: str = report.outcome
         if report.when != "call" and outcome == "failed":
             outcome = "error"  # a fixture (setup/teardown) failed, as pytest reports it
         if hasattr(report, "wasxfail"):

@@ -21,6 +21,11 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False  # not typing's: the launcher runs before every cold test run and skips importing it
+if TYPE_CHECKING:
+    import ctypes
+    from typing import Any
+
 _MOUNT_FLAGS = {"nosuid": 2, "nodev": 4, "noexec": 8, "noatime": 1024, "nodiratime": 2048, "relatime": 1 << 21}
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 32, 4096, 8192, 16384, 1 << 18
@@ -33,10 +38,10 @@ DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 FEATURES = ("fresh_proc", "private_dev", "private_tmp", "read_only", "locked_mounts", "no_capabilities",
             "no_new_privs")
 
-_libc = None
+_libc: ctypes.CDLL | None = None
 
 
-def _lib():
+def _lib() -> ctypes.CDLL:
     global _libc
     if _libc is None:
         import ctypes
@@ -45,12 +50,12 @@ def _lib():
     return _libc
 
 
-def _mount(source, target, fstype, flags, data=None) -> bool:
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> bool:
     args = [None if s is None else s.encode() for s in (source, target, fstype)]
-    return _lib().mount(*args, flags, None if data is None else data.encode()) == 0
+    return int(_lib().mount(*args, flags, None if data is None else data.encode())) == 0
 
 
-def read_only_except(keep: str, writable: tuple = ()) -> bool:
+def read_only_except(keep: str, writable: tuple[str, ...] = ()) -> bool:
     """In the private mount namespace greenpatch started us in: make every file system read-only except the
     sandbox folder `keep` and the `writable` mount points, so a test cannot write outside its copy even as root.
     Device nodes stay usable on a read-only mount. False when the sandbox could not be separated (then nothing
@@ -192,7 +197,7 @@ def _drop_capabilities() -> bool:
     return all(int(status.get(k, "1"), 16) == 0 for k in ("CapEff", "CapPrm", "CapBnd", "CapAmb"))
 
 
-def confine(spec: dict) -> dict:
+def confine(spec: dict[str, Any]) -> dict[str, bool]:
     """Everything in the module docstring, as `spec` asks: {"keep", "tmp", "tmp_mb", "shm_mb", "proc", "net"}.
     Returns {feature: took effect} for FEATURES."""
     done = dict.fromkeys(FEATURES, False)
@@ -222,7 +227,7 @@ def confine(spec: dict) -> dict:
     return done
 
 
-def main(argv: list) -> None:
+def main(argv: list[str]) -> None:
     """`python -I -S greenpatch_readonly.py SPEC_JSON COMMAND...`: confine this process, then become COMMAND.
     With COMMAND `--probe`, print what took effect as JSON instead (greenpatch doctor)."""
     import json

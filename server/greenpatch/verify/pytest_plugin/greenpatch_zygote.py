@@ -120,7 +120,8 @@ def _run_pytest(req: dict[str, Any]) -> None:
     sys.path.insert(0, cwd)  # what `python -m` puts first
     sys.argv = [os.path.join(os.path.dirname(pytest.__file__), "__main__.py"), *req["argv"]]
     if "tempfile" in sys.modules:
-        sys.modules["tempfile"].tempdir = None  # computed again from this run's TMPDIR
+        tempfile: Any = sys.modules["tempfile"]  # loaded in the zygote already: reset, not re-imported
+        tempfile.tempdir = None  # computed again from this run's TMPDIR
     code: Any = 1
     try:
         code = pytest.console_main()
@@ -260,6 +261,7 @@ def _preload() -> None:
     import lazily, the entry-point listing, and inspect's file -> module map (failure reports look modules up)."""
     import importlib
 
+    default_plugins: tuple[str, ...]
     try:
         from _pytest.config import default_plugins
     except ImportError:
@@ -337,7 +339,8 @@ def main() -> None:
     try:
         while True:
             try:  # compile only while nothing else is asked for: a run never waits for more than one file
-                readable, _, _ = select.select([control, wake_r], [], [], 0 if jobs else None)
+                watched: list[socket.socket | int] = [control, wake_r]
+                readable, _, _ = select.select(watched, [], [], 0 if jobs else None)
             except InterruptedError:
                 continue
             if not readable and jobs:
