@@ -136,9 +136,17 @@ def test_the_pre_commit_hook_stops_a_buggy_commit_with_the_fix_and_lets_a_clean_
     assert "greenpatch repair...." in clean.stderr and "Passed" in clean.stderr  # git shows hooks on stderr
 
 
+def _registered() -> bool:
+    """pip registers the plugin (pyproject's pytest11 entry point); a checkout run from PYTHONPATH does not."""
+    from importlib.metadata import entry_points
+
+    return any(ep.value == "greenpatch.pytest_entry" for ep in entry_points(group="pytest11"))
+
+
 def pytest_run(root: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "greenpatch.pytest_entry", "-p", "no:cacheprovider",
-                           *args], cwd=root, capture_output=True, text=True, env=env, timeout=600, check=False)
+    plugin = [] if _registered() else ["-p", "greenpatch.pytest_entry"]
+    return subprocess.run([sys.executable, "-m", "pytest", *plugin, "-p", "no:cacheprovider", *args], cwd=root,
+                          capture_output=True, text=True, env=env, timeout=600, check=False)
 
 
 def test_pytest_greenpatch_prints_the_verified_fix_and_keeps_pytests_exit_status(
