@@ -26,7 +26,9 @@ def tiny_engine(_loaded_tiny_engine: object) -> object:
     from greenpatch.engine.kvplan import DEFAULT_REUSE
 
     engine = _loaded_tiny_engine
-    engine.reuse, engine.speculate, engine.heal, engine.park = DEFAULT_REUSE, True, True, True  # type: ignore[attr-defined]
+    settings = {"reuse": DEFAULT_REUSE, "speculate": True, "heal": True, "park": True}
+    for name, value in settings.items():
+        setattr(engine, name, value)
     engine._clear()  # type: ignore[attr-defined]
     engine._drafts.clear()  # type: ignore[attr-defined]
     return engine
