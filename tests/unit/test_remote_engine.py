@@ -366,15 +366,14 @@ def test_cancel_closes_a_stalled_stream_at_once(fake: tuple[str, Script]) -> Non
     script.route = lambda path, body: Reply(events=[completion_events("x")[0], stall])
     engine = RemoteEngine(url, model=CODER, timeout=10)
     cancel = CancelToken()
-    threading.Timer(0.2, cancel.cancel).start()
+    threading.Timer(0.2, _cancel_noting_when, (cancel, cancelled_at := [])).start()
 
-    start = time.monotonic()
     generation = engine.infill("a", "b", cancel=cancel)
-    elapsed = time.monotonic() - start
+    returned = time.monotonic()
     stall.set()
 
     assert generation.stop_reason == "cancelled" and generation.text == "x"
-    assert elapsed < 0.6
+    assert returned - cancelled_at[0] < engine.timeout / 2, "at once, not at the timeout"
     assert engine._http._idle == []  # a half-read response is never reused
 
 
@@ -384,14 +383,21 @@ def test_cancel_closes_the_request_while_the_server_has_not_answered_yet(fake: t
     script.route = lambda path, body: Reply(events=completion_events("x"), stall_first=stall)
     engine = RemoteEngine(url, model=CODER, timeout=10)
     cancel = CancelToken()
-    threading.Timer(0.2, cancel.cancel).start()
+    threading.Timer(0.2, _cancel_noting_when, (cancel, cancelled_at := [])).start()
 
-    start = time.monotonic()
     generation = engine.infill("a", "b", cancel=cancel)
-    elapsed = time.monotonic() - start
+    returned = time.monotonic()
     stall.set()
 
-    assert generation.stop_reason == "cancelled" and elapsed < 0.6
+    assert generation.stop_reason == "cancelled"
+    assert returned - cancelled_at[0] < engine.timeout / 2, "at once, not at the timeout"
+
+
+def _cancel_noting_when(cancel: CancelToken, when: list[float]) -> None:
+    """Cancel, noting the time: a busy machine runs a timer late, so "how soon after the cancel" is measured from
+    here, and held against the timeout the request would otherwise have waited for, not a fixed figure."""
+    when.append(time.monotonic())
+    cancel.cancel()
 
 
 def test_a_stalled_server_times_out_within_the_timeout(fake: tuple[str, Script]) -> None:
@@ -405,7 +411,9 @@ def test_a_stalled_server_times_out_within_the_timeout(fake: tuple[str, Script])
         engine.infill("a", "b")
     stall.set()
 
-    assert time.monotonic() - start < 1.5
+    # the stalled stream would never end: ended once, not retried, and far sooner than never (on a busy machine
+    # the watch thread wakes late, so no figure close to 0.5 s)
+    assert len(script.seen) == 1 and time.monotonic() - start < 10 * engine.timeout
 
 
 def test_the_api_key_travels_as_a_bearer_header_read_from_the_named_variable(

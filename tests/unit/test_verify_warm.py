@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,12 +102,17 @@ def test_when_the_zygote_dies_runs_still_work_and_leave_nothing_behind(clean: Pa
 
 
 def test_a_run_whose_zygote_dies_under_it_is_run_again_cold(clean: Path, tmp_path: Path) -> None:
-    (clean / "tests/test_slow.py").write_text("import time\n\ndef test_sleeps():\n    time.sleep(1.5)\n")
+    (clean / "tests/test_slow.py").write_text(SLOW_TEST.format(seconds=1.5))
     with Verifier(clean, state_dir=tmp_path / "s", warm=True) as v:
         assert v.run(tests=["tests/test_ops.py"]).passed
-        zygote = v._zygote
-        assert zygote is not None and zygote.pid
-        killer = threading.Timer(0.7, os.kill, (zygote.pid, signal.SIGKILL))
+        zygote, work = v._zygote, v._work
+        assert zygote is not None and zygote.pid and work is not None
+
+        def kill_once_the_test_runs() -> None:  # not at a fixed time: on a busy machine the run starts late
+            if _wait_for(lambda: any(work.glob(f"run-*/**/{STARTED}")), timeout=120):
+                os.kill(zygote.pid, signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_once_the_test_runs)
         killer.start()
         run = v.run(tests=["tests/test_slow.py"])
         killer.join()
@@ -157,7 +163,7 @@ def test_switched_off_by_the_environment_every_run_is_cold(
 
 
 def test_the_zygote_and_its_runs_die_with_greenpatch(clean: Path, tmp_path: Path) -> None:
-    (clean / "tests/test_slow.py").write_text("import time\n\ndef test_sleeps():\n    time.sleep(876.5)\n")
+    (clean / "tests/test_slow.py").write_text(SLOW_TEST.format(seconds=876.5))
     script = textwrap.dedent(f"""
         import sys, threading, time
         from pathlib import Path
@@ -166,21 +172,26 @@ def test_the_zygote_and_its_runs_die_with_greenpatch(clean: Path, tmp_path: Path
         v = Verifier(Path({str(clean)!r}), state_dir=Path({str(tmp_path / "s")!r}), timeout=600, warm=True)
         v.run(tests=["tests/test_ops.py"])
         threading.Thread(target=v.run, kwargs={{"tests": ["tests/test_slow.py"]}}, daemon=True).start()
-        time.sleep(1.5)
-        print(v._zygote.pid, flush=True)
+        print(v._zygote.pid, v._work, flush=True)
         time.sleep(600)
     """)
     greenpatch = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert greenpatch.stdout is not None
-        zygote_pid = int(greenpatch.stdout.readline())
-        # forked runs keep the zygote's command line: the zygote, the run and the namespace's first process
-        family = processes_with("greenpatch_zygote")
+        pid, work = greenpatch.stdout.readline().split()
+        zygote_pid = int(pid)
+        # killed once the slow test is running (every process of the run set up), not after a fixed wait
+        assert _wait_for(lambda: any(Path(work).glob(f"run-*/**/{STARTED}")), timeout=120)
+        # forked runs keep the zygote's command line: the zygote, the run and the namespace's first process (only
+        # this greenpatch's: other test sessions on the machine have zygotes too)
+        family = processes_with("greenpatch_zygote", under=greenpatch.pid)
         assert zygote_pid in family and len(family) >= 2
     finally:
         greenpatch.kill()  # no cleanup runs: only PR_SET_PDEATHSIG and end of file reach the zygote
         greenpatch.wait()
-    assert all(wait_gone(pid) for pid in family)
+    # the slow test would sleep for 876.5 s: gone well before that means killed, however busy the machine is
+    deadline = time.monotonic() + 60
+    assert all(wait_gone(pid, timeout=max(0.1, deadline - time.monotonic())) for pid in family)
 
 
 def test_byte_code_of_imported_files_is_reused_but_never_stands_for_an_edited_file(clean: Path, tmp_path: Path) -> None:
@@ -200,9 +211,13 @@ def test_byte_code_of_imported_files_is_reused_but_never_stands_for_an_edited_fi
         assert {r.nodeid.split("::")[1] for r in run.failed} == {"test_sub"}
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    import time
+STARTED = "slow-test-started"
+# the test says it is running with a file in its temporary folder (the run's only writable place besides home)
+SLOW_TEST = (f"import os, tempfile, time\n\ndef test_sleeps():\n"
+             f"    open(os.path.join(tempfile.gettempdir(), {STARTED!r}), 'w').close()\n    time.sleep({{seconds}})\n")
 
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():

@@ -29,20 +29,32 @@ def checksum(root: Path) -> str:
     return digest.hexdigest()
 
 
-def processes_with(marker: str) -> list[int]:
-    """Pids (not zombies) whose command line contains `marker`."""
-    found = []
+def processes_with(marker: str, under: int = 0) -> list[int]:
+    """Pids (not zombies) whose command line contains `marker`; with `under`, only descendants of that pid (other
+    test sessions on a shared machine run the same programs)."""
+    found, parents = [], {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             cmdline = Path("/proc", name, "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = Path("/proc", name, "stat").read_text().rpartition(")")[2].split()[0]
-        except (OSError, IndexError):
+            state, ppid = Path("/proc", name, "stat").read_text().rpartition(")")[2].split()[:2]
+        except (OSError, ValueError):
             continue
+        parents[int(name)] = int(ppid)
         if marker in cmdline and state != "Z":
             found.append(int(name))
-    return found
+    return [pid for pid in found if not under or _descends(pid, under, parents)]
+
+
+def _descends(pid: int, ancestor: int, parents: dict[int, int]) -> bool:
+    seen = set()
+    while pid > 1 and pid not in seen:
+        seen.add(pid)
+        pid = parents.get(pid, 0)
+        if pid == ancestor:
+            return True
+    return False
 
 
 def session_gone(sid: int) -> bool:

@@ -24,6 +24,7 @@ import errno
 import json
 import os
 import resource
+import select
 import signal
 import socket
 import sys
@@ -160,11 +161,19 @@ def _child(req: dict[str, Any], zygote_pid: int, keep_fds: tuple[int, ...]) -> N
         spec = req.get("unshare") or {}
         _unshare(spec)
         if spec.get("pid"):
+            alive_r, alive_w = os.pipe()  # the relay holds the write end: end of file once it is gone
             pid = os.fork()
             if pid:
+                os.close(alive_r)
                 _relay(pid)
             # the namespace's first process: dies with the relay (`unshare --kill-child`); all others die with it
+            os.close(alive_w)
             _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL), "prctl")
+            # getppid() is 0 here (the parent is outside the namespace): a relay that died before the line above
+            # shows as end of file, and nobody would ever kill us
+            if select.select([alive_r], [], [], 0)[0]:
+                os._exit(SETUP_FAILED)
+            os.close(alive_r)
         if req.get("confine"):  # as the cold launcher does, before anything of the project is imported
             import greenpatch_readonly
 
