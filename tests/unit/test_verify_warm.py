@@ -212,9 +212,10 @@ def test_byte_code_of_imported_files_is_reused_but_never_stands_for_an_edited_fi
 
 
 STARTED = "slow-test-started"
-# the test says it is running with a file in its temporary folder (the run's only writable place besides home)
-SLOW_TEST = (f"import os, tempfile, time\n\ndef test_sleeps():\n"
-             f"    open(os.path.join(tempfile.gettempdir(), {STARTED!r}), 'w').close()\n    time.sleep({{seconds}})\n")
+# the test says it is running with a file in its copy of the workspace (its working directory): the one writable
+# place a test shares with greenpatch (/tmp, TMPDIR and HOME are private to the run)
+SLOW_TEST = (f"import os, time\n\ndef test_sleeps():\n"
+             f"    open(os.path.join(os.getcwd(), {STARTED!r}), 'w').close()\n    time.sleep({{seconds}})\n")
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
