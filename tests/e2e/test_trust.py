@@ -3,12 +3,14 @@ settings, and then nothing of the workspace runs: not its tests, not its docstri
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 import pytest_lsp
 from greenpatch.verify.examples import run_examples
+from greenpatch.verify.python import probe
 from lsp_helpers import SERVER, Notifications, open_file
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
@@ -93,14 +95,18 @@ async def test_an_untrusted_workspace_with_a_bad_setting_runs_none_of_its_code(
 
 
 def test_the_markers_appear_when_the_workspaces_interpreter_does_run(tmp_path: Path) -> None:
-    """The markers above would appear if anything ran: the docstring examples run under the workspace's .venv."""
+    """The markers above would appear if anything ran: a trusted workspace's interpreter is asked what it has (the
+    probe runs it outside the sandbox; inside, /tmp is private and the marker could not be seen), and its
+    docstring examples run under it."""
     root = tmp_path / "ws"
     root.mkdir()
     hostile_workspace(root, tmp_path / "markers")
-    run = run_examples(CALC.replace("return a +", "return a + b"), "add", path=root / "calc.py", root=root,
-                       python=str(root / ".venv" / "bin" / "python"), timeout=30)
-    assert run.verdict == "passed"
+    python = str(root / ".venv" / "bin" / "python")
+    probe(python, dict(os.environ))
     assert (tmp_path / "markers" / "venv-python").exists()
+    run = run_examples(CALC.replace("return a +", "return a + b"), "add", path=root / "calc.py", root=root,
+                       python=python, timeout=30)
+    assert run.verdict == "passed"
 
 
 @pytest.mark.asyncio
