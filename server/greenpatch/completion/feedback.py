@@ -15,18 +15,18 @@ recording for the session and never reach a completion.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import os
-import sys
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from greenpatch.resources import user_cache_dir, workspace_key
 
 log = logging.getLogger(__name__)
 
@@ -45,21 +45,14 @@ _RANK = {"passed": 0, "typed": 1, "partial": 2, "accepted": 3}  # a later event 
 
 
 def feedback_dir() -> Path:
-    if sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    elif os.name == "nt":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "greenpatch" / "feedback"
+    return user_cache_dir() / "feedback"
 
 
 def log_path(root: Path | None) -> Path:
     """The log of one workspace (named like verify's state dir: folder name and a hash of its path)."""
     if root is None:
         return feedback_dir() / "no-workspace.jsonl"
-    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
-    return feedback_dir() / f"{root.name}-{key}.jsonl"
+    return feedback_dir() / f"{workspace_key(root)}.jsonl"
 
 
 @dataclass

@@ -18,7 +18,6 @@ import atexit
 import hashlib
 import json
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -29,6 +28,7 @@ from typing import Any
 
 from greenpatch.cancel import CancelToken
 from greenpatch.errors import UntrustedWorkspace, UsageError, VerifyError
+from greenpatch.resources import user_cache_dir, workspace_key
 from greenpatch.verify import process
 from greenpatch.verify.causes import FLAKY, workspace_names
 from greenpatch.verify.covmap import CoverageMap, content_hash, from_coverage_data
@@ -55,14 +55,7 @@ TIMED_OUT = "timed out after "  # how a test that ran past its own limit is repo
 
 
 def default_state_dir(root: Path) -> Path:
-    if sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    elif os.name == "nt":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
-    return base / "greenpatch" / "verify" / f"{root.name}-{key}"
+    return user_cache_dir() / "verify" / workspace_key(root)
 
 
 class _Either:

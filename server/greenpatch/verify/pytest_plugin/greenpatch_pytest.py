@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from greenpatch_lines import recorder as _recorder
+from greenpatch_readonly import _loopback_up  # a network namespace's lo is down until brought up
 from greenpatch_readonly import read_only_except as _read_only_except  # the zygote calls it by this name
 
 _out: Any = None
@@ -50,20 +51,6 @@ def _emit(record: dict[str, Any]) -> None:
     if _out is not None:
         _out.write(json.dumps(record) + "\n")
         _out.flush()
-
-
-def _loopback_up() -> None:
-    # A fresh network namespace has only `lo`, and it is down; bring it up so tests using localhost servers work.
-    try:
-        import fcntl
-        import socket
-        import struct
-
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            flags = 0x1 | 0x8 | 0x40  # IFF_UP | IFF_LOOPBACK | IFF_RUNNING
-            fcntl.ioctl(s.fileno(), 0x8914, struct.pack("16sH14x", b"lo", flags))  # SIOCSIFFLAGS
-    except Exception:  # noqa: BLE001,S110 - best effort, never break the user's test run
-        pass
 
 
 def _rootpath(config: pytest.Config) -> str:
