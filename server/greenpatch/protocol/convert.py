@@ -10,7 +10,7 @@ from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
 
 from greenpatch.workspace.documents import byte_to_utf16_col, str_to_utf16_col
-from greenpatch.workspace.files import split_lines, with_endings
+from greenpatch.workspace.files import differing_span, split_lines, with_endings
 from greenpatch.workspace.index import Symbol
 from greenpatch.workspace.syntax import Definition, SyntaxProblem
 
@@ -132,12 +132,7 @@ def lsp_minimal_edit(old: str, new: str) -> types.TextEdit:
     left alone, and the new lines take the document's own line ending, so a CRLF file stays CRLF."""
     old_lines = split_lines(old)
     new_lines = split_lines(with_endings(old, new))
-    start = 0
-    while start < min(len(old_lines), len(new_lines)) and old_lines[start] == new_lines[start]:
-        start += 1
-    end_old, end_new = len(old_lines), len(new_lines)
-    while end_old > start and end_new > start and old_lines[end_old - 1] == new_lines[end_new - 1]:
-        end_old, end_new = end_old - 1, end_new - 1
+    start, end_old, end_new = differing_span(old_lines, new_lines)
     replacement = "".join(content + ending for content, ending in new_lines[start:end_new])
     last = len(old_lines) - 1
     if end_old <= last:

@@ -11,7 +11,7 @@ import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from greenpatch.workspace.files import split_lines
+from greenpatch.workspace.files import differing_span, split_lines
 
 
 @dataclass
@@ -88,22 +88,11 @@ def changed_tokens(original: str, text: str) -> int:
     return sum(max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal")
 
 
-def differing_lines(old: list[str], new: list[str]) -> tuple[int, int, int]:
-    """(start, end_old, end_new): old[start:end_old] becomes new[start:end_new]; the lines around are shared."""
-    start = 0
-    while start < min(len(old), len(new)) and old[start] == new[start]:
-        start += 1
-    end_old, end_new = len(old), len(new)
-    while end_old > start and end_new > start and old[end_old - 1] == new[end_new - 1]:
-        end_old, end_new = end_old - 1, end_new - 1
-    return start, end_old, end_new
-
-
 def changed_range(original: str, text: str) -> tuple[int, int]:
     """0-based first and last line of `original` that the edit replaces (first == last + 1 never happens: a pure
     insertion reports the line it goes before)."""
     old = original.split("\n")
-    start, end_old, _ = differing_lines(old, text.split("\n"))
+    start, end_old, _ = differing_span(old, text.split("\n"))
     last = max(start, end_old - 1)
     return min(start, len(old) - 1), min(last, len(old) - 1)
 

@@ -25,7 +25,6 @@ from greenpatch.repair.candidates import (
     Candidate,
     changed_range,
     changed_tokens,
-    differing_lines,
     new_imports_exist,
     normalized,
     replace_lines,
@@ -35,7 +34,7 @@ from greenpatch.repair.localize import SourceMap, Suspect, is_test_path, localiz
 from greenpatch.repair.mutate import mutations
 from greenpatch.repair.types import Failure, Fix, RepairReport
 from greenpatch.verify.types import Changes, TestResult, TestRun
-from greenpatch.workspace.files import BOM, SourceFile, read_source
+from greenpatch.workspace.files import BOM, SourceFile, differing_span, read_source
 
 if TYPE_CHECKING:
     from greenpatch.engine.worker import EngineWorker
@@ -694,7 +693,7 @@ class RepairPipeline:
         for v in plausible:
             old = (self._text(v.candidate.path) or "").split("\n")
             new = v.candidate.text.split("\n")
-            start, _, end_new = differing_lines(old, new)
+            start, _, end_new = differing_span(old, new)
             prefix = "\n".join(new[:start]) + "\n"
             middle = "\n".join(new[start:end_new])
             rest = "\n".join(new[end_new:])
