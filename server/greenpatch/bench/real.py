@@ -335,8 +335,8 @@ def _judge(prepared: Prepared, folder: Path, fix: dict[str, Any], deselect: list
 # --- the report ----------------------------------------------------------------------------------------------
 
 
-def _project_summary(row: dict[str, Any]) -> dict[str, Any]:
-    slips = row["slips"]
+def _slip_figures(slips: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fixed, precision, time and outcomes of some repaired slips (one project's, or all)."""
     shown = [s for s in slips if s["shown"]]
     fixed = [s for s in shown if s["fixed"]]
     return {
@@ -352,10 +352,12 @@ def _project_summary(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _project_summary(row: dict[str, Any]) -> dict[str, Any]:
+    return _slip_figures(row["slips"])
+
+
 def _summary(rows: list[dict[str, Any]], opts: Options) -> dict[str, Any]:
     slips = [s for r in rows for s in r["slips"]]
-    shown = [s for s in slips if s["shown"]]
-    fixed = [s for s in shown if s["fixed"]]
     return {
         "model": opts.model, "timeout": opts.timeout, "seed": opts.seed, "bugs_per_project": opts.bugs,
         "projects": len(rows),
@@ -363,16 +365,9 @@ def _summary(rows: list[dict[str, Any]], opts: Options) -> dict[str, Any]:
         "projects_with_setup_failures": [r["project"] for r in rows if r["setup_failures"]],
         "crashes": sum(r["crashes"] for r in rows),
         "lost_reports": sum(r["lost_reports"] for r in rows),
-        "hit_time_limit": sum(1 for s in slips if s["hit_time_limit"]),
         # repair runs that never got to repairing: what a user sees as greenpatch not working in their project
         "runs_where_tests_could_not_run": sum(1 for s in slips if s["outcome"] == "tests could not run"),
-        "bugs": len(slips),
-        "fixed": len(fixed),
-        "fix_rate": round(len(fixed) / len(slips), 3) if slips else None,
-        "shown": len(shown),
-        "precision": round(len(fixed) / len(shown), 3) if shown else None,
-        "seconds": describe([s["seconds"] for s in slips], digits=1),
-        "outcomes": dict(Counter(s["outcome"] for s in slips)),
+        **_slip_figures(slips),
         "targets": {"setup_failures": 0, "crashes": 0, "lost_reports": 0},
     }
 
