@@ -75,9 +75,13 @@ class Notifications:
 
         client.protocol._handle_notification = record  # type: ignore[method-assign]
 
-    async def wait_for(self, method: str, match: Callable[[Any], bool] = lambda _: True, timeout: float = 20) -> Any:
+    async def wait_for(
+        self, method: str, match: Callable[[Any], bool] = lambda _: True, timeout: float = 20, after: int = 0
+    ) -> Any:
+        """The first matching notification from the `after`th one received on (an index into `seen`)."""
+
         async def first_match() -> Any:
-            start = 0
+            start = after
             while True:
                 for index in range(start, len(self.seen)):
                     name, params = self.seen[index]

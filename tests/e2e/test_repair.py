@@ -65,10 +65,14 @@ async def test_an_edit_during_repair_drops_the_stale_result(client: LanguageClie
     root = client.root  # type: ignore[attr-defined]
     uri = open_file(client, root / "shop" / "pricing.py")
     save(client, uri)
-    await client.notes.wait_for("greenpatch/status", lambda p: p.state == "verifying")  # type: ignore[attr-defined]
+    notes = client.notes  # type: ignore[attr-defined]
+    # the same work as the tests above waits for (the baseline, then candidates, in the sandbox): the same 180 s
+    verifying = await notes.wait_for("greenpatch/status", lambda p: p.state == "verifying", timeout=180)
     edit(client, uri, 2, 0, 0, 0, "# edited while greenpatch was testing\n")
-    await client.notes.wait_for("greenpatch/status", lambda p: p.state == "ready")  # type: ignore[attr-defined]
-    seen = client.notes.seen  # type: ignore[attr-defined]
+    # the "ready" that ends this repair, not the one sent at start-up (matching that one ended the wait at once)
+    since = [p for _, p in notes.seen].index(verifying)
+    await notes.wait_for("greenpatch/status", lambda p: p.state == "ready", timeout=180, after=since)
+    seen = notes.seen
     failures = [
         p for m, p in seen
         if m == types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS and any(d.code == "test-failure" for d in p.diagnostics)

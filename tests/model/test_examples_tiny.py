@@ -33,7 +33,9 @@ def test_a_shown_line_the_examples_judged_passes_them_or_is_the_models_own(tiny_
     from greenpatch.engine.llama import LlamaEngine
 
     worker = EngineWorker(lambda: LlamaEngine(tiny_model_path, name="tiny", n_ctx=2048))
-    service = CompletionService(worker, CompletionSettings(debounce_ms=0, gate_threshold=-99, alternatives=4))
+    # examples given a minute, not an editor's 2 s: a run cut short by a busy machine has no verdict
+    settings = CompletionSettings(debounce_ms=0, gate_threshold=-99, alternatives=4, examples_seconds=60)
+    service = CompletionService(worker, settings)
     try:
         s = asyncio.run(service.complete("file:///t.py", None, DOC, 1, 8, 4, CancelToken()))
     finally:
@@ -45,7 +47,7 @@ def test_a_shown_line_the_examples_judged_passes_them_or_is_the_models_own(tiny_
     document = DOC.replace("    \n    return", "    " + s.text + "\n    return")
     found = target(document, 8, 8)
     assert found is not None and found.whole
-    verdict = run_examples(document, found.qualname, path=None, root=None, python=sys.executable).verdict
+    verdict = run_examples(document, found.qualname, path=None, root=None, python=sys.executable, timeout=60).verdict
     if s.examples in ("passed", "replaced"):
         assert verdict == "passed", "a line shown as passing its examples passes them"
     if s.examples == "replaced":
