@@ -16,7 +16,14 @@ from typing import Any
 
 from greenpatch.cancel import CancelToken
 from greenpatch.config import EngineSettings, Settings
-from greenpatch.engine.base import ChatMessage, FimFormat, Generation, kept_tokens, line_end_to_stop_at
+from greenpatch.engine.base import (
+    CHARS_PER_TOKEN,
+    ChatMessage,
+    FimFormat,
+    Generation,
+    kept_tokens,
+    line_end_to_stop_at,
+)
 from greenpatch.engine.fim import build_fim_prompt, fim_for_model, fim_for_served_model
 from greenpatch.engine.transport import HttpClient, RemoteAuthError, RemoteError
 
@@ -31,8 +38,6 @@ __all__ = [
     "fim_for_model",
     "fim_for_served_model",
 ]
-
-CHARS_PER_TOKEN = 3.0  # conservative for code with BPE vocabularies: budgets err on the short side
 
 
 def _stop_reason(finish: Any) -> str:
