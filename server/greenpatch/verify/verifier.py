@@ -26,7 +26,7 @@ from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from greenpatch.cancel import CancelToken
+from greenpatch.cancel import CancelToken, LinkedToken
 from greenpatch.errors import UntrustedWorkspace, UsageError, VerifyError
 from greenpatch.resources import user_cache_dir, workspace_key
 from greenpatch.verify import process
@@ -56,22 +56,6 @@ TIMED_OUT = "timed out after "  # how a test that ran past its own limit is repo
 
 def default_state_dir(root: Path) -> Path:
     return user_cache_dir() / "verify" / workspace_key(root)
-
-
-class _Either:
-    """Cancelled when the caller's token or the verifier's close() says so."""
-
-    def __init__(self, *tokens: CancelToken | None) -> None:
-        self.tokens = [t for t in tokens if t is not None]
-
-    def is_set(self) -> bool:
-        return any(t.is_set() for t in self.tokens)
-
-    def wait(self, timeout: float) -> bool:
-        if self.tokens:
-            return self.tokens[0].wait(timeout) or self.is_set()
-        time.sleep(timeout)
-        return False
 
 
 class Verifier:
@@ -292,7 +276,7 @@ class Verifier:
         self, changes: Changes, targets: list[str], level: str, *, coverage: bool, stop: bool,
         cancel: CancelToken | None, incremental: bool = False, deadline: float | None = None,
     ) -> TestRun:
-        token = _Either(cancel, self._closing)
+        token = LinkedToken(cancel, self._closing)  # the caller's cancel or this verifier's close()
         if token.is_set():
             return TestRun(level=level, selected=list(targets), error="cancelled")
         # the run's wall clock, never past the caller's deadline nor this verifier's
@@ -368,7 +352,7 @@ class Verifier:
         return self._mark_flaky(run)
 
     def _run_pytest(
-        self, box: object, targets: list[str], level: str, *, coverage: bool, stop: bool, cancel: _Either,
+        self, box: object, targets: list[str], level: str, *, coverage: bool, stop: bool, cancel: CancelToken,
         ends: float,
     ) -> TestRun:
         """Run pytest in `box` until `ends` (time.monotonic()). When a test hangs past its limit (or ends the test
