@@ -447,8 +447,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from greenpatch.bench.remote import remote_latency
 
         keystrokes = max(args.keystrokes, 1)
-        report["remote_engine"] = remote_latency(args.engine, engine, keystroke_streams(files, keystrokes), _replay,
-                                                 keystrokes, model=name)
+        streams = keystroke_streams(files, keystrokes)
+        report["remote_engine"] = remote_latency(args.engine, engine, streams, _replay, keystrokes, model=name)
     summary: dict[str, Any] = {"model": name, "rss_mb": report["rss_mb"], "model_file_mb": report["model_file_mb"],
                                "replay_files": source}
     lat = report.get("latency", {})

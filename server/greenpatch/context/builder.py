@@ -1,6 +1,6 @@
 """Prompt context for completion and repair: the code around the cursor, definitions of the names in use, recent edits.
 
-Everything is budgeted in characters (engine.base.CHARS_PER_TOKEN per token) so building a prompt never calls the model.
+Everything is budgeted in characters (engine.base.CHARS_PER_TOKEN) so building a prompt never calls the model.
 Order matters for speed: the engine reuses the evaluated KV cache from the front, so the stable parts (repo
 context, sorted the same way every time) come first and the window start moves in steps, not with every line.
 """
