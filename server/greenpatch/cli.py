@@ -14,7 +14,7 @@ from greenpatch import __version__
 from greenpatch.bench import LATENCY_MODES
 from greenpatch.errors import GreenpatchError, UsageError
 
-EXIT_USAGE = 2
+EXIT_USAGE = UsageError.exit_code  # errors.py owns the exit codes (GreenpatchError, WriteError)
 
 DESCRIPTION = """\
 greenpatch: local, private AI help for Python that never shows a fix it has not tested.

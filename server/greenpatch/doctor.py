@@ -5,8 +5,11 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from greenpatch.config import Settings
 
 
 @dataclass
@@ -118,11 +121,77 @@ def _workspace_tests(path: Path, python: str = "") -> Check:
     return Check("tests", True, f"{found.describe()}; interpreter {python}")
 
 
+def check_remote(settings: Settings) -> list[tuple[bool, str]]:
+    """`greenpatch doctor` lines for the configured server: reachable, model served, latency of a tiny request.
+
+    Empty when no server is configured (engine.url is empty). Never raises for a server problem.
+    """
+    from greenpatch.engine.fim import fim_for_served_model
+    from greenpatch.engine.remote import RemoteEngine
+    from greenpatch.errors import GreenpatchError
+
+    engine_settings = settings.engine
+    if not engine_settings.url:
+        return []
+    checks: list[tuple[bool, str]] = []
+    try:
+        engine = RemoteEngine.from_settings(engine_settings)
+    except GreenpatchError as exc:
+        return [(False, f"remote engine: {exc}")]
+    try:
+        try:
+            start = time.monotonic()
+            served = engine.models(timeout=min(engine_settings.timeout, 5.0))
+            ms = (time.monotonic() - start) * 1000
+        except GreenpatchError as exc:
+            return [(False, f"remote engine {engine.url}: {exc}")]
+        checks.append((True, f"remote engine {engine.url} reachable ({ms:.0f} ms to list models)"))
+        wanted = engine_settings.model
+        if wanted and wanted not in served:
+            checks.append(
+                (False, f"model {wanted!r} is not served there (served: {', '.join(served) or 'none'})")
+            )
+            return checks
+        model = wanted or (served[0] if served else "")
+        checks.append(
+            (True, f"model {model!r}" + ("" if wanted else " (the server's first; set engine.model to pick)"))
+        )
+        engine.fim = engine.fim or fim_for_served_model(model)
+        checks.append(
+            (
+                True,
+                "fill-in-the-middle tokens: "
+                + (
+                    repr(engine.fim.prefix)
+                    if engine.fim
+                    else "unknown for this model name "
+                    "(llama.cpp's /infill is tried, else prefix-only completions)"
+                ),
+            )
+        )
+        try:
+            generation = engine.infill("def add(a, b):\n    return", "\n", max_tokens=4)
+        except GreenpatchError as exc:
+            checks.append((False, f"a tiny completion failed: {exc}"))
+            return checks
+        checks.append(
+            (
+                True,
+                f"a tiny completion took {generation.seconds * 1000:.0f} ms"
+                + (
+                    "" if generation.logprobs else " (no log-probabilities: ranking falls back to tests only)"
+                ),
+            )
+        )
+        return checks
+    finally:
+        engine.close()
+
+
 def _remote(url: str, model: str, api_key_env: str) -> list[Check]:
     if not url:
         return []
     from greenpatch.config import settings_from
-    from greenpatch.engine.remote import check_remote
 
     settings = settings_from({"engine": {"url": url, "model": model, "apiKeyEnv": api_key_env}})
     return [

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 from greenpatch.cancel import CancelToken
 from greenpatch.config import settings_from
+from greenpatch.doctor import check_remote
 from greenpatch.engine.base import ChatMessage, Generation
 from greenpatch.engine.fallback import EngineStatus, FallbackEngine
-from greenpatch.engine.remote import RemoteAuthError, RemoteEngine, check_remote
+from greenpatch.engine.remote import RemoteAuthError, RemoteEngine
 from greenpatch.errors import GreenpatchError
 
 pytestmark = pytest.mark.model

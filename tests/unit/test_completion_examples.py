@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,18 @@ def test_an_example_that_hangs_fails_within_the_time_limit() -> None:
     # a limit from the work, not 1 s: 2 s more than loading and running the examples takes on this machine now
     quick = run_examples(MODULE, "area", path=None, root=None, python=sys.executable, timeout=ENDS).seconds
     assert run(MODULE.replace("scale = 1", "while True: pass"), timeout=2 + 2 * quick) == "failed"
+
+
+def test_cancelled_examples_return_a_run_marked_cancelled_without_raising() -> None:
+    token = CancelToken()
+    timer = threading.Timer(0.5, token.cancel)
+    timer.start()
+    started = time.monotonic()
+    ran = run_examples(MODULE.replace("scale = 1", "while True: pass"), "area", path=None, root=None,
+                       python=sys.executable, timeout=30.0, cancel=token)
+    timer.join()
+    assert ran.cancelled and ran.verdict == "cancelled"
+    assert time.monotonic() - started < 15  # ended by the cancel, not by its 30 s limit
 
 
 def test_a_comparison_written_without_its_output_is_read_as_the_assertion_meant() -> None:

@@ -12,6 +12,7 @@ from greenpatch.cancel import CancelToken
 from greenpatch.engine.base import Engine, Generation
 from greenpatch.engine.fake import FakeEngine
 from greenpatch.engine.worker import EngineWorker
+from greenpatch.errors import Cancelled
 
 
 def _start_slow_job(worker: EngineWorker, engine: FakeEngine) -> concurrent.futures.Future[Generation]:
@@ -38,14 +39,14 @@ def test_closing_the_worker_stops_the_running_generation_and_joins_its_thread() 
     assert future.result(0).stop_reason == "cancelled"
 
 
-def test_closing_the_worker_cancels_the_jobs_still_queued() -> None:
+def test_closing_the_worker_fails_the_jobs_still_queued_with_cancelled() -> None:
     engine = FakeEngine(delay=600)
     worker = EngineWorker(lambda: engine)
     _start_slow_job(worker, engine)
     ran: list[str] = []
     queued = worker.submit(lambda e: ran.append("queued job"), CancelToken())
     assert worker.close(timeout=30)
-    with pytest.raises(concurrent.futures.CancelledError):
+    with pytest.raises(Cancelled):
         queued.result(0)
     assert ran == []
 

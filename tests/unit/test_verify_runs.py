@@ -79,8 +79,21 @@ def test_cancelling_kills_the_run_quickly_and_reports_cancelled(tmp_path: Path) 
         run = v.run(tests=["tests/test_loop.py"], cancel=token)
         # measured from the cancel (a busy machine runs the timer late), against the timeout it would have waited for
         assert time.monotonic() - cancelled_at[0] < v.timeout / 2
-        assert run.error == "cancelled" and not run.passed
+        assert run.cancelled and not run.passed
         assert all(session_gone(sid) for sid in v.sessions)
+
+
+def test_closing_the_verifier_ends_a_run_in_flight_as_cancelled(tmp_path: Path) -> None:
+    hostile = copy_workspace("verify_hostile", tmp_path)
+    v = Verifier(hostile, timeout=30, state_dir=tmp_path / "state")
+    closed_at: list[float] = []
+    timer = threading.Timer(1.5, lambda: (closed_at.append(time.monotonic()), v.close()))
+    timer.start()
+    run = v.run(tests=["tests/test_loop.py"])  # loops until killed
+    timer.join()
+    assert run.cancelled and not run.passed
+    assert time.monotonic() - closed_at[0] < v.timeout / 2
+    assert all(session_gone(sid) for sid in v.sessions)
 
 
 def test_an_untrusted_workspace_raises_and_runs_nothing(failing: Path, tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from greenpatch.bench import LATENCY_MODES
+from greenpatch.bench.stats import pct as _pct
 from greenpatch.completion.filters import passes_gate
 from greenpatch.completion.service import CompletionService
 from greenpatch.config import CompletionSettings, Settings
@@ -82,14 +83,6 @@ def _rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return round(ordered[k], 4)
 
 
 def _default_files(workdir: Path) -> tuple[list[Path], str]:
@@ -453,7 +446,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.engine:
         from greenpatch.bench.remote import remote_latency
 
-        report["remote_engine"] = remote_latency(args.engine, engine, files, max(args.keystrokes, 1), model=name)
+        keystrokes = max(args.keystrokes, 1)
+        streams = keystroke_streams(files, keystrokes)
+        report["remote_engine"] = remote_latency(args.engine, engine, streams, _replay, keystrokes, model=name)
     summary: dict[str, Any] = {"model": name, "rss_mb": report["rss_mb"], "model_file_mb": report["model_file_mb"],
                                "replay_files": source}
     lat = report.get("latency", {})

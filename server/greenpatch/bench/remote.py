@@ -22,10 +22,11 @@ import asyncio
 import logging
 import statistics
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from greenpatch.bench.complete import _pct, _replay, keystroke_streams
+from greenpatch.bench.stats import pct as _pct
 from greenpatch.completion.service import CompletionService
 from greenpatch.config import CompletionSettings
 from greenpatch.engine import EngineWorker
@@ -37,14 +38,20 @@ PREFIX_CHARS = 2000  # what a ~550-token prompt holds; keeps both sides inside t
 
 log = logging.getLogger(__name__)
 
+# bench.complete.keystroke_streams: file, text with the line cut, line number, the line's text
+Stream = tuple[Path, str, int, str]
+# bench.complete's keystroke replay (service, streams, keystrokes, per line): passed in, so that module can
+# call this one without the two importing each other
+Replay = Callable[[CompletionService, list[Stream], int, int], Coroutine[Any, Any, list[dict[str, Any]]]]
+
 
 def _replay_once(
-    engine: Engine, streams: list[tuple[Path, str, int, str]], keystrokes: int, per_line: int
+    engine: Engine, replay: Replay, streams: list[Stream], keystrokes: int, per_line: int
 ) -> list[dict[str, Any]]:
     worker = EngineWorker(lambda: engine, owns_engine=False)
     service = CompletionService(worker, CompletionSettings(debounce_ms=0, prefetch=False))  # requests alone
     try:
-        return asyncio.run(_replay(service, streams, keystrokes, per_line))
+        return asyncio.run(replay(service, streams, keystrokes, per_line))
     finally:
         worker.close()
 
@@ -65,7 +72,7 @@ def _summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _paired(
-    local: Engine, remote: Engine, streams: list[tuple[Path, str, int, str]], keystrokes: int, per_line: int
+    local: Engine, remote: Engine, streams: list[Stream], keystrokes: int, per_line: int
 ) -> dict[str, Any]:
     """The same infill requests, alternating local and remote per keystroke (line mode: 16 tokens, stop at a newline).
 
@@ -115,7 +122,8 @@ def _overhead(remote: float | None, local: float | None) -> float | None:
 def remote_latency(
     url: str,
     local: Engine,
-    files: list[Path],
+    streams: list[Stream],
+    replay: Replay,
     keystrokes: int,
     *,
     model: str = "",
@@ -123,7 +131,8 @@ def remote_latency(
     timeout: float = 120.0,  # a cold prompt on a busy machine; the benchmark measures, it must not give up
     rounds: int = 2,
 ) -> dict[str, Any]:
-    """Replay the same keystrokes against `local` (prefix and chunk reuse) and the server at `url`.
+    """Replay the same keystrokes (`streams`, typed by `replay`) against `local` (prefix and chunk reuse) and the
+    server at `url`.
 
     Returns {"summary": {...}, "local_prefix": {...}, "local_chunk": {...}, "remote": {...},
     "remote_no_logprobs": {...}, "http_round_trip_ms": {...}}; `summary["http_overhead_p50"]` is the headline
@@ -134,7 +143,6 @@ def remote_latency(
         url, model=model, api_key_env=api_key_env, timeout=timeout, fim=local.fim, logprobs=False
     )
     served = with_lp.models()
-    streams = keystroke_streams(files, keystrokes)
     per_line = max(4, keystrokes // max(1, len(streams)))
     per_round = max(4, keystrokes // rounds)
     samples: dict[str, list[dict[str, Any]]] = {
@@ -155,7 +163,7 @@ def remote_latency(
                 else:
                     engine = with_lp if key == "remote" else without_lp
                 phase = time.perf_counter()
-                samples[key] += _replay_once(engine, streams, per_round, per_line)
+                samples[key] += _replay_once(engine, replay, streams, per_round, per_line)
                 log.info("remote bench: %s replayed in %.1f s", key, time.perf_counter() - phase)
         if has_modes:
             local.reuse = "prefix"  # type: ignore[attr-defined]

@@ -17,6 +17,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+def pct(values: list[float], q: float) -> float | None:
+    """The `q` quantile (0..1, nearest rank) rounded to 4 digits; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return round(ordered[k], 4)
+
+
 def describe(values: list[float], scale: float = 1.0, digits: int = 4) -> dict[str, float]:
     """p50/p95/mean/max of `values` times `scale` (e.g. 1000 for milliseconds)."""
     if not values:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from greenpatch.config import CompletionSettings
 from greenpatch.context.builder import (
-    CHARS_PER_TOKEN,
     HeldContext,
     RecentEdits,
     SymbolIndex,
@@ -15,7 +14,7 @@ from greenpatch.context.builder import (
     repo_context,
     split_at,
 )
-from greenpatch.engine.base import FimFormat
+from greenpatch.engine.base import CHARS_PER_TOKEN, FimFormat
 
 LINE_MAX_TOKENS = 48
 BLOCK_STOPS = ["\n\n\n", "\ndef ", "\nclass ", "\nif __name__"]

@@ -1,6 +1,6 @@
 """Prompt context for completion and repair: the code around the cursor, definitions of the names in use, recent edits.
 
-Everything is budgeted in characters (about 3.5 per token for code) so building a prompt never calls the model.
+Everything is budgeted in characters (engine.base.CHARS_PER_TOKEN) so building a prompt never calls the model.
 Order matters for speed: the engine reuses the evaluated KV cache from the front, so the stable parts (repo
 context, sorted the same way every time) come first and the window start moves in steps, not with every line.
 """
@@ -15,7 +15,6 @@ from typing import Any, Protocol
 
 from greenpatch.engine.base import FimFormat
 
-CHARS_PER_TOKEN = 3.5
 WINDOW_STEP = 16  # the prefix window starts on a multiple of this many lines, so it moves in steps
 WINDOW_SLACK = 0.5  # a held window start is kept until the window is this much over its budget (see nearby)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

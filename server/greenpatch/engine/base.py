@@ -12,7 +12,14 @@ from typing import Protocol
 
 from greenpatch.cancel import CancelToken
 
-__all__ = ["CancelToken", "ChatMessage", "Engine", "FimFormat", "Generation"]
+__all__ = ["CHARS_PER_TOKEN", "CancelToken", "ChatMessage", "Engine", "FimFormat", "Generation"]
+
+# Characters per token of code, to turn a token budget into characters and back without a tokenizer call
+# (prompt budgets in context/builder.py, the remote engine's count_tokens). Erring low is the safe side for
+# both: a prompt comes out shorter than its budget, a text is counted longer than it is. 3.5 sits under what
+# the default model's tokenizer gives on Python (about 4 on average; 3.5 is below 19 in 20 prompt-sized
+# windows of greenpatch's own code), so budgets hold without giving up much context.
+CHARS_PER_TOKEN = 3.5
 
 
 @dataclass

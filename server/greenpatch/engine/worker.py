@@ -103,8 +103,10 @@ class EngineWorker:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if job is not None:
-                job[2].cancel()
+            # the caller gets errors.Cancelled, as for any job that never ran (cancel.py); a future its caller
+            # cancelled already is left as it is
+            if job is not None and job[2].set_running_or_notify_cancel():
+                job[2].set_exception(Cancelled("the engine is shut down"))
         if current is not None:
             current.cancel()
         if thread is None:

@@ -13,8 +13,8 @@ from greenpatch.protocol.engines import drop_engines, engine_worker
 from greenpatch.workspace.documents import Document, utf16_to_str_col
 
 if TYPE_CHECKING:
-    from greenpatch.app import GreenpatchServer
     from greenpatch.completion.service import CompletionService
+    from greenpatch.protocol.server import GreenpatchServer
 
 # The server command an item carries (LSP 3.18 InlineCompletionItem.command): the client runs it after inserting the
 # item, with the suggestion's id (and, from a client that reports it, how many characters it took).

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 if TYPE_CHECKING:
-    from greenpatch.app import GreenpatchServer
     from greenpatch.engine.worker import EngineWorker
+    from greenpatch.protocol.server import GreenpatchServer
 
 
 def engine_worker(ls: GreenpatchServer, model: str) -> EngineWorker:

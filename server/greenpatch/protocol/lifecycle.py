@@ -12,7 +12,7 @@ from lsprotocol import types
 from greenpatch.protocol.convert import uri_to_path
 
 if TYPE_CHECKING:
-    from greenpatch.app import GreenpatchServer
+    from greenpatch.protocol.server import GreenpatchServer
 
 log = logging.getLogger(__name__)
 

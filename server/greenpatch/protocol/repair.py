@@ -21,7 +21,7 @@ from greenpatch.protocol.engines import engine_worker
 from greenpatch.workspace.documents import Document
 
 if TYPE_CHECKING:
-    from greenpatch.app import GreenpatchServer
+    from greenpatch.protocol.server import GreenpatchServer
     from greenpatch.repair.types import Fix, RepairReport
     from greenpatch.verify.verifier import Verifier
 

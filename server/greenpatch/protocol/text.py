@@ -19,7 +19,7 @@ from greenpatch.workspace import syntax
 from greenpatch.workspace.documents import Document
 
 if TYPE_CHECKING:
-    from greenpatch.app import GreenpatchServer
+    from greenpatch.protocol.server import GreenpatchServer
 
 SYNTAX_DEBOUNCE_S = 0.25
 

@@ -31,7 +31,8 @@ from greenpatch.verify.pytest_args import workspace_args
 if TYPE_CHECKING:
     from greenpatch.engine.worker import EngineWorker
 
-EXIT_CLEAN, EXIT_FIXED, EXIT_USAGE, EXIT_UNFIXED, EXIT_WRITE, EXIT_INTERRUPTED = 0, 1, 2, 3, WriteError.exit_code, 130
+EXIT_CLEAN, EXIT_FIXED, EXIT_USAGE, EXIT_UNFIXED, EXIT_WRITE, EXIT_INTERRUPTED = (
+    0, 1, UsageError.exit_code, 3, WriteError.exit_code, 130)
 
 
 _LEFT = re.compile(r"\d+s left$")

@@ -58,7 +58,7 @@ def test_command(
         else:
             run = verifier.run(recheck=True)  # the whole suite, or what the pytest arguments choose
         python_used = verifier.python
-    if run.error and not run.results and run.error != "cancelled":
+    if run.error and not run.results and not run.cancelled:
         raise VerifyError(run.error)
     if as_json:
         data = {

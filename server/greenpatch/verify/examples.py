@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from greenpatch.cancel import CancelToken
+from greenpatch.cancel import CANCELLED, CancelToken
 from greenpatch.verify import process
 from greenpatch.verify.sandbox import make_work_dir, remove_tree
 from greenpatch.verify.verifier import PLUGIN_DIR, base_environment
@@ -25,12 +25,16 @@ RUNNER = PLUGIN_DIR / "greenpatch_examples.py"
 @dataclass(frozen=True)
 class ExampleRun:
     # "passed" (every example), "failed" (some example failed, raised or hung), "error" (the module or the function
-    # could not be loaded, or did not load in time, or no example could run: no verdict), "cancelled"
+    # could not be loaded, or did not load in time, or no example could run: no verdict), CANCELLED
     verdict: str
     attempted: int = 0
     failed: int = 0
     seconds: float = 0.0
     detail: str = ""
+
+    @property
+    def cancelled(self) -> bool:
+        return self.verdict == CANCELLED
 
 
 def module_name(path: Path | None, root: Path | None) -> tuple[str, str]:
@@ -73,7 +77,7 @@ def run_examples(source: str, qualname: str, *, path: Path | None, root: Path | 
         records = _records(results)
         events = {r.get("event"): r for r in records}
         if outcome.cancelled:
-            return ExampleRun("cancelled", seconds=outcome.seconds)
+            return ExampleRun(CANCELLED, seconds=outcome.seconds)
         done = events.get("done")
         if done is not None:
             failed, attempted = _count(done.get("failed")), _count(done.get("attempted"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from greenpatch.cancel import CANCELLED
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -33,6 +35,11 @@ class TestRun:
     error: str = ""  # collection error / crash / interpreter problem, empty when the run itself worked
     cached: bool = False
     restarts: int = 0  # times the run was started again for the tests after one that hung or ended the process
+
+    @property
+    def cancelled(self) -> bool:
+        """The run was cancelled (the caller's token or the verifier's close()); see cancel.py."""
+        return self.error == CANCELLED
 
     @property
     def passed(self) -> bool:

@@ -9,7 +9,8 @@ Safety, in one place (details in sandbox.py and process.py):
   no network (namespaces) where the OS allows; everything is killed and removed after the run, on cancel and on
   close()/interpreter exit.
 
-Cancellation returns TestRun(error="cancelled") (it does not raise); the process tree is gone when it returns.
+Cancellation returns a TestRun whose `cancelled` is true (it does not raise, see cancel.py); the process tree is
+gone when it returns.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from greenpatch.cancel import CancelToken
+from greenpatch.cancel import CANCELLED, CancelToken, LinkedToken
 from greenpatch.errors import UntrustedWorkspace, UsageError, VerifyError
 from greenpatch.resources import user_cache_dir, workspace_key
 from greenpatch.verify import process
@@ -56,22 +57,6 @@ TIMED_OUT = "timed out after "  # how a test that ran past its own limit is repo
 
 def default_state_dir(root: Path) -> Path:
     return user_cache_dir() / "verify" / workspace_key(root)
-
-
-class _Either:
-    """Cancelled when the caller's token or the verifier's close() says so."""
-
-    def __init__(self, *tokens: CancelToken | None) -> None:
-        self.tokens = [t for t in tokens if t is not None]
-
-    def is_set(self) -> bool:
-        return any(t.is_set() for t in self.tokens)
-
-    def wait(self, timeout: float) -> bool:
-        if self.tokens:
-            return self.tokens[0].wait(timeout) or self.is_set()
-        time.sleep(timeout)
-        return False
 
 
 class Verifier:
@@ -292,14 +277,14 @@ class Verifier:
         self, changes: Changes, targets: list[str], level: str, *, coverage: bool, stop: bool,
         cancel: CancelToken | None, incremental: bool = False, deadline: float | None = None,
     ) -> TestRun:
-        token = _Either(cancel, self._closing)
+        token = LinkedToken(cancel, self._closing)  # the caller's cancel or this verifier's close()
         if token.is_set():
-            return TestRun(level=level, selected=list(targets), error="cancelled")
+            return TestRun(level=level, selected=list(targets), error=CANCELLED)
         # the run's wall clock, never past the caller's deadline nor this verifier's
         ends = min(d for d in (time.monotonic() + self.timeout, deadline, self.deadline) if d is not None)
         with self._lock:
             if self._closing.is_set():
-                return TestRun(level=level, selected=list(targets), error="cancelled")
+                return TestRun(level=level, selected=list(targets), error=CANCELLED)
             pristine = self._prepare()
             fingerprint = pristine.fingerprint()
             key = self._cache_key(changes, targets, stop, fingerprint)
@@ -368,7 +353,7 @@ class Verifier:
         return self._mark_flaky(run)
 
     def _run_pytest(
-        self, box: object, targets: list[str], level: str, *, coverage: bool, stop: bool, cancel: _Either,
+        self, box: object, targets: list[str], level: str, *, coverage: bool, stop: bool, cancel: CancelToken,
         ends: float,
     ) -> TestRun:
         """Run pytest in `box` until `ends` (time.monotonic()). When a test hangs past its limit (or ends the test
@@ -441,7 +426,7 @@ class Verifier:
         run = TestRun(results=list(results.values()), level=level, selected=list(targets),
                       seconds=time.monotonic() - started_at, timed_out=outcome.timed_out, restarts=attempt)
         if outcome.cancelled:
-            run.error = "cancelled"
+            run.error = CANCELLED
         elif outcome.killed and not outcome.timed_out and not hung:
             run.error = f"killed: {outcome.killed}"
         elif not first_started:
