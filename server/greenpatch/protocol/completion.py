@@ -9,8 +9,9 @@ from lsprotocol import types
 
 from greenpatch.cancel import CancelToken
 from greenpatch.errors import GreenpatchError
+from greenpatch.protocol.convert import str_column
 from greenpatch.protocol.engines import drop_engines, engine_worker
-from greenpatch.workspace.documents import Document, utf16_to_str_col
+from greenpatch.workspace.documents import Document
 
 if TYPE_CHECKING:
     from greenpatch.app import GreenpatchServer
@@ -126,9 +127,7 @@ def register(server: GreenpatchServer) -> None:
             return None
         version = document.version
         position = params.position
-        lines = document.lines
-        line_text = lines[position.line] if position.line < len(lines) else ""
-        col = utf16_to_str_col(line_text, position.character)
+        col = str_column(document.lines, position)
         cancel = CancelToken()
         try:
             suggestion = await _service(ls).complete(

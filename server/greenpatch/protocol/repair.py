@@ -16,7 +16,13 @@ from pygls.lsp.server import LanguageServer
 
 from greenpatch.cancel import CancelToken
 from greenpatch.errors import Cancelled, GreenpatchError, UntrustedWorkspace
-from greenpatch.protocol.convert import lsp_minimal_edit, lsp_moved_diagnostics, lsp_test_failure, path_to_uri
+from greenpatch.protocol.convert import (
+    lsp_minimal_edit,
+    lsp_moved_diagnostics,
+    lsp_test_failure,
+    lsp_whole_lines,
+    path_to_uri,
+)
 from greenpatch.protocol.engines import engine_worker
 from greenpatch.workspace.documents import Document
 
@@ -238,13 +244,7 @@ def register(server: GreenpatchServer) -> None:
             related = [d for d in state.diagnostics if _overlaps(d.range, params.range)]
             touched = [
                 fix for fix in state.fixes
-                if related or _overlaps(
-                    types.Range(
-                        start=types.Position(line=fix.changed_range[0], character=0),
-                        end=types.Position(line=fix.changed_range[1], character=0),
-                    ),
-                    params.range,
-                )
+                if related or _overlaps(lsp_whole_lines(*fix.changed_range), params.range)
             ]
             for number, fix in enumerate(touched):
                 edit = lsp_minimal_edit(document.text, fix.new_text)
