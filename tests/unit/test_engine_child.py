@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from greenpatch.config import Settings
 from greenpatch.engine.child import ChildEngine
-from greenpatch.errors import EngineCrashed, ModelNotInstalled
+from greenpatch.errors import EngineCrashed, ErrorKind, ModelNotInstalled
 
 
 def test_a_crash_of_the_model_process_fails_one_request_and_the_next_one_gets_a_new_process() -> None:
@@ -34,5 +34,6 @@ def test_a_crash_of_the_model_process_fails_one_request_and_the_next_one_gets_a_
 def test_a_load_error_in_the_model_process_reaches_the_caller_as_itself(tmp_path: Path) -> None:
     settings = Settings()
     settings.model.cache_dir = str(tmp_path)
-    with pytest.raises(ModelNotInstalled, match="greenpatch model install tiny"):
+    with pytest.raises(ModelNotInstalled, match="greenpatch model install tiny") as caught:
         ChildEngine("tiny", settings)
+    assert caught.value.kind is ErrorKind.NOT_INSTALLED  # its kind comes back over the pipe with its class

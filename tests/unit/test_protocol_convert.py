@@ -3,11 +3,20 @@ later edits."""
 
 from __future__ import annotations
 
+from greenpatch.errors import (
+    EngineCrashed,
+    EngineNotInstalled,
+    GreenpatchError,
+    ModelError,
+    ModelFileMissing,
+    ModelNotInstalled,
+)
 from greenpatch.protocol.convert import (
     lsp_document_symbols,
     lsp_line_range,
     lsp_minimal_edit,
     lsp_moved_diagnostics,
+    lsp_status_state,
     lsp_syntax_diagnostics,
     lsp_test_failure,
     lsp_whole_lines,
@@ -19,6 +28,19 @@ from greenpatch.workspace.documents import Document
 from lsprotocol import types
 
 EMOJI = "\U0001f600"  # outside the BMP: one Python character, two UTF-16 code units
+
+
+def test_a_missing_model_or_llama_cpp_python_makes_the_client_offer_an_install() -> None:
+    assert lsp_status_state(ModelNotInstalled("model 'tiny' is not installed", "run it")) == "noModel"
+    assert lsp_status_state(EngineNotInstalled("llama-cpp-python is not installed")) == "noModel"
+
+
+def test_other_errors_are_errors_whatever_their_message_says() -> None:
+    # a missing .gguf path is a setting to change: installing a model cannot help
+    assert lsp_status_state(ModelFileMissing("model file /m.gguf does not exist", "set greenpatch.model")) == "error"
+    assert lsp_status_state(ModelError("cannot load model /m.gguf", "reinstall it")) == "error"
+    assert lsp_status_state(EngineCrashed("the model process crashed")) == "error"
+    assert lsp_status_state(GreenpatchError("nothing installed works")) == "error"
 
 
 def apply(text: str, edit: types.TextEdit) -> str:

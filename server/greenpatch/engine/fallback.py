@@ -21,7 +21,7 @@ from typing import Protocol
 from greenpatch.cancel import CancelToken
 from greenpatch.config import Settings
 from greenpatch.engine.base import ChatMessage, Engine, FimFormat, Generation
-from greenpatch.errors import EngineUnavailable, GreenpatchError
+from greenpatch.errors import EngineNotInstalled, GreenpatchError
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class FallbackEngine:
             return Generation("", stop_reason="cancelled")
         engine = self._local()
         if engine is None:
-            raise EngineUnavailable(
+            raise EngineNotInstalled(
                 f"the server at {self.primary.url} is unavailable and there is no local model to fall back to"
                 + (f" ({self._fallback_error})" if self._fallback_error else ""),
                 "start the server again (greenpatch reconnects by itself) or install a local model",

@@ -41,12 +41,12 @@ from greenpatch.engine.kvplan import (
     plan_reuse,
     worth_parking,
 )
-from greenpatch.errors import EngineUnavailable, ModelError
+from greenpatch.errors import EngineNotInstalled, ModelError
 
 try:
     import llama_cpp
 except ImportError as exc:  # pragma: no cover - exercised when the [llm] extra is missing
-    raise EngineUnavailable(
+    raise EngineNotInstalled(
         f"llama-cpp-python is not installed ({exc})", "install it with `pip install 'greenpatch[llm]'`"
     ) from None
 

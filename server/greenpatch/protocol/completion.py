@@ -9,7 +9,7 @@ from lsprotocol import types
 
 from greenpatch.cancel import CancelToken
 from greenpatch.errors import GreenpatchError
-from greenpatch.protocol.convert import str_column
+from greenpatch.protocol.convert import lsp_status_state, str_column
 from greenpatch.protocol.engines import drop_engines, engine_worker
 from greenpatch.workspace.documents import Document
 
@@ -137,17 +137,12 @@ def register(server: GreenpatchServer) -> None:
             cancel.cancel()
             raise
         except GreenpatchError as exc:
-            ls.status("noModel" if "install" in str(exc) else "error", str(exc))
+            ls.status(lsp_status_state(exc), str(exc))
             ls.say_once(f"completion:{type(exc).__name__}", f"inline completions are off: {exc}")
             return None
         feedback = _service(ls).feedback
         if feedback is not None and suggestion is not None:
             feedback.request(document.uri, suggestion.along)
-        error = getattr(_service(ls), "last_error", None)
-        if suggestion is None and error is not None:
-            ls.status("noModel" if "install" in str(error) else "error", str(error))
-            ls.say_once(f"completion:{type(error).__name__}", f"inline completions are off: {error}")
-            return None
         if suggestion is None or not suggestion.shown or not suggestion.text or document.version != version:
             return types.InlineCompletionList(items=[])
         return types.InlineCompletionList(

@@ -9,6 +9,7 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
 
+from greenpatch.errors import ErrorKind, GreenpatchError
 from greenpatch.workspace.documents import byte_to_utf16_col, str_to_utf16_col, utf16_to_str_col
 from greenpatch.workspace.files import differing_span, split_lines, with_endings
 from greenpatch.workspace.index import Symbol
@@ -31,6 +32,12 @@ def uri_to_path(uri: str) -> Path | None:
 
 def path_to_uri(path: Path) -> str:
     return from_fs_path(str(path)) or path.as_uri()
+
+
+def lsp_status_state(error: GreenpatchError) -> str:
+    """The state a `greenpatch/status` notification gives for `error`: "noModel" makes the client offer to
+    install a model."""
+    return "noModel" if error.kind is ErrorKind.NOT_INSTALLED else "error"
 
 
 def utf8_lines(text: str) -> list[bytes]:
