@@ -24,6 +24,7 @@ import numpy as np
 from greenpatch.engine.base import (
     CancelToken,
     ChatMessage,
+    EngineBase,
     FimFormat,
     Generation,
     kept_tokens,
@@ -87,7 +88,7 @@ class _Stream:
         return len(self.out) < len(self.forced)
 
 
-class LlamaEngine:
+class LlamaEngine(EngineBase):
     def __init__(
         self,
         path: Path,

@@ -32,7 +32,14 @@ from urllib.parse import urlsplit
 
 from greenpatch.cancel import CancelToken
 from greenpatch.config import EngineSettings, Settings
-from greenpatch.engine.base import ChatMessage, FimFormat, Generation, kept_tokens, line_end_to_stop_at
+from greenpatch.engine.base import (
+    ChatMessage,
+    EngineBase,
+    FimFormat,
+    Generation,
+    kept_tokens,
+    line_end_to_stop_at,
+)
 from greenpatch.errors import ConfigError, EngineUnavailable, GreenpatchError
 
 log = logging.getLogger(__name__)
@@ -508,7 +515,7 @@ def _stop_reason(finish: Any) -> str:
     return "stop"
 
 
-class RemoteEngine:
+class RemoteEngine(EngineBase):
     """The Engine protocol over an OpenAI-compatible HTTP server."""
 
     def __init__(

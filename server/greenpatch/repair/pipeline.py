@@ -480,7 +480,8 @@ class RepairPipeline:
                     made += 1
         # The chat rewrite mostly echoes the bug with small models (see FACTS.md), so it runs from round 2, or in
         # round 1 when the model has no FIM tokens to infill with.
-        if round_no >= 2 or (self.engine is not None and getattr(getattr(self.engine, "engine", None), "fim", 1) is None):
+        loaded = self.engine.engine if self.engine is not None else None  # not loaded yet: as if it had FIM
+        if round_no >= 2 or (loaded is not None and loaded.fim is None):
             future = self._submit(lambda engine: self._rewrite(engine, group, round_no, feedback, last_error))
             if future is not None:
                 futures.append(future)
@@ -700,10 +701,7 @@ class RepairPipeline:
             holes.append((prefix, middle, "\n" + rest if middle else rest))
 
         def job(engine: Engine) -> list[list[float]]:
-            scorer = getattr(engine, "score", None)
-            if scorer is None:
-                return []
-            return [scorer(prefix, suffix, middle, cancel=self._model_stop) for prefix, middle, suffix in holes]
+            return [engine.score(prefix, suffix, middle, cancel=self._model_stop) for prefix, middle, suffix in holes]
 
         self._model_stop = _ModelStop(self._cancel, self._deadline)
         future = self._submit(job)
