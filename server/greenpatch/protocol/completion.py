@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from lsprotocol import types
+from pygls.lsp.server import LanguageServer
 
 from greenpatch.cancel import CancelToken
 from greenpatch.errors import GreenpatchError
@@ -15,7 +16,7 @@ from greenpatch.workspace.documents import Document
 
 if TYPE_CHECKING:
     from greenpatch.app import GreenpatchServer
-    from greenpatch.completion.service import CompletionService
+    from greenpatch.completion.service import CompletionService, Suggestion
 
 # The server command an item carries (LSP 3.18 InlineCompletionItem.command): the client runs it after inserting the
 # item, with the suggestion's id (and, from a client that reports it, how many characters it took).
@@ -25,7 +26,7 @@ STATS_COMMAND = "greenpatch.suggestionStats"
 
 
 def _service(ls: GreenpatchServer) -> CompletionService:
-    service = ls.services.get("completion")
+    service = ls.services.completion
     if service is None:
         from greenpatch.completion.service import CompletionService
 
@@ -37,7 +38,7 @@ def _service(ls: GreenpatchServer) -> CompletionService:
 
         service.feedback = FeedbackLog.for_workspace(ls.root)
         service.feedback.enabled = ls.settings.completions.record
-        ls.services["completion"] = service
+        ls.services.completion = service
     return service
 
 
@@ -56,13 +57,13 @@ def _code_settings(ls: GreenpatchServer, service: CompletionService) -> None:
 
 
 def on_changed(ls: GreenpatchServer, document: Document) -> None:
-    service = ls.services.get("completion")
+    service = ls.services.completion
     if service is not None:
         service.notify_change(document.uri, document.version)
 
 
 def on_closed(ls: GreenpatchServer, uri: str) -> None:
-    service = ls.services.get("completion")
+    service = ls.services.completion
     if service is not None:
         service.forget(uri)
         if service.feedback is not None:
@@ -70,9 +71,10 @@ def on_closed(ls: GreenpatchServer, uri: str) -> None:
 
 
 def on_settings(ls: GreenpatchServer) -> None:
-    service = ls.services.get("completion")
-    if service is not None and f"engine:{ls.settings.model.completion}" not in ls.services:
-        ls.services.pop("completion").close()  # model changed: rebuild on next request
+    service = ls.services.completion
+    if service is not None and ls.settings.model.completion not in ls.services.engines:
+        ls.services.completion = None  # model changed: rebuilt on next request
+        service.close()
     elif service is not None:
         service.update_settings(ls.settings.completions)
         _code_settings(ls, service)
@@ -86,10 +88,10 @@ def _model(ls: GreenpatchServer) -> str:
     return (engine.model or engine.url) if engine.url else ls.settings.model.completion
 
 
-def _command(ls: GreenpatchServer, uri: str, suggestion: Any) -> types.Command | None:
+def _command(ls: GreenpatchServer, uri: str, suggestion: Suggestion) -> types.Command | None:
     """Record `suggestion` as shown (and whatever was pending in `uri` as passed over): the command that reports
     its acceptance, or None when nothing is recorded."""
-    feedback = ls.services["completion"].feedback
+    feedback = _service(ls).feedback
     if feedback is None or not ls.settings.completions.record:
         return None
     kind = "next line" if suggestion.ahead else suggestion.mode
@@ -102,18 +104,19 @@ def register(server: GreenpatchServer) -> None:
     server.settings_hooks.append(on_settings)
 
     @server.command(ACCEPTED_COMMAND)
-    def accepted(ls: Any, *args: Any) -> None:  # pygls evaluates the hints: GreenpatchServer is not importable here
+    def accepted(server_: LanguageServer, *args: Any) -> None:  # pygls evaluates these hints at run time
         """The client inserted a suggestion: [id] whole, [id, chars] only its first `chars` characters."""
-        service = ls.services.get("completion")
+        service = cast("GreenpatchServer", server_).services.completion
         if service is None or service.feedback is None or not args or not isinstance(args[0], str):
             return
         chars = args[1] if len(args) > 1 and isinstance(args[1], int) and not isinstance(args[1], bool) else None
         service.feedback.accepted(args[0], chars)
 
     @server.command(STATS_COMMAND)
-    async def suggestion_stats(ls: Any, *args: Any) -> dict[str, Any]:
+    async def suggestion_stats(server_: LanguageServer, *args: Any) -> dict[str, Any]:
         from greenpatch.completion.stats import render, report
 
+        ls = cast("GreenpatchServer", server_)
         target = ls.settings.completions.accept_target or 0.5
         data = await asyncio.to_thread(report, ls.root, target)  # reads the logs: off the event loop
         return {"text": render(data), "data": data}
