@@ -69,7 +69,7 @@ class CompletionService:
         self.worker = worker
         self.settings = settings
         self.index = index
-        self.root = root or getattr(index, "root", None)
+        self.root = root or (index.root if index is not None else None)
         # docstring examples run only in a trusted workspace, under its interpreter (completion/examples.py)
         self.trusted = trusted
         self.python = python or sys.executable
