@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import enum
+from typing import ClassVar
+
+
+class ErrorKind(enum.Enum):
+    """What kind of trouble an error is, for callers that route it (the server's status, a client's offer to
+    install): decided by the error's class, never by its text."""
+
+    FAILED = "failed"  # something did not work; the message says what to do
+    NOT_INSTALLED = "not installed"  # a model or a package is missing: installing it is the fix
+
 
 class GreenpatchError(Exception):
     """Base of all errors greenpatch reports to a user (CLI: one line + non-zero exit; LSP: error or log)."""
 
     exit_code = 2
+    kind: ClassVar[ErrorKind] = ErrorKind.FAILED
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -30,7 +42,15 @@ class ModelError(GreenpatchError):
 
 
 class ModelNotInstalled(ModelError):
-    pass
+    """A model of the manifest is not in the model cache."""
+
+    kind = ErrorKind.NOT_INSTALLED
+
+
+class ModelFileMissing(ModelNotInstalled):
+    """A model given as a .gguf path that does not exist: installing a model cannot help, the setting must change."""
+
+    kind = ErrorKind.FAILED
 
 
 class ModelDownloadError(ModelError):
@@ -43,6 +63,13 @@ class ChecksumMismatch(ModelDownloadError):
 
 class EngineUnavailable(GreenpatchError):
     """The inference engine cannot run (llama-cpp-python missing, remote server down, ...)."""
+
+
+class EngineNotInstalled(EngineUnavailable):
+    """Nothing installed can run a model: llama-cpp-python is missing, or no local model is there to fall back to
+    while the remote server is down."""
+
+    kind = ErrorKind.NOT_INSTALLED
 
 
 class EngineCrashed(EngineUnavailable):

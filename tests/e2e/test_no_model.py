@@ -43,6 +43,10 @@ async def test_without_a_model_the_user_is_told_how_to_install_and_repair_still_
         types.WINDOW_SHOW_MESSAGE, lambda p: "greenpatch model install default" in p.message
     )
     assert message.type in (types.MessageType.Warning, types.MessageType.Error)
+    status = await client.notes.wait_for(  # type: ignore[attr-defined]
+        "greenpatch/status", lambda p: p.state == "noModel"  # the editor offers to install a model
+    )
+    assert "greenpatch model install default" in status.message
 
     client.text_document_did_save(types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
     params = await client.notes.wait_for(  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ from greenpatch.completion.service import CompletionService
 from greenpatch.config import CompletionSettings
 from greenpatch.engine.fake import FakeEngine
 from greenpatch.engine.worker import EngineWorker
+from greenpatch.errors import ErrorKind, ModelNotInstalled
 
 URI = "file:///work/calc.py"
 PATH = Path("/work/calc.py")
@@ -32,6 +33,21 @@ def service(engine: FakeEngine):
 async def test_a_suggestion_completes_the_line(service: CompletionService) -> None:
     s = await service.complete(URI, PATH, DOC, 1, 1, 14, CancelToken())
     assert s is not None and s.shown and s.text == " b" and not s.cached
+
+
+async def test_a_model_that_is_not_installed_reaches_the_caller_as_its_own_error() -> None:
+    def missing() -> FakeEngine:
+        raise ModelNotInstalled("model 'tiny' is not installed", "run `greenpatch model install tiny`")
+
+    worker = EngineWorker(missing)
+    try:
+        service = CompletionService(worker, CompletionSettings(debounce_ms=0))
+        for _ in range(2):  # each request raises it again: nothing is kept from the last one
+            with pytest.raises(ModelNotInstalled) as caught:
+                await service.complete(URI, PATH, DOC, 1, 1, 14, CancelToken())
+            assert caught.value.kind is ErrorKind.NOT_INSTALLED
+    finally:
+        worker.close()
 
 
 async def test_an_empty_line_asks_the_engine_for_code_first(service: CompletionService, engine: FakeEngine) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from greenpatch.config import Settings
 from greenpatch.engine.child import ChildEngine
-from greenpatch.errors import EngineCrashed, ModelNotInstalled
+from greenpatch.errors import EngineCrashed, ErrorKind, ModelNotInstalled
 
 
 def test_a_crash_of_the_model_process_fails_one_request_and_the_next_one_gets_a_new_process() -> None:
@@ -34,5 +34,16 @@ def test_a_crash_of_the_model_process_fails_one_request_and_the_next_one_gets_a_
 def test_a_load_error_in_the_model_process_reaches_the_caller_as_itself(tmp_path: Path) -> None:
     settings = Settings()
     settings.model.cache_dir = str(tmp_path)
-    with pytest.raises(ModelNotInstalled, match="greenpatch model install tiny"):
+    with pytest.raises(ModelNotInstalled, match="greenpatch model install tiny") as caught:
         ChildEngine("tiny", settings)
+    assert caught.value.kind is ErrorKind.NOT_INSTALLED  # its kind comes back over the pipe with its class
+
+
+def test_the_optional_capabilities_go_through_the_model_process_with_their_arguments() -> None:
+    engine = ChildEngine("fake", Settings())
+    try:
+        samples = engine.infill_many("def add(", "", [0, 1, 2], temperature=0.8, max_tokens=8)
+        assert [g.text for g in samples] == ["a, b):"] * 3  # the fake's rule; its own defaults, one by one
+        assert engine.score("def add(", "", "a, b):") == []  # the fake cannot score
+    finally:
+        engine.close()

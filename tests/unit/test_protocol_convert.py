@@ -1,17 +1,46 @@
-"""LSP shaping of repair results: UTF-16 columns, line endings kept, diagnostics moved with later edits."""
+"""LSP shaping: UTF-16 columns on lines with characters outside the BMP, line endings kept, diagnostics moved with
+later edits."""
 
 from __future__ import annotations
 
+from greenpatch.errors import (
+    EngineCrashed,
+    EngineNotInstalled,
+    GreenpatchError,
+    ModelError,
+    ModelFileMissing,
+    ModelNotInstalled,
+)
 from greenpatch.protocol.convert import (
+    lsp_document_symbols,
     lsp_line_range,
     lsp_minimal_edit,
     lsp_moved_diagnostics,
+    lsp_status_state,
+    lsp_syntax_diagnostics,
     lsp_test_failure,
+    lsp_whole_lines,
+    str_column,
+    utf8_lines,
 )
+from greenpatch.workspace import syntax
 from greenpatch.workspace.documents import Document
 from lsprotocol import types
 
 EMOJI = "\U0001f600"  # outside the BMP: one Python character, two UTF-16 code units
+
+
+def test_a_missing_model_or_llama_cpp_python_makes_the_client_offer_an_install() -> None:
+    assert lsp_status_state(ModelNotInstalled("model 'tiny' is not installed", "run it")) == "noModel"
+    assert lsp_status_state(EngineNotInstalled("llama-cpp-python is not installed")) == "noModel"
+
+
+def test_other_errors_are_errors_whatever_their_message_says() -> None:
+    # a missing .gguf path is a setting to change: installing a model cannot help
+    assert lsp_status_state(ModelFileMissing("model file /m.gguf does not exist", "set greenpatch.model")) == "error"
+    assert lsp_status_state(ModelError("cannot load model /m.gguf", "reinstall it")) == "error"
+    assert lsp_status_state(EngineCrashed("the model process crashed")) == "error"
+    assert lsp_status_state(GreenpatchError("nothing installed works")) == "error"
 
 
 def apply(text: str, edit: types.TextEdit) -> str:
@@ -29,6 +58,52 @@ def test_a_test_failure_diagnostic_ends_at_the_utf16_end_of_a_line_with_an_emoji
     assert diagnostic.range.start == types.Position(line=1, character=4)
     assert diagnostic.range.end == types.Position(line=1, character=len(line) + 1)
     assert diagnostic.code == "test-failure" and diagnostic.data == {"version": 3}
+
+
+def test_a_syntax_error_after_an_emoji_is_placed_in_utf16_units() -> None:
+    text = f"s = f('{EMOJI}', 1 2)\n"
+    (diagnostic,) = lsp_syntax_diagnostics(text, syntax.syntax_problems(text))
+    # `2` is the 14th character: byte 16 (the emoji takes 4 bytes), UTF-16 unit 14 (it takes 2)
+    assert diagnostic.range == types.Range(
+        start=types.Position(line=0, character=14), end=types.Position(line=0, character=15)
+    )
+    assert diagnostic.code == "syntax"
+
+
+def test_a_syntax_error_on_a_line_after_an_emoji_line_starts_at_its_own_column() -> None:
+    text = f"x = '{EMOJI}'\ny = (1 +\n"
+    (diagnostic,) = lsp_syntax_diagnostics(text, syntax.syntax_problems(text))
+    assert diagnostic.range == types.Range(
+        start=types.Position(line=1, character=0), end=types.Position(line=1, character=8)
+    )
+
+
+def test_a_definition_ending_in_an_emoji_ends_at_the_utf16_end_of_its_line() -> None:
+    text = f"def f(): return '{EMOJI}'\n\nclass C:\n    def m(self): return '{EMOJI * 2}'\n"
+    lines = text.split("\n")
+    (f, c) = lsp_document_symbols(utf8_lines(text), syntax.definitions(text))
+    assert f.range.end == types.Position(line=0, character=len(lines[0]) + 1)
+    assert f.selection_range == types.Range(
+        start=types.Position(line=0, character=4), end=types.Position(line=0, character=5)
+    )
+    assert c.range.end == types.Position(line=3, character=len(lines[3]) + 2)
+    (m,) = c.children or []
+    assert m.name == "m" and m.selection_range.start == types.Position(line=3, character=8)
+
+
+def test_a_cursor_after_an_emoji_is_at_the_python_index_after_it() -> None:
+    lines = [f"s = '{EMOJI}' + x", ""]
+    # UTF-16 unit 7 is after the emoji (units 5 and 6): Python index 6
+    assert str_column(lines, types.Position(line=0, character=7)) == 6
+    assert lines[0][:str_column(lines, types.Position(line=0, character=9))] == f"s = '{EMOJI}' "
+    assert str_column(lines, types.Position(line=0, character=99)) == len(lines[0])
+    assert str_column(lines, types.Position(line=5, character=3)) == 0
+
+
+def test_a_fixs_changed_lines_become_a_range_of_whole_lines() -> None:
+    assert lsp_whole_lines(3, 5) == types.Range(
+        start=types.Position(line=3, character=0), end=types.Position(line=5, character=0)
+    )
 
 
 def test_a_line_range_excludes_the_crlf_line_break() -> None:

@@ -22,7 +22,7 @@ from greenpatch.engine.remote import (
     build_fim_prompt,
     fim_for_model,
 )
-from greenpatch.errors import ConfigError, EngineUnavailable, ModelNotInstalled
+from greenpatch.errors import ConfigError, EngineUnavailable, ErrorKind, ModelNotInstalled
 
 QWEN = fim_for_model("Qwen2.5-Coder-7B-Instruct")
 CODER = "qwen2.5-coder-7b"  # a name whose FIM tokens are known, so infill goes to /v1/completions
@@ -578,6 +578,7 @@ def test_without_a_local_model_a_dead_server_is_one_clear_error_and_a_down_statu
         with pytest.raises(EngineUnavailable, match="no local model") as caught:
             engine.infill("a", "b")
         assert "\n" not in str(caught.value)
+        assert caught.value.kind is ErrorKind.NOT_INSTALLED  # the editor offers to install a local model
         assert [s.state for s in statuses] == ["down"] and "is not installed" in statuses[0].message
     finally:
         engine.close()

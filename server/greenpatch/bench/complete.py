@@ -54,7 +54,7 @@ from greenpatch.context.builder import HeldContext
 from greenpatch.engine import EngineWorker, load_engine, models
 from greenpatch.engine.base import Engine
 from greenpatch.engine.kvplan import DEFAULT_REUSE
-from greenpatch.errors import UsageError
+from greenpatch.errors import GreenpatchError, UsageError
 
 EVAL = "humaneval-singleline-infilling.jsonl.gz"
 TYPING_MS = 150  # between keystrokes in the latency replay: about 80 words a minute
@@ -157,7 +157,10 @@ async def _replay(service: CompletionService, streams: list[tuple[Path, str, int
         doc = "\n".join(rows)
         service.notify_change(uri, version)
         started = time.perf_counter()
-        s = await service.complete(uri, path, doc, version, line, len(rows[line]))
+        try:
+            s = await service.complete(uri, path, doc, version, line, len(rows[line]))
+        except GreenpatchError:  # a failed model call shows nothing, as in the editor
+            s = None
         elapsed = time.perf_counter() - started
         samples.append({
             "seconds": elapsed, "next_line": False, "back": False,
@@ -343,7 +346,10 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
             indent = solution[: len(solution) - len(solution.lstrip(" \t"))] if indented else ""
             doc = row["prompt"] + indent + "\n" + row["suffix"]
             line = row["prompt"].count("\n")
-            s = await service.complete(f"file:///humaneval/{k}.py", None, doc, 1, line, len(indent), mode="line")
+            try:
+                s = await service.complete(f"file:///humaneval/{k}.py", None, doc, 1, line, len(indent), mode="line")
+            except GreenpatchError:  # a failed model call writes nothing: the task fails
+                s = None
             text = s.text if s else ""
 
             def passes(line: str, row: dict[str, Any] = row, indent: str = indent) -> bool:

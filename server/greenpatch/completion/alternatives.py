@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from greenpatch.cancel import CancelToken
 from greenpatch.completion.filters import ENDS, post_filter
@@ -95,18 +94,8 @@ def sampled_lines(engine: Engine, request: CompletionRequest, count: int, cancel
 def _samples(engine: Engine, request: CompletionRequest, count: int,
              cancel: CancelToken | None) -> tuple[list[Generation], float]:
     """`count` sampled lines and the seconds they took: side by side in one batch where the engine can
-    (`infill_many`), else one by one."""
-    seeds = list(range(count))
-    kwargs: dict[str, Any] = {"context": request.context, "max_tokens": request.max_tokens,
-                              "stop": request.stop, "temperature": TEMPERATURE, "cancel": cancel,
-                              "code_first": request.code_first, "end_check": True}
-    many = getattr(engine, "infill_many", None)
-    if many is not None:
-        out: list[Generation] = many(request.prefix, request.suffix, seeds, **kwargs)
-        return out, max((g.seconds for g in out), default=0.0)  # each reports the whole batch's time
-    out = []
-    for seed in seeds:
-        if cancel is not None and cancel.is_set():
-            break
-        out.append(engine.infill(request.prefix, request.suffix, seed=seed, **kwargs))
-    return out, sum(g.seconds for g in out)
+    (`Engine.infill_many`), else one by one."""
+    out = engine.infill_many(request.prefix, request.suffix, list(range(count)), context=request.context,
+                             max_tokens=request.max_tokens, stop=request.stop, temperature=TEMPERATURE,
+                             cancel=cancel, code_first=request.code_first, end_check=True)
+    return out, max((g.seconds for g in out), default=0.0)  # each reports the whole call's time

@@ -86,8 +86,6 @@ def complete_command(location: str, *, model: str | None, verbose: bool, gate: b
         suggestion = asyncio.run(service.complete(path.as_uri(), path, text, 1, line, col))
     finally:
         worker.close()
-    if service.last_error is not None:
-        raise service.last_error
     if suggestion is not None and suggestion.shown:
         sys.stdout.write(suggestion.text + ("\n" if not suggestion.text.endswith("\n") else ""))
     if verbose:

@@ -69,7 +69,7 @@ class CompletionService:
         self.worker = worker
         self.settings = settings
         self.index = index
-        self.root = root or getattr(index, "root", None)
+        self.root = root or (index.root if index is not None else None)
         # docstring examples run only in a trusted workspace, under its interpreter (completion/examples.py)
         self.trusted = trusted
         self.python = python or sys.executable
@@ -77,7 +77,6 @@ class CompletionService:
         self.typed = TypedAlong()
         self.recent = RecentEdits()
         self.held = HeldContext()
-        self.last_error: GreenpatchError | None = None
         self.model_calls = 0
         self._versions: dict[str, int] = {}
         self._inflight: dict[str, list[tuple[int, CancelToken]]] = {}
@@ -133,6 +132,8 @@ class CompletionService:
         *,
         mode: str | None = None,
     ) -> Suggestion | None:
+        """The suggestion at (line, col); None when there is nothing to say (stale, cancelled, superseded).
+        Raises the GreenpatchError that kept the model from answering (not installed, failed)."""
         started, asked = time.perf_counter(), time.monotonic()
         if not self.settings.enabled or self._stale(uri, version):
             return None
@@ -178,10 +179,8 @@ class CompletionService:
             except Cancelled:
                 return None
             except GreenpatchError as exc:
-                self.last_error = exc
                 log.debug("completion failed: %s", exc)
-                return None
-            self.last_error = None
+                raise  # the caller routes it by its kind (a model to install, an engine that failed)
             if generation.stop_reason == "cancelled" or token.is_set() or self._stale(uri, version):
                 return None
             made = _cached(request, generation, choice)

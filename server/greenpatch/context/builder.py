@@ -11,9 +11,12 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from greenpatch.engine.base import FimFormat
+
+if TYPE_CHECKING:
+    from greenpatch.workspace.index import Symbol
 
 WINDOW_STEP = 16  # the prefix window starts on a multiple of this many lines, so it moves in steps
 WINDOW_SLACK = 0.5  # a held window start is kept until the window is this much over its budget (see nearby)
@@ -25,9 +28,13 @@ _KEYWORDS = frozenset(
 
 
 class SymbolIndex(Protocol):
-    def lookup(self, name: str) -> list[Any]: ...
+    """What the context needs of the workspace index (workspace.index.WorkspaceIndex)."""
 
-    def snippet(self, symbol: Any) -> str: ...
+    root: Path
+
+    def lookup(self, name: str) -> list[Symbol]: ...
+
+    def snippet(self, symbol: Symbol) -> str: ...
 
 
 def split_at(text: str, line: int, col: int) -> tuple[str, str]:
@@ -221,10 +228,10 @@ def repo_context(
             except Exception:  # noqa: BLE001,S112 - the index is optional help; a failing lookup must not stop completion
                 continue
             for symbol in symbols[:2]:
-                path = Path(getattr(symbol, "path", ""))
+                path = symbol.path
                 if current is not None and path == current:
                     continue
-                key = (str(path), int(getattr(symbol, "start_line", 0)))
+                key = (str(path), symbol.start_line)
                 if key in seen:
                     continue
                 seen.add(key)

@@ -7,12 +7,13 @@ its own thread so nothing slow runs on the LSP event loop. Cancellation is coope
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from greenpatch.cancel import CancelToken
 
-__all__ = ["CHARS_PER_TOKEN", "CancelToken", "ChatMessage", "Engine", "FimFormat", "Generation"]
+__all__ = ["CHARS_PER_TOKEN", "CancelToken", "ChatMessage", "Engine", "EngineBase", "FimFormat", "Generation"]
 
 # Characters per token of code, to turn a token budget into characters and back without a tokenizer call
 # (prompt budgets in context/builder.py, the remote engine's count_tokens). Erring low is the safe side for
@@ -77,7 +78,8 @@ class ChatMessage:
 
 
 class Engine(Protocol):
-    """What completion and repair need from a model."""
+    """What completion and repair need from a model. `infill_many` and `score` are optional capabilities: an
+    engine without a better way inherits EngineBase's defaults, so callers call them without asking first."""
 
     # read-only here: an engine may compute them (the fallback engine answers for whichever engine serves)
     @property
@@ -109,6 +111,30 @@ class Engine(Protocol):
         """
         ...
 
+    def infill_many(
+        self,
+        prefix: str,
+        suffix: str,
+        seeds: Sequence[int],
+        *,
+        context: str = "",
+        max_tokens: int = 64,
+        stop: list[str] | None = None,
+        temperature: float = 0.8,
+        cancel: CancelToken | None = None,
+        code_first: bool = False,
+        end_check: bool = False,
+    ) -> list[Generation]:
+        """One sampled `infill` per seed; the `seconds` of each is the time of the whole call."""
+        ...
+
+    def score(
+        self, prefix: str, suffix: str, middle: str, *, context: str = "", cancel: CancelToken | None = None
+    ) -> list[float]:
+        """Log-probabilities of `middle` filling the gap between prefix and suffix, one per token, then one for
+        ending the fill there (teacher forcing); [] when the engine cannot tell."""
+        ...
+
     def chat(
         self,
         messages: list[ChatMessage],
@@ -122,3 +148,42 @@ class Engine(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def close(self) -> None: ...
+
+
+class EngineBase:
+    """What every engine subclasses: the defaults of Engine's optional capabilities. (Engine itself is a
+    Protocol with read-only `name` and `fim`, which engines set as plain attributes; its properties would refuse
+    that if engines inherited them.)"""
+
+    def infill_many(
+        self: Engine,
+        prefix: str,
+        suffix: str,
+        seeds: Sequence[int],
+        *,
+        context: str = "",
+        max_tokens: int = 64,
+        stop: list[str] | None = None,
+        temperature: float = 0.8,
+        cancel: CancelToken | None = None,
+        code_first: bool = False,
+        end_check: bool = False,
+    ) -> list[Generation]:
+        """One by one, until `cancel` is set (the local engine decodes them side by side instead)."""
+        out: list[Generation] = []
+        for seed in seeds:
+            if cancel is not None and cancel.is_set():
+                break
+            out.append(self.infill(prefix, suffix, context=context, max_tokens=max_tokens, stop=stop,
+                                   temperature=temperature, seed=seed, cancel=cancel, code_first=code_first,
+                                   end_check=end_check))
+        total = sum(g.seconds for g in out)
+        for g in out:
+            g.seconds = total
+        return out
+
+    def score(
+        self, prefix: str, suffix: str, middle: str, *, context: str = "", cancel: CancelToken | None = None
+    ) -> list[float]:
+        """Unscored: no log-probabilities to tell with."""
+        return []

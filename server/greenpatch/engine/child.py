@@ -15,14 +15,14 @@ import os
 import queue
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
 from greenpatch import errors
 from greenpatch.cancel import CancelToken
 from greenpatch.config import Settings
-from greenpatch.engine.base import ChatMessage, FimFormat, Generation
+from greenpatch.engine.base import ChatMessage, EngineBase, FimFormat, Generation
 from greenpatch.errors import EngineCrashed, EngineUnavailable, GreenpatchError, ModelError
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ POLL = 0.02  # seconds between looks at the caller's cancel token while a call r
 START_TIMEOUT = 600.0  # loading a big model from a cold disk
 
 
-class ChildEngine:
+class ChildEngine(EngineBase):
     """An Engine run by `load_engine(name_or_path, settings)` in a child process (spawned: no state of the server's
     threads is inherited)."""
 
@@ -54,8 +54,8 @@ class ChildEngine:
     def infill(self, prefix: str, suffix: str, **kwargs: Any) -> Generation:
         return self._call("infill", (prefix, suffix), kwargs)  # type: ignore[no-any-return]
 
-    def infill_many(self, prefix: str, suffix: str, **kwargs: Any) -> list[Generation]:
-        return self._call("infill_many", (prefix, suffix), kwargs)  # type: ignore[no-any-return]
+    def infill_many(self, prefix: str, suffix: str, seeds: Sequence[int], **kwargs: Any) -> list[Generation]:
+        return self._call("infill_many", (prefix, suffix, list(seeds)), kwargs)  # type: ignore[no-any-return]
 
     def score(self, prefix: str, suffix: str, middle: str, **kwargs: Any) -> list[float]:
         return self._call("score", (prefix, suffix, middle), kwargs)  # type: ignore[no-any-return]

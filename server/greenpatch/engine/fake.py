@@ -15,6 +15,7 @@ from itertools import accumulate
 from greenpatch.engine.base import (
     CancelToken,
     ChatMessage,
+    EngineBase,
     FimFormat,
     Generation,
     kept_tokens,
@@ -35,7 +36,7 @@ _RULES: list[tuple[str, str]] = [
 ]
 
 
-class FakeEngine:
+class FakeEngine(EngineBase):
     name = "fake"
     fim: FimFormat | None = FAKE_FIM
 

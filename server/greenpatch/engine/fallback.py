@@ -20,8 +20,8 @@ from typing import Protocol
 
 from greenpatch.cancel import CancelToken
 from greenpatch.config import Settings
-from greenpatch.engine.base import ChatMessage, Engine, FimFormat, Generation
-from greenpatch.errors import EngineUnavailable, GreenpatchError
+from greenpatch.engine.base import ChatMessage, Engine, EngineBase, FimFormat, Generation
+from greenpatch.errors import EngineNotInstalled, GreenpatchError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class Probed(Engine, Protocol):
     def probe(self, timeout: float = 2.0) -> float: ...
 
 
-class FallbackEngine:
+class FallbackEngine(EngineBase):
     """The Engine protocol over a remote primary and an optional local fallback built on first need."""
 
     def __init__(
@@ -112,11 +112,8 @@ class FallbackEngine:
               cancel: CancelToken | None = None) -> list[float]:
         """Teacher-forced scoring where the engine in use can (the local one); [] otherwise."""
         engine = self.primary if self._healthy or self._fallback is None else self._fallback
-        scorer = getattr(engine, "score", None)
-        if scorer is None:
-            return []
         try:
-            return list(scorer(prefix, suffix, middle, context=context, cancel=cancel))
+            return list(engine.score(prefix, suffix, middle, context=context, cancel=cancel))
         except GreenpatchError:
             return []
 
@@ -170,7 +167,7 @@ class FallbackEngine:
             return Generation("", stop_reason="cancelled")
         engine = self._local()
         if engine is None:
-            raise EngineUnavailable(
+            raise EngineNotInstalled(
                 f"the server at {self.primary.url} is unavailable and there is no local model to fall back to"
                 + (f" ({self._fallback_error})" if self._fallback_error else ""),
                 "start the server again (greenpatch reconnects by itself) or install a local model",

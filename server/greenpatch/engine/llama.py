@@ -24,6 +24,7 @@ import numpy as np
 from greenpatch.engine.base import (
     CancelToken,
     ChatMessage,
+    EngineBase,
     FimFormat,
     Generation,
     kept_tokens,
@@ -41,12 +42,12 @@ from greenpatch.engine.kvplan import (
     plan_reuse,
     worth_parking,
 )
-from greenpatch.errors import EngineUnavailable, ModelError
+from greenpatch.errors import EngineNotInstalled, ModelError
 
 try:
     import llama_cpp
 except ImportError as exc:  # pragma: no cover - exercised when the [llm] extra is missing
-    raise EngineUnavailable(
+    raise EngineNotInstalled(
         f"llama-cpp-python is not installed ({exc})", "install it with `pip install 'greenpatch[llm]'`"
     ) from None
 
@@ -87,7 +88,7 @@ class _Stream:
         return len(self.out) < len(self.forced)
 
 
-class LlamaEngine:
+class LlamaEngine(EngineBase):
     def __init__(
         self,
         path: Path,

@@ -27,7 +27,13 @@ from typing import IO, Any
 
 from greenpatch import resources
 from greenpatch.engine.base import FimFormat
-from greenpatch.errors import ChecksumMismatch, ModelDownloadError, ModelError, ModelNotInstalled
+from greenpatch.errors import (
+    ChecksumMismatch,
+    ModelDownloadError,
+    ModelError,
+    ModelFileMissing,
+    ModelNotInstalled,
+)
 
 try:
     import tomllib
@@ -142,7 +148,7 @@ def ensure_model(name_or_path: str, cache_dir: str = "", *, progress: bool = Tru
     spec, path = resolve_model(name_or_path, cache_dir)
     if spec is None:
         if not path.is_file():
-            raise ModelNotInstalled(f"model file {path} does not exist", "give a path to an existing .gguf file")
+            raise ModelFileMissing(f"model file {path} does not exist", "give a path to an existing .gguf file")
         return path
     if is_installed(spec, path):
         return path
@@ -154,7 +160,7 @@ def require_model(name_or_path: str, cache_dir: str = "") -> tuple[ModelSpec | N
     spec, path = resolve_model(name_or_path, cache_dir)
     if spec is None:
         if not path.is_file():
-            raise ModelNotInstalled(f"model file {path} does not exist", "set greenpatch.model to an existing .gguf")
+            raise ModelFileMissing(f"model file {path} does not exist", "set greenpatch.model to an existing .gguf")
     elif not is_installed(spec, path):
         raise ModelNotInstalled(
             f"model {spec.name!r} ({spec.title}) is not installed", f"{install_hint(spec.name)} in a terminal"

@@ -19,6 +19,7 @@ from greenpatch.config import EngineSettings, Settings
 from greenpatch.engine.base import (
     CHARS_PER_TOKEN,
     ChatMessage,
+    EngineBase,
     FimFormat,
     Generation,
     kept_tokens,
@@ -48,7 +49,7 @@ def _stop_reason(finish: Any) -> str:
     return "stop"
 
 
-class RemoteEngine:
+class RemoteEngine(EngineBase):
     """The Engine protocol over an OpenAI-compatible HTTP server."""
 
     def __init__(

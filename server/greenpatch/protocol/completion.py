@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from lsprotocol import types
+from pygls.lsp.server import LanguageServer
 
 from greenpatch.cancel import CancelToken
 from greenpatch.errors import GreenpatchError
+from greenpatch.protocol.convert import lsp_status_state, str_column
 from greenpatch.protocol.engines import drop_engines, engine_worker
-from greenpatch.workspace.documents import Document, utf16_to_str_col
+from greenpatch.workspace.documents import Document
 
 if TYPE_CHECKING:
-    from greenpatch.completion.service import CompletionService
+    from greenpatch.completion.service import CompletionService, Suggestion
     from greenpatch.protocol.server import GreenpatchServer
 
 # The server command an item carries (LSP 3.18 InlineCompletionItem.command): the client runs it after inserting the
@@ -24,7 +26,7 @@ STATS_COMMAND = "greenpatch.suggestionStats"
 
 
 def _service(ls: GreenpatchServer) -> CompletionService:
-    service = ls.services.get("completion")
+    service = ls.services.completion
     if service is None:
         from greenpatch.completion.service import CompletionService
 
@@ -36,7 +38,7 @@ def _service(ls: GreenpatchServer) -> CompletionService:
 
         service.feedback = FeedbackLog.for_workspace(ls.root)
         service.feedback.enabled = ls.settings.completions.record
-        ls.services["completion"] = service
+        ls.services.completion = service
     return service
 
 
@@ -55,13 +57,13 @@ def _code_settings(ls: GreenpatchServer, service: CompletionService) -> None:
 
 
 def on_changed(ls: GreenpatchServer, document: Document) -> None:
-    service = ls.services.get("completion")
+    service = ls.services.completion
     if service is not None:
         service.notify_change(document.uri, document.version)
 
 
 def on_closed(ls: GreenpatchServer, uri: str) -> None:
-    service = ls.services.get("completion")
+    service = ls.services.completion
     if service is not None:
         service.forget(uri)
         if service.feedback is not None:
@@ -69,9 +71,10 @@ def on_closed(ls: GreenpatchServer, uri: str) -> None:
 
 
 def on_settings(ls: GreenpatchServer) -> None:
-    service = ls.services.get("completion")
-    if service is not None and f"engine:{ls.settings.model.completion}" not in ls.services:
-        ls.services.pop("completion").close()  # model changed: rebuild on next request
+    service = ls.services.completion
+    if service is not None and ls.settings.model.completion not in ls.services.engines:
+        ls.services.completion = None  # model changed: rebuilt on next request
+        service.close()
     elif service is not None:
         service.update_settings(ls.settings.completions)
         _code_settings(ls, service)
@@ -85,10 +88,10 @@ def _model(ls: GreenpatchServer) -> str:
     return (engine.model or engine.url) if engine.url else ls.settings.model.completion
 
 
-def _command(ls: GreenpatchServer, uri: str, suggestion: Any) -> types.Command | None:
+def _command(ls: GreenpatchServer, uri: str, suggestion: Suggestion) -> types.Command | None:
     """Record `suggestion` as shown (and whatever was pending in `uri` as passed over): the command that reports
     its acceptance, or None when nothing is recorded."""
-    feedback = ls.services["completion"].feedback
+    feedback = _service(ls).feedback
     if feedback is None or not ls.settings.completions.record:
         return None
     kind = "next line" if suggestion.ahead else suggestion.mode
@@ -101,18 +104,19 @@ def register(server: GreenpatchServer) -> None:
     server.settings_hooks.append(on_settings)
 
     @server.command(ACCEPTED_COMMAND)
-    def accepted(ls: Any, *args: Any) -> None:  # pygls evaluates the hints: GreenpatchServer is not importable here
+    def accepted(server_: LanguageServer, *args: Any) -> None:  # pygls evaluates these hints at run time
         """The client inserted a suggestion: [id] whole, [id, chars] only its first `chars` characters."""
-        service = ls.services.get("completion")
+        service = cast("GreenpatchServer", server_).services.completion
         if service is None or service.feedback is None or not args or not isinstance(args[0], str):
             return
         chars = args[1] if len(args) > 1 and isinstance(args[1], int) and not isinstance(args[1], bool) else None
         service.feedback.accepted(args[0], chars)
 
     @server.command(STATS_COMMAND)
-    async def suggestion_stats(ls: Any, *args: Any) -> dict[str, Any]:
+    async def suggestion_stats(server_: LanguageServer, *args: Any) -> dict[str, Any]:
         from greenpatch.completion.stats import render, report
 
+        ls = cast("GreenpatchServer", server_)
         target = ls.settings.completions.accept_target or 0.5
         data = await asyncio.to_thread(report, ls.root, target)  # reads the logs: off the event loop
         return {"text": render(data), "data": data}
@@ -126,9 +130,7 @@ def register(server: GreenpatchServer) -> None:
             return None
         version = document.version
         position = params.position
-        lines = document.lines
-        line_text = lines[position.line] if position.line < len(lines) else ""
-        col = utf16_to_str_col(line_text, position.character)
+        col = str_column(document.lines, position)
         cancel = CancelToken()
         try:
             suggestion = await _service(ls).complete(
@@ -138,17 +140,12 @@ def register(server: GreenpatchServer) -> None:
             cancel.cancel()
             raise
         except GreenpatchError as exc:
-            ls.status("noModel" if "install" in str(exc) else "error", str(exc))
+            ls.status(lsp_status_state(exc), str(exc))
             ls.say_once(f"completion:{type(exc).__name__}", f"inline completions are off: {exc}")
             return None
         feedback = _service(ls).feedback
         if feedback is not None and suggestion is not None:
             feedback.request(document.uri, suggestion.along)
-        error = getattr(_service(ls), "last_error", None)
-        if suggestion is None and error is not None:
-            ls.status("noModel" if "install" in str(error) else "error", str(error))
-            ls.say_once(f"completion:{type(error).__name__}", f"inline completions are off: {error}")
-            return None
         if suggestion is None or not suggestion.shown or not suggestion.text or document.version != version:
             return types.InlineCompletionList(items=[])
         return types.InlineCompletionList(

@@ -9,7 +9,8 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
 
-from greenpatch.workspace.documents import byte_to_utf16_col, str_to_utf16_col
+from greenpatch.errors import ErrorKind, GreenpatchError
+from greenpatch.workspace.documents import byte_to_utf16_col, str_to_utf16_col, utf16_to_str_col
 from greenpatch.workspace.files import differing_span, split_lines, with_endings
 from greenpatch.workspace.index import Symbol
 from greenpatch.workspace.syntax import Definition, SyntaxProblem
@@ -33,6 +34,23 @@ def path_to_uri(path: Path) -> str:
     return from_fs_path(str(path)) or path.as_uri()
 
 
+def lsp_status_state(error: GreenpatchError) -> str:
+    """The state a `greenpatch/status` notification gives for `error`: "noModel" makes the client offer to
+    install a model."""
+    return "noModel" if error.kind is ErrorKind.NOT_INSTALLED else "error"
+
+
+def utf8_lines(text: str) -> list[bytes]:
+    """The text's lines as tree-sitter counts them (rows end at b"\n", columns count bytes)."""
+    return text.encode("utf-8").split(b"\n")
+
+
+def str_column(lines: Sequence[str], position: types.Position) -> int:
+    """The Python string index on its line of an LSP position (UTF-16 units); past the last line, 0."""
+    line_text = lines[position.line] if position.line < len(lines) else ""
+    return utf16_to_str_col(line_text, position.character)
+
+
 def _col(lines: list[bytes], line: int, byte_col: int) -> int:
     return byte_to_utf16_col(lines[line], byte_col) if 0 <= line < len(lines) else byte_col
 
@@ -52,6 +70,11 @@ def lsp_syntax_diagnostic(lines: list[bytes], problem: SyntaxProblem) -> types.D
         source=SOURCE,
         code="syntax",
     )
+
+
+def lsp_syntax_diagnostics(text: str, problems: Sequence[SyntaxProblem]) -> list[types.Diagnostic]:
+    lines = utf8_lines(text)
+    return [lsp_syntax_diagnostic(lines, problem) for problem in problems]
 
 
 def lsp_symbol_kind(kind: str) -> types.SymbolKind:
@@ -113,6 +136,11 @@ def lsp_line_range(text: str, line: int) -> types.Range:
         start=types.Position(line=line, character=str_to_utf16_col(content, indent)),
         end=types.Position(line=line, character=_utf16_len(content)),
     )
+
+
+def lsp_whole_lines(first: int, last: int) -> types.Range:
+    """Lines `first` to `last` (0-based) as a range from the start of one to the start of the other."""
+    return types.Range(start=types.Position(line=first, character=0), end=types.Position(line=last, character=0))
 
 
 def lsp_test_failure(text: str, line: int, message: str, version: int) -> types.Diagnostic:

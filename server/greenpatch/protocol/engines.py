@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
 if TYPE_CHECKING:
+    from greenpatch.engine.base import Engine
+    from greenpatch.engine.fallback import EngineStatus
     from greenpatch.engine.worker import EngineWorker
     from greenpatch.protocol.server import GreenpatchServer
 
@@ -15,8 +17,7 @@ if TYPE_CHECKING:
 def engine_worker(ls: GreenpatchServer, model: str) -> EngineWorker:
     """The EngineWorker for `model` (a manifest name, "fake", or a .gguf path). Loading happens on the worker
     thread at the first request; failures reach the caller as GreenpatchErrors."""
-    key = f"engine:{model}"
-    worker: EngineWorker | None = ls.services.get(key)
+    worker = ls.services.engines.get(model)
     if worker is not None:
         return worker
     from greenpatch.engine import load_engine
@@ -29,14 +30,14 @@ def engine_worker(ls: GreenpatchServer, model: str) -> EngineWorker:
         if state == "error":
             ls.notify_threadsafe(ls.say_once, f"engine:{model}:{message}", message, types.MessageType.Error)
 
-    def on_remote(status: Any) -> None:
+    def on_remote(status: EngineStatus) -> None:
         # the shared server went down (local fallback) or came back
         state = "ready" if status.state in ("remote", "fallback") else "error"
         on_status(state, status.message)
         if status.state != "remote":
             ls.notify_threadsafe(ls.say, status.message, types.MessageType.Warning)
 
-    def factory() -> Any:
+    def factory() -> Engine:
         if model == "fake" or settings.engine.url:
             return load_engine(model, settings, on_remote)
         from greenpatch.engine.child import ChildEngine
@@ -45,13 +46,13 @@ def engine_worker(ls: GreenpatchServer, model: str) -> EngineWorker:
         return ChildEngine(model, settings, on_status=on_status)
 
     worker = EngineWorker(factory, on_status=on_status)
-    ls.services[key] = worker
+    ls.services.engines[model] = worker
     return worker
 
 
 def drop_engines(ls: GreenpatchServer, keep: set[str]) -> None:
     """Close workers for models no longer configured (after a settings change)."""
-    for key in [k for k in ls.services if k.startswith("engine:") and k[len("engine:"):] not in keep]:
-        worker = ls.services.pop(key)
+    for model in [m for m in ls.services.engines if m not in keep]:
+        worker = ls.services.engines.pop(model)
         # close() joins the model thread, which may be inside a prompt step for seconds: never on the event loop
-        threading.Thread(target=worker.close, name=f"greenpatch-close-{key}", daemon=True).start()
+        threading.Thread(target=worker.close, name=f"greenpatch-close-engine:{model}", daemon=True).start()

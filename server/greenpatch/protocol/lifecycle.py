@@ -30,7 +30,7 @@ def _root(params: types.InitializeParams) -> Path | None:
 def register(server: GreenpatchServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: GreenpatchServer, params: types.InitializeParams) -> None:
-        ls._greenpatch_loop = asyncio.get_running_loop()  # type: ignore[attr-defined]
+        ls.event_loop = asyncio.get_running_loop()
         ls.apply_settings(params.initialization_options)
         root = _root(params)
         if root is not None and root.is_dir():

@@ -16,7 +16,13 @@ from pygls.lsp.server import LanguageServer
 
 from greenpatch.cancel import CancelToken
 from greenpatch.errors import Cancelled, GreenpatchError, UntrustedWorkspace
-from greenpatch.protocol.convert import lsp_minimal_edit, lsp_moved_diagnostics, lsp_test_failure, path_to_uri
+from greenpatch.protocol.convert import (
+    lsp_minimal_edit,
+    lsp_moved_diagnostics,
+    lsp_test_failure,
+    lsp_whole_lines,
+    path_to_uri,
+)
 from greenpatch.protocol.engines import engine_worker
 from greenpatch.workspace.documents import Document
 
@@ -40,21 +46,12 @@ class RepairState:
     diagnostics: list[types.Diagnostic] = field(default_factory=list)
 
 
-class _Repairs(dict[str, RepairState]):
-    """The repairs by document URI; a service, so that shutdown stops them (close) before the engine goes."""
-
-    def close(self) -> None:
-        for state in self.values():
-            if state.cancel is not None:
-                state.cancel.cancel()
-
-
 def _states(ls: GreenpatchServer) -> dict[str, RepairState]:
-    return ls.services.setdefault("repairs", _Repairs())  # type: ignore[no-any-return]
+    return ls.services.repairs  # shutdown cancels them before the engines close (Services.close)
 
 
 def _verifier(ls: GreenpatchServer) -> Verifier:
-    verifier = ls.services.get("verifier")
+    verifier = ls.services.verifier
     if verifier is None:
         from greenpatch.verify import Verifier
 
@@ -64,12 +61,12 @@ def _verifier(ls: GreenpatchServer) -> Verifier:
             ls.root, python=s.python, timeout=s.verify.run_timeout, memory_mb=s.verify.memory_mb,
             parallel=s.verify.parallel, trusted=s.trusted, test_timeout=s.verify.test_timeout,
         )
-        ls.services["verifier"] = verifier
+        ls.services.verifier = verifier
     return verifier
 
 
 def on_settings(ls: GreenpatchServer) -> None:
-    verifier = ls.services.pop("verifier", None)  # rebuilt with the new settings on next use
+    verifier, ls.services.verifier = ls.services.verifier, None  # rebuilt with the new settings on next use
     if verifier is not None:
         verifier.close()
 
@@ -157,8 +154,9 @@ async def _run(ls: GreenpatchServer, document: Document, version: int, cancel: C
     report = None
     try:
         model = ls.settings.model.repair
+        assert ls.root is not None  # a document under the root (`rel`)
         pipeline = RepairPipeline(
-            ls.root, _verifier(ls), engine_worker(ls, model), ls.settings.repair, model_name=model  # type: ignore[arg-type]
+            ls.root, _verifier(ls), engine_worker(ls, model), ls.settings.repair, model_name=model
         )
         ls.status("verifying", f"testing {rel}")
         report = await asyncio.to_thread(pipeline.repair, focus=[rel], cancel=cancel, progress=progress)
@@ -221,7 +219,6 @@ def _overlaps(a: types.Range, b: types.Range) -> bool:
 
 def register(server: GreenpatchServer) -> None:
     server.settings_hooks.append(on_settings)
-    _states(server)  # the first service: shutdown closes services in order, so repairs stop before their engine
 
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
@@ -238,13 +235,7 @@ def register(server: GreenpatchServer) -> None:
             related = [d for d in state.diagnostics if _overlaps(d.range, params.range)]
             touched = [
                 fix for fix in state.fixes
-                if related or _overlaps(
-                    types.Range(
-                        start=types.Position(line=fix.changed_range[0], character=0),
-                        end=types.Position(line=fix.changed_range[1], character=0),
-                    ),
-                    params.range,
-                )
+                if related or _overlaps(lsp_whole_lines(*fix.changed_range), params.range)
             ]
             for number, fix in enumerate(touched):
                 edit = lsp_minimal_edit(document.text, fix.new_text)

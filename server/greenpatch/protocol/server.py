@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,9 @@ from pygls.lsp.server import LanguageServer
 from greenpatch import __version__
 from greenpatch.config import Settings, read_settings
 from greenpatch.protocol.rpc import GreenpatchProtocol
+from greenpatch.protocol.services import Services
 from greenpatch.workspace.documents import Document
-from greenpatch.workspace.index import WorkspaceIndex
+from greenpatch.workspace.index import ScanStats, WorkspaceIndex
 from greenpatch.workspace.watcher import WorkspaceWatcher
 
 log = logging.getLogger(__name__)
@@ -42,11 +44,12 @@ class GreenpatchServer(LanguageServer):
         self.documents: dict[str, Document] = {}
         self.index: WorkspaceIndex | None = None
         self.watcher: WorkspaceWatcher | None = None
-        self.index_ready: asyncio.Future[Any] | None = None  # the first full scan
+        self.index_ready: asyncio.Future[ScanStats] | None = None  # the first full scan
         self.diagnostics: dict[str, dict[str, list[types.Diagnostic]]] = {}  # uri -> source kind -> diagnostics
         self.debounce: dict[str, asyncio.Task[None]] = {}
-        self.services: dict[str, Any] = {}  # lazily built: completion, engine workers, verifier, repairs
-        self.settings_hooks: list[Any] = []  # called after every settings change
+        self.services = Services()  # built on first use: completion, engine workers, verifier; the repairs
+        self.settings_hooks: list[Callable[[GreenpatchServer], None]] = []  # called after every settings change
+        self.event_loop: asyncio.AbstractEventLoop | None = None  # the one serving the client (from initialize)
         self._said_once: set[str] = set()
         self._lock = threading.Lock()
 
@@ -104,9 +107,9 @@ class GreenpatchServer(LanguageServer):
         """Tell the client what greenpatch is doing (VS Code shows it in the status bar)."""
         self.protocol.notify(STATUS_NOTIFICATION, {"state": state, "message": message, **extra})
 
-    def notify_threadsafe(self, func: Any, *args: Any) -> None:
+    def notify_threadsafe(self, func: Callable[..., object], *args: Any) -> None:
         """Run a notification-sending call on the event loop from a worker thread."""
-        loop = getattr(self, "_greenpatch_loop", None)
+        loop = self.event_loop
         if loop is None or loop.is_closed():
             return
         loop.call_soon_threadsafe(func, *args)
@@ -148,11 +151,4 @@ class GreenpatchServer(LanguageServer):
     def shutdown_services(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
-        for service in list(self.services.values()):
-            close = getattr(service, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:  # shutting down: report, never hang
-                    log.exception("closing %s failed", service)
-        self.services.clear()
+        self.services.close()

@@ -11,9 +11,10 @@ from greenpatch.protocol import completion as completion_feature
 from greenpatch.protocol import repair as repair_feature
 from greenpatch.protocol.convert import (
     lsp_document_symbols,
-    lsp_syntax_diagnostic,
+    lsp_syntax_diagnostics,
     lsp_workspace_symbol,
     uri_to_path,
+    utf8_lines,
 )
 from greenpatch.workspace import syntax
 from greenpatch.workspace.documents import Document
@@ -25,9 +26,7 @@ SYNTAX_DEBOUNCE_S = 0.25
 
 
 def _publish_syntax(ls: GreenpatchServer, document: Document) -> None:
-    lines = document.text.encode("utf-8").split(b"\n")
-    problems = syntax.syntax_problems(document.tree)
-    ls.publish(document.uri, "syntax", [lsp_syntax_diagnostic(lines, p) for p in problems])
+    ls.publish(document.uri, "syntax", lsp_syntax_diagnostics(document.text, syntax.syntax_problems(document.tree)))
 
 
 def _schedule_syntax(ls: GreenpatchServer, document: Document) -> None:
@@ -108,8 +107,7 @@ def register(server: GreenpatchServer) -> None:
         document = ls.documents.get(params.text_document.uri)
         if document is None:
             return None
-        lines = document.text.encode("utf-8").split(b"\n")
-        return lsp_document_symbols(lines, syntax.definitions(document.tree))
+        return lsp_document_symbols(utf8_lines(document.text), syntax.definitions(document.tree))
 
     @server.feature(types.WORKSPACE_SYMBOL)
     async def workspace_symbol(

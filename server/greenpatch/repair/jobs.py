@@ -101,7 +101,8 @@ class ModelJobs:
                     made += 1
         # The chat rewrite mostly echoes the bug with small models (see FACTS.md), so it runs from round 2, or in
         # round 1 when the model has no FIM tokens to infill with.
-        if round_no >= 2 or (self.engine is not None and getattr(getattr(self.engine, "engine", None), "fim", 1) is None):
+        loaded = self.engine.engine if self.engine is not None else None  # not loaded yet: as if it had FIM
+        if round_no >= 2 or (loaded is not None and loaded.fim is None):
             future = self.submit(lambda engine: self._rewrite(engine, group, round_no, feedback, last_error))
             if future is not None:
                 pending.futures.append(future)
@@ -186,10 +187,7 @@ class ModelJobs:
         the time left)."""
 
         def job(engine: Engine) -> list[list[float]]:
-            scorer = getattr(engine, "score", None)
-            if scorer is None:
-                return []
-            return [scorer(prefix, suffix, middle, cancel=self.stop) for prefix, middle, suffix in holes]
+            return [engine.score(prefix, suffix, middle, cancel=self.stop) for prefix, middle, suffix in holes]
 
         self.stop = ModelStop(self.clock.cancel, self.clock.deadline)
         future = self.submit(job)
