@@ -165,6 +165,22 @@ def test_progress_names_the_phase_the_function_the_candidates_and_the_time_left(
     assert any("1 verified of" in m for m in seen), seen
 
 
+def test_the_report_says_where_the_time_went_on_the_runs_clock_and_the_models(workspace, verifier_for) -> None:
+    root = workspace("buggy_offbyone")  # a mutation passes; the model's first fill is waited for all the same
+    worker = EngineWorker(lambda: FakeEngine(delay=0.2))
+    try:
+        report = _pipeline(root, verifier_for(root), worker).repair()
+    finally:
+        worker.close()
+    spent = report.timing
+    assert set(spent) == {"tests", "model_wait", "prompt", "generation", "other"}
+    assert spent["tests"] > 0 and spent["generation"] >= 0.2
+    # the run's own clock adds up; the model's time overlaps the tests'
+    assert spent["tests"] + spent["model_wait"] + spent["other"] == pytest.approx(report.seconds, abs=0.05)
+    assert report.model_tokens["generated"] > 0
+    assert json.loads(json.dumps(report.to_dict()))["timing"] == spent
+
+
 def test_repair_prints_no_progress_when_stderr_is_not_a_terminal(workspace, private_cache, capsys) -> None:
     root = workspace("buggy_offbyone")
     main(["repair", str(root), "--model", "none"])
@@ -172,15 +188,17 @@ def test_repair_prints_no_progress_when_stderr_is_not_a_terminal(workspace, priv
     assert "verifying" not in err and "baseline tests" not in err
 
 
-def test_repair_verbose_prints_one_line_per_phase_when_stderr_is_not_a_terminal(
+def test_repair_verbose_prints_one_line_per_phase_and_where_the_time_went_when_stderr_is_not_a_terminal(
     workspace, private_cache, capsys
 ) -> None:
     root = workspace("buggy_offbyone")
     main(["repair", str(root), "--model", "none", "--verbose"])
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("greenpatch: [")]
+    err = capsys.readouterr().err.splitlines()
+    lines = [line for line in err if line.startswith("greenpatch: [")]
     phases = [line.split("] ", 1)[1].split(" — ")[0] for line in lines]
     assert phases[:3] == ["baseline tests", "localizing", "verifying counting.py:total_upto"]
     assert len(phases) == len(set(phases)), lines
+    assert re.match(r"greenpatch: time: [\d.]+s: tests [\d.]+s, waiting for the model 0\.0s, other [\d.]+s$", err[-1]), err
 
 
 def test_repair_on_a_terminal_redraws_one_live_line_with_the_time_left(workspace, tmp_path: Path) -> None:

@@ -300,7 +300,8 @@ def _repair_one(slip: Slip, prepared: Prepared, ws_path: Path, opts: Options, de
     # greenpatch's own word for it, or the wall clock: a run that ends past --timeout hit the limit too
     result["hit_time_limit"] = bool(data.get("timed_out")) or "time limit" in notes or done.seconds >= opts.timeout
     result.update(candidates=data.get("candidates_tried", 0), failures=len(data.get("failures", [])),
-                  greenpatch_seconds=data.get("seconds"), error=(data.get("error") or "")[:300])
+                  greenpatch_seconds=data.get("seconds"), error=(data.get("error") or "")[:300],
+                  timing=data.get("timing") or {}, model_tokens=data.get("model_tokens") or {})
     fixes = [f for f in data.get("fixes", []) if f.get("verified")]
     if fixes:
         best = fixes[0]  # what `--apply` writes and the diff shows first
@@ -349,7 +350,21 @@ def _slip_figures(slips: list[dict[str, Any]]) -> dict[str, Any]:
         "seconds_to_fix": describe([s["seconds"] for s in fixed], digits=1),
         "hit_time_limit": sum(1 for s in slips if s["hit_time_limit"]),
         "outcomes": dict(Counter(s["outcome"] for s in slips)),
+        "timing": _timing(slips),
     }
+
+
+TIME_PARTS = ("tests", "model_wait", "other", "prompt", "generation")
+
+
+def _timing(slips: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where the repairs' time went, summed over the slips (see RepairReport.timing), and the model's tokens."""
+    seconds: Counter[str] = Counter()
+    tokens: Counter[str] = Counter()
+    for s in slips:
+        seconds.update(s.get("timing") or {})
+        tokens.update(s.get("model_tokens") or {})
+    return {"seconds": {k: round(v, 1) for k, v in seconds.items()}, "model_tokens": dict(tokens)}
 
 
 def _project_summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -391,6 +406,10 @@ def table(rows: list[dict[str, Any]]) -> str:
             lines.append(f"    setup failure, {failure['step']}: {failure['message'][:150]}")
         if s["outcomes"]:
             lines.append("    outcomes: " + ", ".join(f"{n} {what}" for what, n in sorted(s["outcomes"].items())))
+        spent = (s.get("timing") or {}).get("seconds") or {}
+        if spent:
+            lines.append("    repair time (s, all slips): " + ", ".join(f"{what} {spent[what]}" for what in TIME_PARTS
+                                                                       if what in spent))
     return "\n".join(lines)
 
 

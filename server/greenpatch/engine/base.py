@@ -32,6 +32,7 @@ class Generation:
     prompt_tokens: int = 0
     reused_tokens: int = 0  # prompt tokens whose KV state was reused instead of evaluated
     seconds: float = 0.0
+    prompt_seconds: float = 0.0  # of `seconds`, evaluating the prompt (0.0 when the engine cannot tell)
     drafted_tokens: int = 0  # speculative decoding: tokens proposed from earlier outputs, and those the model kept
     accepted_tokens: int = 0
     # Where each token of `logprobs` ends in `text` (characters); empty when the engine cannot tell. Lets a caller

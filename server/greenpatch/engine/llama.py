@@ -516,6 +516,7 @@ class LlamaEngine(EngineBase):
         plan = self._prepare(prompt, mode or self.reuse, cancel)
         if plan is None:
             return Generation("", [], "cancelled", len(prompt), 0, time.perf_counter() - started)
+        prompt_seconds = time.perf_counter() - started
         stream = _Stream(forced, [s for s in (stop or []) if s], max_tokens, cancel, np.random.default_rng(seed),
                          start=len(prompt))
         # Speculative greedy decoding (see drafts.py): `pending` are batch indices whose logits are ready, the
@@ -559,8 +560,10 @@ class LlamaEngine(EngineBase):
             self._drafts.remember(stream.emitted)
             self.draft_counts["drafted"] += n_drafted
             self.draft_counts["accepted"] += n_accepted
-        return self._finish(stream, end_check, len(prompt), plan.reused, started, drafted_tokens=n_drafted,
-                            accepted_tokens=n_accepted)
+        gen = self._finish(stream, end_check, len(prompt), plan.reused, started, drafted_tokens=n_drafted,
+                           accepted_tokens=n_accepted)
+        gen.prompt_seconds = prompt_seconds
+        return gen
 
     def _generate_many(
         self,

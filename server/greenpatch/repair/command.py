@@ -261,9 +261,24 @@ def _repair_command(
         sys.stdout.write(formats.render("json" if as_json else fmt, data, root=path, cwd=Path.cwd()))
     else:
         _print_report(report, plan, applied, tried_to_apply=apply)
+        if verbose and not quiet and report.timing:
+            print(f"greenpatch: {time_split(report)}", file=sys.stderr)
     if write_error:
         print(f"greenpatch: error: {write_error}", file=sys.stderr)
     return code, engine_stopped
+
+
+def time_split(report: RepairReport) -> str:
+    """Where the run's time went, in one line: the run's own clock, then the model's (which overlaps the tests')."""
+    t = report.timing
+    text = (f"time: {report.seconds:.1f}s: tests {t.get('tests', 0.0):.1f}s, waiting for the model "
+            f"{t.get('model_wait', 0.0):.1f}s, other {t.get('other', 0.0):.1f}s")
+    if t.get("prompt") or t.get("generation"):
+        tokens = report.model_tokens
+        text += (f"; the model evaluated prompts {t.get('prompt', 0.0):.1f}s ({tokens.get('prompt', 0)} tokens, "
+                 f"{tokens.get('reused', 0)} reused) and generated {t.get('generation', 0.0):.1f}s "
+                 f"({tokens.get('generated', 0)} tokens), mostly while tests ran")
+    return text
 
 
 def _print_unreachable(unreachable: list[Failure]) -> None:

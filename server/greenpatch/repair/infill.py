@@ -39,13 +39,16 @@ def render_context(fim: FimFormat | None, current: str, tests: list[tuple[str, s
 
 
 def fill(engine: Engine, hole: Hole, context: str, *, temperature: float, seed: int, max_tokens: int = 64,
-         cancel: object = None) -> tuple[list[str], Generation] | None:
-    """The new lines for the hole, or None when the fill is unusable (empty, cut off, cancelled)."""
+         cancel: object = None, generated: list[Generation] | None = None) -> tuple[list[str], Generation] | None:
+    """The new lines for the hole, or None when the fill is unusable (empty, cut off, cancelled). The model's
+    generation is appended to `generated`, usable or not (what the model's time went on)."""
     n_lines = hole.last - hole.first + 1
     stop = ["\n"] if n_lines == 1 else ["\n\n"]
     gen = engine.infill(hole.prefix, hole.suffix, context=context, max_tokens=max_tokens * n_lines, stop=stop,
                         temperature=temperature, seed=seed, cancel=cancel,  # type: ignore[arg-type]
                         code_first=True)  # an empty fill is unusable: ask for the best one that writes code
+    if generated is not None:
+        generated.append(gen)
     if gen.stop_reason == "cancelled":
         return None
     text = gen.text

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from greenpatch.cancel import CancelToken, LinkedToken
-from greenpatch.engine.base import ChatMessage, Engine
+from greenpatch.engine.base import ChatMessage, Engine, Generation
 from greenpatch.errors import Cancelled, EngineUnavailable, GreenpatchError, ModelError, ModelNotInstalled
 from greenpatch.repair import infill, rewrite
 from greenpatch.repair.candidates import Candidate, replace_lines
@@ -114,10 +114,16 @@ class ModelJobs:
         def job(engine: Engine) -> list[Candidate]:
             if self.clock.cancel.is_set() or self.clock.out_of_time():
                 return []
+            started, generated = time.perf_counter(), list[Generation]()
             try:
-                filled = infill.fill(engine, hole, context, temperature=temperature, seed=seed, cancel=self.stop)
-            except ModelError:  # a failed decode clears the engine's cache; one fresh try
-                filled = infill.fill(engine, hole, context, temperature=temperature, seed=seed, cancel=self.stop)
+                try:
+                    filled = infill.fill(engine, hole, context, temperature=temperature, seed=seed, cancel=self.stop,
+                                         generated=generated)
+                except ModelError:  # a failed decode clears the engine's cache; one fresh try
+                    filled = infill.fill(engine, hole, context, temperature=temperature, seed=seed, cancel=self.stop,
+                                         generated=generated)
+            finally:
+                self.clock.spent.model_job(started, generated)
             if filled is None:
                 return []
             new_lines, gen = filled
@@ -139,7 +145,8 @@ class ModelJobs:
                 self.stop.cancel()
             remaining = max(0.1, self.clock.left())
             try:
-                out.extend(future.result(timeout=remaining))
+                with self.clock.spent.spending("model_wait"):
+                    out.extend(future.result(timeout=remaining))
             except concurrent.futures.TimeoutError:
                 _cancel_pending(futures)
                 self.clock.time_up()
@@ -170,8 +177,10 @@ class ModelJobs:
             feedback.extend(self.context.rewrite(group, source))
         else:
             feedback.append(rewrite.feedback_message(group.function, last_error))
+        started = time.perf_counter()
         gen = engine.chat(feedback, max_tokens=min(768, 64 + 2 * len(source)),
                           temperature=min(1.0, 0.2 + 0.3 * (round_no - 1)), seed=round_no, cancel=self.stop)
+        self.clock.spent.model_job(started, [gen])
         feedback.append(ChatMessage("assistant", gen.text))
         new_fn = rewrite.extract_function(gen.text, group.function)
         if new_fn is None:
@@ -187,14 +196,19 @@ class ModelJobs:
         the time left)."""
 
         def job(engine: Engine) -> list[list[float]]:
-            return [engine.score(prefix, suffix, middle, cancel=self.stop) for prefix, middle, suffix in holes]
+            started = time.perf_counter()
+            try:
+                return [engine.score(prefix, suffix, middle, cancel=self.stop) for prefix, middle, suffix in holes]
+            finally:
+                self.clock.spent.model_job(started, [], all_prompt=True)
 
         self.stop = ModelStop(self.clock.cancel, self.clock.deadline)
         future = self.submit(job)
         if future is None:
             return None
         try:
-            scores: list[list[float]] = future.result(timeout=max(0.1, self.clock.left()))
+            with self.clock.spent.spending("model_wait"):
+                scores: list[list[float]] = future.result(timeout=max(0.1, self.clock.left()))
         except concurrent.futures.TimeoutError:
             self.stop.cancel()
             return None

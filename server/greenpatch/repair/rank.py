@@ -89,9 +89,10 @@ class Ranker:
             overlay[probe_rel] = probe_src
             overlays.append(overlay)
         self._step("comparing the passing candidates", "on extra inputs")
-        runs = self.verifier.run_many(overlays, tests=[f"{probe_rel}::test_greenpatch_probe"],
-                                      stop_at_first_failure=True, cancel=self.clock.cancel,
-                                      deadline=self.clock.deadline)
+        with self.clock.spent.spending("tests"):
+            runs = self.verifier.run_many(overlays, tests=[f"{probe_rel}::test_greenpatch_probe"],
+                                          stop_at_first_failure=True, cancel=self.clock.cancel,
+                                          deadline=self.clock.deadline)
         self.clock.check_cancel()
         behaviours: list[tuple[str, ...] | None] = []
         for run in runs:

@@ -92,8 +92,9 @@ class RepairRun:
         report, clock = self.report, self.clock
         if baseline is None:
             self._step("baseline tests", "running the tests", 0)
-            baseline = self.verifier.baseline(changes=self.files.changes or None, cancel=clock.cancel,
-                                              deadline=clock.deadline)
+            with clock.spent.spending("tests"):
+                baseline = self.verifier.baseline(changes=self.files.changes or None, cancel=clock.cancel,
+                                                  deadline=clock.deadline)
         clock.check_cancel()
         report.level = baseline.level
         report.tests_run = len(baseline.results)
@@ -156,13 +157,18 @@ class RepairRun:
             report.fixes.sort(key=lambda f: (not f.verified, -len(f.fixes)))
             if self.jobs.engine_error:
                 report.notes.append(self.jobs.engine_error)
-            report.seconds = time.monotonic() - self.started
+            self._finish_times()
         self._step("done", "", 100)
         return report
 
     def _done(self) -> RepairReport:
-        self.report.seconds = time.monotonic() - self.started
+        self._finish_times()
         return self.report
+
+    def _finish_times(self) -> None:
+        self.report.seconds = time.monotonic() - self.started
+        self.report.timing = self.clock.spent.summary(self.report.seconds)
+        self.report.model_tokens = dict(self.clock.spent.tokens)
 
     # --- progress ----------------------------------------------------------------------------------------
 
@@ -320,9 +326,10 @@ class RepairRun:
                        f"/{self._queued}", self._group_percent())
             self.report.candidates_tried += len(batch)
             self._tried += len(batch)
-            runs = self.verifier.run_many([self.files.overlay(c) for c in batch], tests=target_ids,
-                                          stop_at_first_failure=True, cancel=self.clock.cancel,
-                                          deadline=self.clock.deadline)
+            with self.clock.spent.spending("tests"):
+                runs = self.verifier.run_many([self.files.overlay(c) for c in batch], tests=target_ids,
+                                              stop_at_first_failure=True, cancel=self.clock.cancel,
+                                              deadline=self.clock.deadline)
             self.clock.check_cancel()
             survivors = []
             for cand, run in zip(batch, runs):
@@ -334,9 +341,10 @@ class RepairRun:
                 continue
             others_failing = any(r.outcome in ("failed", "error") and r.nodeid not in target_ids
                                  for r in self._baseline.results)
-            full = self.verifier.run_many([self.files.overlay(c) for c in survivors], tests=None,
-                                          stop_at_first_failure=not others_failing, cancel=self.clock.cancel,
-                                          deadline=self.clock.deadline)
+            with self.clock.spent.spending("tests"):
+                full = self.verifier.run_many([self.files.overlay(c) for c in survivors], tests=None,
+                                              stop_at_first_failure=not others_failing, cancel=self.clock.cancel,
+                                              deadline=self.clock.deadline)
             self.clock.check_cancel()
             for cand, run in zip(survivors, full):
                 if self._no_regressions(run, target_ids):
@@ -392,8 +400,9 @@ class RepairRun:
                        self._group_percent())
             self._tried += 1
             self.report.candidates_tried += 1
-            run = self.verifier.run(self.files.overlay(cand), stop_at_first_failure=True, cancel=self.clock.cancel,
-                                    deadline=self.clock.deadline)
+            with self.clock.spent.spending("tests"):
+                run = self.verifier.run(self.files.overlay(cand), stop_at_first_failure=True,
+                                        cancel=self.clock.cancel, deadline=self.clock.deadline)
             if not run.error and not run.timed_out and not run.failed:
                 verified.append(Verified(cand, run, changed_tokens(text, cand.text)))
                 self._verified += 1

@@ -47,6 +47,11 @@ class RepairReport:
     unreachable: list[Failure] = field(default_factory=list)  # failing for reasons no fix can reach: not repaired
     timed_out: bool = False  # the time limit cut the run short; the fixes here were verified before it
     interrupted: bool = False  # cancelled (Ctrl-C); the fixes here were verified before it
+    # Where the time went, in seconds: "tests" and "model_wait" (the model, with nothing else to do) are on the
+    # run's clock and "other" is the rest of `seconds`; "prompt" (evaluation) and "generation" are the model's own
+    # time, mostly spent while tests ran (see repair/clock.py).
+    timing: dict[str, float] = field(default_factory=dict)
+    model_tokens: dict[str, int] = field(default_factory=dict)  # prompt (of which reused) and generated tokens
 
     @property
     def unfixed(self) -> list[Failure]:
