@@ -56,12 +56,12 @@ def literal_edits(text: str, first: int, last: int, expected: str | None = None,
         is_pattern = (tok.start[0], tok.start[1]) in patterns or "r" in prefix.lower()
         seen = {value}
         edits: list[tuple[str, str, float]] = []
-        if want is not None and got is not None:
-            edits += _guided(value, got, want)
-        if is_pattern:
-            edits += _regex_edits(value)
-        else:
-            edits += _plain_edits(value)
+        guided = want is not None and got is not None
+        if guided:
+            edits += _guided(value, got or "", want or "")
+        # what the assertion says outweighs the usual slips: those come after, at a lower weight
+        unguided = _regex_edits(value) if is_pattern else _plain_edits(value)
+        edits += [(new, why, weight * (0.5 if guided else 1.0)) for new, why, weight in unguided]
         for rank, (new, why, weight) in enumerate(edits):
             if new in seen:
                 continue
@@ -117,7 +117,7 @@ def _plain_edits(value: str) -> list[tuple[str, str, float]]:
     stripped = value.strip()
     if stripped != value:
         out.append((stripped, "spaces trimmed", 0.3))
-    if len(value) <= 3:  # a separator: another separator
+    if 0 < len(value) <= 3:  # a separator: another separator (an empty string is an initial value)
         for sep in _SEPARATORS:
             out.append((sep, "", 0.3))
     if value[:1].isalpha():

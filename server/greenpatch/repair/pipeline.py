@@ -20,7 +20,8 @@ from greenpatch.cancel import CancelToken, LinkedToken
 from greenpatch.config import RepairSettings
 from greenpatch.engine.base import ChatMessage, Engine
 from greenpatch.errors import Cancelled, EngineUnavailable, GreenpatchError, ModelError, ModelNotInstalled
-from greenpatch.repair import infill, probe, rewrite
+from greenpatch.repair import infill, probe, rewrite, signatures
+from greenpatch.repair.budget import INFILL, INSERT, MUTATION, by_likelihood, decay, likelihood
 from greenpatch.repair.candidates import (
     Candidate,
     changed_range,
@@ -30,8 +31,11 @@ from greenpatch.repair.candidates import (
     replace_lines,
     unified_diff,
 )
+from greenpatch.repair.holes import insertion_holes, masked_holes
+from greenpatch.repair.literals import literal_edits
 from greenpatch.repair.localize import SourceMap, Suspect, is_test_path, localize, test_file_of
 from greenpatch.repair.mutate import mutations
+from greenpatch.repair.structural import structural_edits
 from greenpatch.repair.types import Failure, Fix, RepairReport
 from greenpatch.verify.types import Changes, TestResult, TestRun
 from greenpatch.workspace.files import BOM, SourceFile, differing_span, read_source
@@ -39,6 +43,7 @@ from greenpatch.workspace.files import BOM, SourceFile, differing_span, read_sou
 if TYPE_CHECKING:
     from greenpatch.engine.worker import EngineWorker
     from greenpatch.verify.verifier import Verifier
+    from greenpatch.workspace.index import FileEntry, Symbol, WorkspaceIndex
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,7 @@ EXTRA_AFTER_FIRST = 2  # batches verified after the first passing candidate (alt
 MAX_FIXES = 3  # fixes reported per failure group
 PROBE_INPUTS = 24
 WEAK_TESTS = 3  # fewer tests than this covering the function: they may let a wrong fix through
+MODEL_FREE_PER_CANDIDATE = 4  # model-free candidates queued per round for each candidate of the budget
 
 
 class _ModelStop(LinkedToken):
@@ -76,6 +82,15 @@ class _Group:
     failing: list[TestResult]
     suspects: list[Suspect] = field(default_factory=list)
     covering: int | None = None  # tests that run the function (None: no coverage data)
+
+
+@dataclass(frozen=True)
+class _Hole:
+    """A hole the model fills, with its kind and where it is (for the candidate's description)."""
+
+    hole: infill.Hole
+    kind: str
+    where: str
 
 
 @dataclass
@@ -114,6 +129,8 @@ class RepairPipeline:
         self._texts: dict[str, str] = {}
         self._sources: dict[str, SourceFile] = {}
         self._maps: dict[str, SourceMap] = {}
+        self._lookups: dict[str, signatures.SignatureLookup] = {}
+        self._index = _LazyIndex(self.root)
         report = RepairReport()
         self._report = report
         self._verified = 0  # candidates that passed, all groups
@@ -363,8 +380,12 @@ class RepairPipeline:
             window = group.suspects[(round_no - 1) * LINES_PER_ROUND: round_no * LINES_PER_ROUND]
             window = window or group.suspects[:LINES_PER_ROUND]
             pending = self._start_model(group, window, round_no, budget, feedback, last_error)
-            queue = self._mutants(window, budget * 4) if window else []
-            fresh = self._dedupe(queue, seen)
+            queue = self._mutants(window, budget * MODEL_FREE_PER_CANDIDATE, _compared(group.failing)) \
+                if window else []
+            # The likeliest model-free candidates first, then the model's (ready by then), then the rest: more
+            # kinds of model-free edits must not keep the model's fills waiting behind unlikely ones.
+            head, tail = (queue[: budget * 2], queue[budget * 2:]) if pending else (queue, [])
+            fresh = self._dedupe(head, seen)
             found, last_error = self._verify(fresh, target_ids, plausible, last_error)
             plausible.extend(found)
             # With a verified fix in hand, the model's first fill of the most suspicious line has its say (it often
@@ -378,28 +399,41 @@ class RepairPipeline:
             self._extra_batches = EXTRA_AFTER_FIRST
             found, last_error = self._verify(fresh, target_ids, plausible, last_error, enough=ENOUGH + 2)
             plausible.extend(found)
+            if not plausible and tail:
+                found, last_error = self._verify(self._dedupe(tail, seen), target_ids, plausible, last_error)
+                plausible.extend(found)
             if plausible:
                 break
 
-    def _mutants(self, window: list[Suspect], limit: int) -> list[Candidate]:
-        out: list[Candidate] = []
-        per_line: list[list[Candidate]] = []
+    def _mutants(self, window: list[Suspect], limit: int, compared: tuple[str, str] | None = None) -> list[
+            Candidate]:
+        """The model-free candidates of the window's statements, most likely first (repair/budget.py): operator
+        mutations and the structural and literal edits real fixes are made of, each weighed by its place's
+        suspiciousness and its kind's prior, so no one line or kind uses the whole budget."""
+        scored: list[tuple[float, Candidate]] = []
+        expected, actual = compared or (None, None)
         for suspect in window:
             text = self._text(suspect.path)
             if text is None:
                 continue
-            per_line.append([
-                Candidate(suspect.path, new, "mutation", suspect.line, description, prior=suspect.score)
-                for new, description in mutations(text, suspect.line, suspect.last)
-            ])
-        # Round-robin over lines so a long line full of operators cannot use the whole budget.
-        index = 0
-        while len(out) < limit and any(index < len(c) for c in per_line):
-            for cands in per_line:
-                if index < len(cands) and len(out) < limit:
-                    out.append(cands[index])
-            index += 1
-        return out
+            for rank, (new, description) in enumerate(mutations(text, suspect.line, suspect.last)):
+                cand = Candidate(suspect.path, new, "mutation", suspect.line, description, prior=suspect.score,
+                                 kind=MUTATION, likelihood=likelihood(MUTATION, suspect.score, decay(rank)))
+                scored.append((cand.likelihood, cand))
+            edits = [*structural_edits(text, suspect.line, suspect.last, self._signatures(suspect.path, text)),
+                     *literal_edits(text, suspect.line, suspect.last, expected, actual)]
+            for edit in edits:
+                cand = Candidate(suspect.path, edit.text, "mutation", suspect.line, edit.description,
+                                 prior=suspect.score, kind=edit.kind,
+                                 likelihood=likelihood(edit.kind, suspect.score, edit.weight))
+                scored.append((cand.likelihood, cand))
+        return by_likelihood([c for _, c in scored], [k for k, _ in scored], limit=limit)
+
+    def _signatures(self, rel: str, text: str) -> signatures.SignatureLookup:
+        """Callee signatures as seen from `rel`; the workspace index is built on the first call that needs it."""
+        if rel not in self._lookups:
+            self._lookups[rel] = signatures.lookup(text, self._index)
+        return self._lookups[rel]
 
     def _dedupe(self, candidates: list[Candidate], seen: dict[str, Candidate]) -> list[Candidate]:
         fresh: list[Candidate] = []
@@ -441,43 +475,52 @@ class RepairPipeline:
         futures: list[concurrent.futures.Future[Any]] = []
         self._model_stop = _ModelStop(self._cancel, self._deadline)
         samples = SAMPLES[0] if round_no == 1 else SAMPLES[1]
-        made = 0
-        holes = [(suspect, text, infill.make_hole(suspect.path, text, suspect.line, suspect.last))
-                 for suspect in window if (text := self._text(suspect.path)) is not None]
-        self._first_fills = len(holes)
-        # Breadth first: one fill of every suspicious line (greedy in round 1), then the other samples.
-        for sample in range(samples):
-            for suspect, text, hole in holes:
-                if made >= budget:
-                    break
-                temperature = 0.0 if sample == 0 and round_no == 1 else 0.4 + 0.2 * round_no
-                seed = round_no * 100 + sample
+        single = [(suspect, text, infill.make_hole(suspect.path, text, suspect.line, suspect.last))
+                  for suspect in window if (text := self._text(suspect.path)) is not None]
+        self._first_fills = len(single)
+        # Breadth first: one fill of every suspicious line (greedy in round 1), then a new line inserted or two or
+        # three lines masked at the suspicious points, most likely first, then the other samples of each line.
+        greedy = 0.0 if round_no == 1 else 0.4 + 0.2 * round_no
+        jobs = [(suspect, text, _Hole(hole, INFILL, f"line {suspect.line}"), greedy, round_no * 100)
+                for suspect, text, hole in single]
+        others = [(likelihood(spec.kind, suspect.score, spec.weight), suspect, text, spec)
+                  for suspect, text, _ in single
+                  for spec in [*insertion_holes(suspect.path, text, suspect.line),
+                               *masked_holes(suspect.path, text, suspect.line)]]
+        for _, suspect, text, spec in sorted(others, key=lambda item: -item[0]):
+            jobs.append((suspect, text, _Hole(spec.hole, spec.kind, spec.where), greedy, round_no * 100))
+        for sample in range(1, samples):
+            jobs += [(suspect, text, _Hole(hole, INFILL, f"line {suspect.line}"), 0.4 + 0.2 * round_no,
+                      round_no * 100 + sample) for suspect, text, hole in single]
+        for suspect, text, place, temperature, seed in jobs[:budget]:
 
-                def job(engine: Engine, hole: infill.Hole = hole, temperature: float = temperature,
-                        seed: int = seed, suspect: Suspect = suspect, text: str = text) -> list[Candidate]:
-                    if self._cancel.is_set() or self._out_of_time():
-                        return []
-                    # No repo context: measured with the 0.5B model, putting the failing test before the file made
-                    # it fill every hole with code from elsewhere; the bare file fills correctly.
-                    try:
-                        filled = infill.fill(engine, hole, "", temperature=temperature, seed=seed,
-                                             cancel=self._model_stop)
-                    except ModelError:  # a failed decode clears the engine's cache; one fresh try
-                        filled = infill.fill(engine, hole, "", temperature=temperature, seed=seed,
-                                             cancel=self._model_stop)
-                    if filled is None:
-                        return []
-                    new_lines, gen = filled
-                    new_text = replace_lines(text, hole.first, hole.last, new_lines)
-                    shown = " ".join(line.strip() for line in new_lines)
-                    shown = shown if len(shown) <= 60 else shown[:57] + "..."
-                    return [Candidate(suspect.path, new_text, "infill", suspect.line,
-                                      f"line {suspect.line} -> `{shown}`", gen.mean_logprob, suspect.score)]
+            def job(engine: Engine, place: _Hole = place, temperature: float = temperature,
+                    seed: int = seed, suspect: Suspect = suspect, text: str = text) -> list[Candidate]:
+                if self._cancel.is_set() or self._out_of_time():
+                    return []
+                hole = place.hole
+                # No repo context: measured with the 0.5B model, putting the failing test before the file made
+                # it fill every hole with code from elsewhere; the bare file fills correctly.
+                try:
+                    filled = infill.fill(engine, hole, "", temperature=temperature, seed=seed,
+                                         cancel=self._model_stop)
+                except ModelError:  # a failed decode clears the engine's cache; one fresh try
+                    filled = infill.fill(engine, hole, "", temperature=temperature, seed=seed,
+                                         cancel=self._model_stop)
+                if filled is None:
+                    return []
+                new_lines, gen = filled
+                new_text = replace_lines(text, hole.first, hole.last, new_lines)
+                shown = " ".join(line.strip() for line in new_lines)
+                shown = shown if len(shown) <= 60 else shown[:57] + "..."
+                what = f"new line {place.where}: `{shown}`" if place.kind == INSERT else \
+                    f"{place.where} -> `{shown}`"
+                return [Candidate(suspect.path, new_text, "infill", suspect.line, what, gen.mean_logprob,
+                                  suspect.score, kind=place.kind)]
 
-                future = self._submit(job)
-                if future is not None:
-                    futures.append(future)
-                    made += 1
+            future = self._submit(job)
+            if future is not None:
+                futures.append(future)
         # The chat rewrite mostly echoes the bug with small models (see FACTS.md), so it runs from round 2, or in
         # round 1 when the model has no FIM tokens to infill with.
         if round_no >= 2 or (self.engine is not None and getattr(getattr(self.engine, "engine", None), "fim", 1) is None):
@@ -677,6 +720,7 @@ class RepairPipeline:
             -(round(v.natural, 1) if v.natural is not None else -99.0),
             v.tokens,
             -v.candidate.votes,
+            -v.candidate.likelihood,  # e.g. forwarding the caller's own `strict` rather than a constant
             -(v.candidate.logprob if v.candidate.logprob is not None else -5.0),
             round(v.run.seconds),  # whole seconds: finer differences are noise; ties keep the order found
         ))
@@ -790,11 +834,11 @@ class RepairPipeline:
         return Fix(
             path=cand.path, new_text=after, diff=unified_diff(cand.path, before, after), title=title,
             generator=cand.generator, tests_run=len(v.run.results), tests_passed=passed, verified=True,
-            note=v.note, changed_range=(first, last), fixes=self._now_passing(v.run, target_ids), original=before,
+            note=v.note, kind=cand.kind or cand.generator, changed_range=(first, last), fixes=self._now_passing(v.run, target_ids), original=before,
             score={"changed_tokens": v.tokens, "votes": cand.votes, "generators": sorted(cand.generators),
                    "logprob": cand.logprob, "naturalness": None if v.natural is None else round(v.natural, 3),
                    "behaviour_group": v.behaviour, "test_seconds": round(v.run.seconds, 3),
-                   "suspiciousness": round(cand.prior, 3)},
+                   "suspiciousness": round(cand.prior, 3), "likelihood": round(cand.likelihood, 4)},
         )
 
 
@@ -840,4 +884,44 @@ def _test_function(text: str, nodeid: str) -> str | None:
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
             return ast.get_source_segment(text, node)
+    return None
+
+
+class _LazyIndex:
+    """The workspace index, scanned when a callee's signature is first looked up outside its own file (most
+    repairs never need it)."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._index: WorkspaceIndex | None = None
+
+    def _scanned(self) -> WorkspaceIndex:
+        if self._index is None:
+            from greenpatch.workspace.index import WorkspaceIndex
+
+            self._index = WorkspaceIndex(self._root)
+            self._index.scan()
+        return self._index
+
+    def lookup(self, name: str) -> list[Symbol]:
+        return self._scanned().lookup(name)
+
+    def entry(self, path: Path) -> FileEntry | None:
+        return self._scanned().entry(path)
+
+
+_COMPARED = re.compile(r"^(?:AssertionError: )?assert (.+?) == (.+)$", re.MULTILINE)
+
+
+def _compared(failing: list[TestResult]) -> tuple[str, str] | None:
+    """(expected, actual) of the first failing `assert actual == expected` whose sides pytest showed as string
+    reprs. A stand-in until repair/failure.py's FailureFacts (helper `failure`) is merged: take its
+    expected/actual then."""
+    for result in failing:
+        match = _COMPARED.search(result.message or "")
+        if match is None:
+            continue
+        left, right = match.group(1).strip(), match.group(2).strip()
+        if left[:1] in "'\"" and right[:1] in "'\"" and "..." not in left + right:  # not cut short by pytest
+            return right, left
     return None

@@ -84,6 +84,7 @@ class _Scope:
         self.params: list[str] = []
         self.defaults: dict[str, ast.expr] = {}
         assigned: dict[str, int] = {}
+        kinds: dict[str, set[str]] = {}  # how each local is assigned: "literal" (never None) or "other"
         if self.function is not None:
             args = self.function.args
             positional = args.posonlyargs + args.args
@@ -94,11 +95,18 @@ class _Scope:
                 if kw_default is not None:
                     self.defaults[arg.arg] = kw_default
             for node in ast.walk(self.function):
+                if isinstance(node, ast.Assign):
+                    made = "literal" if isinstance(node.value, _NEVER_NONE) else "other"
+                    for target in node.targets:
+                        if isinstance(target, ast.Name):
+                            kinds.setdefault(target.id, set()).add(made)
                 if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.lineno < line:
                     assigned[node.id] = max(assigned.get(node.id, 0), node.lineno)
                 elif isinstance(node, ast.arg) and node.lineno < line and \
                         node.arg not in self.params:
                     assigned[node.arg] = max(assigned.get(node.arg, 0), node.lineno)
+        # locals only ever bound to a literal, a display or arithmetic: a None check on them is no fix
+        self.never_none = {name for name, how in kinds.items() if how == {"literal"}}
         self.method = bool(self.params) and self.params[0] in ("self", "cls")
         self.self_name = self.params[0] if self.method else ""
         locals_ = sorted(assigned, key=lambda n: -assigned[n])
@@ -121,6 +129,10 @@ class _Scope:
             return True
         return name.startswith(("is_", "has_", "allow", "use_", "strict", "ignore", "skip", "force", "no_")) or \
             name in ("strict", "force", "quiet", "verbose", "recursive", "reverse", "dry_run")
+
+
+_NEVER_NONE = (ast.Constant, ast.List, ast.Dict, ast.Set, ast.Tuple, ast.ListComp, ast.DictComp, ast.SetComp,
+               ast.JoinedStr, ast.BinOp)
 
 
 # --- call arguments ------------------------------------------------------------------------------------------
@@ -334,8 +346,9 @@ def condition_edits(src: _Text, test: ast.expr, scope: _Scope) -> Iterator[Edit]
                        CONDITION, 0.6)
     # strengthened: `C and X`; weakened: `C or X`
     bare = isinstance(test, ast.Name)  # `if x:` has its own `is not None` edit above
-    extra_and: list[tuple[str, float]] = [(f"{u} is not None", 0.5) for u in used if not bare]
-    extra_or: list[tuple[str, float]] = [(f"{u} is None", 0.4) for u in used if not bare]
+    nullable = [u for u in used if u not in scope.never_none]
+    extra_and: list[tuple[str, float]] = [(f"{u} is not None", 0.5) for u in nullable if not bare]
+    extra_or: list[tuple[str, float]] = [(f"{u} is None", 0.4) for u in nullable if not bare]
     others = [n for n in scope.names if n not in used]
     others.sort(key=lambda n: not scope.boolean(n))  # flags first, then nearest first (a stable sort)
     for rank, name in enumerate(others[:MAX_NAMES]):
@@ -364,7 +377,8 @@ def guard_edits(src: _Text, tree: ast.Module, first: int, last: int, scope: _Sco
         if line.strip() != src.source(node).split("\n")[0].strip():
             continue  # shares its line with something else
         derefs = [n.value.id for n in ast.walk(node) if isinstance(n, (ast.Attribute, ast.Subscript)) and
-                  isinstance(n.value, ast.Name) and scope.has(n.value.id) and n.value.id != scope.self_name]
+                  isinstance(n.value, ast.Name) and scope.has(n.value.id) and n.value.id != scope.self_name and
+                  n.value.id not in scope.never_none]
         for rank, name in enumerate(dict.fromkeys(derefs)):
             body = "\n".join("    " + row if row.strip() else row
                              for row in src.lines[node.lineno - 1: (node.end_lineno or node.lineno)])
