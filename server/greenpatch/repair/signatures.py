@@ -12,10 +12,11 @@ import sys
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from greenpatch.workspace.index import WorkspaceIndex
+    from greenpatch.workspace.index import FileEntry, Symbol
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,14 @@ class Signature:
 
 
 SignatureLookup = Callable[[str], list[Signature]]
+
+
+class Definitions(Protocol):
+    """What signatures need of the workspace index (workspace/index.py's WorkspaceIndex has it)."""
+
+    def lookup(self, name: str) -> list[Symbol]: ...
+
+    def entry(self, path: Path) -> FileEntry | None: ...
 
 
 def from_def(node: ast.FunctionDef | ast.AsyncFunctionDef, *, bound: bool, name: str = "") -> Signature:
@@ -132,7 +141,7 @@ def runtime_signature(dotted: str) -> Signature | None:
     return Signature(dotted, tuple(params))
 
 
-def _index_signatures(index: WorkspaceIndex, name: str) -> list[Signature]:
+def _index_signatures(index: Definitions, name: str) -> list[Signature]:
     found: list[Signature] = []
     for symbol in index.lookup(name):
         if symbol.kind not in ("function", "method", "class"):
@@ -153,7 +162,7 @@ def _index_signatures(index: WorkspaceIndex, name: str) -> list[Signature]:
     return found
 
 
-def lookup(text: str, index: WorkspaceIndex | None = None) -> SignatureLookup:
+def lookup(text: str, index: Definitions | None = None) -> SignatureLookup:
     """A lookup of the signatures a call's name (as written: `f`, `mod.f`, `obj.method`, `.method`) may refer to,
     from the point of view of the module `text`."""
     try:
