@@ -305,7 +305,8 @@ def _repair_one(slip: Slip, prepared: Prepared, ws_path: Path, opts: Options, de
     fixes = [f for f in data.get("fixes", []) if f.get("verified")]
     if fixes:
         best = fixes[0]  # what `--apply` writes and the diff shows first
-        result.update(shown=True, generator=best.get("generator", ""), diff=best.get("diff", ""),
+        result.update(shown=True, generator=best.get("generator", ""), kind=best.get("kind", ""),
+                      diff=best.get("diff", ""),
                       exact=best.get("path") == slip.path and best.get("new_text") == pristine)
         result["fixed"] = _judge(prepared, ws_path.parent / f"{ws_path.name}-judge", best, deselect, limit)
         result["outcome"] = "fixed" if result["fixed"] else "wrong fix"
@@ -351,6 +352,9 @@ def _slip_figures(slips: list[dict[str, Any]]) -> dict[str, Any]:
         "hit_time_limit": sum(1 for s in slips if s["hit_time_limit"]),
         "outcomes": dict(Counter(s["outcome"] for s in slips)),
         "timing": _timing(slips),
+        # which kind of edit (repair/budget.py) the shown fixes were: right ones, and wrong ones
+        "fixed_by_kind": dict(Counter(s.get("kind") or s.get("generator", "") for s in fixed)),
+        "wrong_by_kind": dict(Counter(s.get("kind") or s.get("generator", "") for s in shown if not s["fixed"])),
     }
 
 

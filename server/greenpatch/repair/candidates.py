@@ -26,6 +26,8 @@ class Candidate:
     votes: int = 1  # how many samples (of any generator) produced the same program
     generators: set[str] = field(default_factory=set)
     key: str = ""
+    kind: str = ""  # what kind of edit (repair/budget.py's kinds); "" for the generator's own name
+    likelihood: float = 0.0  # how likely before any test ran (repair/budget.py): the order tried, a tie-breaker
 
 
 def normalized(text: str) -> str | None:

@@ -16,6 +16,11 @@ class Hole:
     prefix: str
     suffix: str
     indent: str
+    size: int = 0  # lines the fill writes; 0: as many as it replaces (an insertion replaces none: last = first - 1)
+
+    @property
+    def lines(self) -> int:
+        return self.size or self.last - self.first + 1
 
 
 def make_hole(path: str, text: str, first: int, last: int) -> Hole:
@@ -42,7 +47,7 @@ def fill(engine: Engine, hole: Hole, context: str, *, temperature: float, seed: 
          cancel: object = None, generated: list[Generation] | None = None) -> tuple[list[str], Generation] | None:
     """The new lines for the hole, or None when the fill is unusable (empty, cut off, cancelled). The model's
     generation is appended to `generated`, usable or not (what the model's time went on)."""
-    n_lines = hole.last - hole.first + 1
+    n_lines = hole.lines
     stop = ["\n"] if n_lines == 1 else ["\n\n"]
     gen = engine.infill(hole.prefix, hole.suffix, context=context, max_tokens=max_tokens * n_lines, stop=stop,
                         temperature=temperature, seed=seed, cancel=cancel,  # type: ignore[arg-type]

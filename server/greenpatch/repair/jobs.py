@@ -14,10 +14,12 @@ from greenpatch.cancel import CancelToken, LinkedToken
 from greenpatch.engine.base import ChatMessage, Engine, Generation
 from greenpatch.errors import Cancelled, EngineUnavailable, GreenpatchError, ModelError, ModelNotInstalled
 from greenpatch.repair import infill, rewrite
+from greenpatch.repair.budget import INFILL, INSERT, likelihood
 from greenpatch.repair.candidates import Candidate, replace_lines
 from greenpatch.repair.clock import RunClock
 from greenpatch.repair.files import RunFiles
 from greenpatch.repair.group import Group
+from greenpatch.repair.holes import insertion_holes, masked_holes
 from greenpatch.repair.localize import Suspect
 from greenpatch.repair.prompt_context import PromptContext
 
@@ -42,6 +44,15 @@ class ModelStop(LinkedToken):
 
     def is_set(self) -> bool:
         return super().is_set() or time.monotonic() > self._deadline
+
+
+@dataclass(frozen=True)
+class _Place:
+    """A hole the model fills, with its kind and where it is (for the candidate's description)."""
+
+    hole: infill.Hole
+    kind: str  # repair/budget.py: INFILL, INFILL_LINES or INSERT
+    where: str
 
 
 @dataclass
@@ -84,21 +95,28 @@ class ModelJobs:
             return pending
         self.stop = ModelStop(self.clock.cancel, self.clock.deadline)
         samples = SAMPLES[0] if round_no == 1 else SAMPLES[1]
-        made = 0
-        holes = [(suspect, text, infill.make_hole(suspect.path, text, suspect.line, suspect.last))
-                 for suspect in window if (text := self.files.text(suspect.path)) is not None]
-        pending.first_fills = len(holes)
-        for sample in range(samples):
-            for suspect, text, hole in holes:
-                if made >= budget:
-                    break
-                temperature = 0.0 if sample == 0 and round_no == 1 else 0.4 + 0.2 * round_no
-                seed = round_no * 100 + sample
-                context = self.context.infill(group, suspect, hole)
-                future = self.submit(self._fill_job(suspect, text, hole, context, temperature, seed))
-                if future is not None:
-                    pending.futures.append(future)
-                    made += 1
+        single = [(suspect, text, infill.make_hole(suspect.path, text, suspect.line, suspect.last))
+                  for suspect in window if (text := self.files.text(suspect.path)) is not None]
+        pending.first_fills = len(single)
+        # After one fill of every suspicious line: a new line inserted, or two or three lines masked, at the
+        # suspicious points, most likely first (repair/budget.py), then the other samples of each line.
+        greedy = 0.0 if round_no == 1 else 0.4 + 0.2 * round_no
+        jobs = [(suspect, text, _Place(hole, INFILL, f"line {suspect.line}"), greedy, round_no * 100)
+                for suspect, text, hole in single]
+        others = [(likelihood(spec.kind, suspect.score, spec.weight), suspect, text, spec)
+                  for suspect, text, _ in single
+                  for spec in [*insertion_holes(suspect.path, text, suspect.line),
+                               *masked_holes(suspect.path, text, suspect.line)]]
+        for _, suspect, text, spec in sorted(others, key=lambda item: -item[0]):
+            jobs.append((suspect, text, _Place(spec.hole, spec.kind, spec.where), greedy, round_no * 100))
+        for sample in range(1, samples):
+            jobs += [(suspect, text, _Place(hole, INFILL, f"line {suspect.line}"), 0.4 + 0.2 * round_no,
+                      round_no * 100 + sample) for suspect, text, hole in single]
+        for suspect, text, place, temperature, seed in jobs[:budget]:
+            context = self.context.infill(group, suspect, place.hole)
+            future = self.submit(self._fill_job(suspect, text, place, context, temperature, seed))
+            if future is not None:
+                pending.futures.append(future)
         # The chat rewrite mostly echoes the bug with small models (see FACTS.md), so it runs from round 2, or in
         # round 1 when the model has no FIM tokens to infill with.
         loaded = self.engine.engine if self.engine is not None else None  # not loaded yet: as if it had FIM
@@ -109,8 +127,10 @@ class ModelJobs:
         return pending
 
     def _fill_job(
-        self, suspect: Suspect, text: str, hole: infill.Hole, context: str, temperature: float, seed: int
+        self, suspect: Suspect, text: str, place: _Place, context: str, temperature: float, seed: int
     ) -> Callable[[Engine], list[Candidate]]:
+        hole = place.hole
+
         def job(engine: Engine) -> list[Candidate]:
             if self.clock.cancel.is_set() or self.clock.out_of_time():
                 return []
@@ -130,8 +150,9 @@ class ModelJobs:
             new_text = replace_lines(text, hole.first, hole.last, new_lines)
             shown = " ".join(line.strip() for line in new_lines)
             shown = shown if len(shown) <= 60 else shown[:57] + "..."
-            return [Candidate(suspect.path, new_text, "infill", suspect.line,
-                              f"line {suspect.line} -> `{shown}`", gen.mean_logprob, suspect.score)]
+            what = f"new line {place.where}: `{shown}`" if place.kind == INSERT else f"{place.where} -> `{shown}`"
+            return [Candidate(suspect.path, new_text, "infill", suspect.line, what, gen.mean_logprob, suspect.score,
+                              kind=place.kind)]
 
         return job
 

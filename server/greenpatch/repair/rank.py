@@ -43,6 +43,7 @@ class Ranker:
             -(round(v.natural, 1) if v.natural is not None else -99.0),
             v.tokens,
             -v.candidate.votes,
+            -v.candidate.likelihood,  # e.g. forwarding the caller's own `strict` rather than a constant
             -(v.candidate.logprob if v.candidate.logprob is not None else -5.0),
             round(v.run.seconds),  # whole seconds: finer differences are noise; ties keep the order found
         ))

@@ -268,7 +268,10 @@ class RepairRun:
             request = Request(group, window, round_no, self.files)
             queue = [c for source in self.sources for c in source.generate(request, source.limit(budget))
                      ] if window else []
-            self._verify(work, self._dedupe(queue, work.seen))
+            # The likeliest model-free candidates first, then the model's (ready by then), then the rest: more
+            # kinds of model-free edits must not keep the model's fills waiting behind unlikely ones.
+            head, tail = (queue[: budget * 2], queue[budget * 2:]) if pending.futures else (queue, [])
+            self._verify(work, self._dedupe(head, work.seen))
             # With a verified fix in hand, the model's first fill of the most suspicious line has its say (it often
             # agrees with, or beats, what passed). Where few tests cover the code they can let a wrong mutation
             # through, so then every suspicious line gets its first fill: an alternative to compare on extra inputs.
@@ -277,6 +280,8 @@ class RepairRun:
             # The model's candidates get their own allowance of extra batches: the mutants may have spent theirs,
             # and a fill that passes too is what tells a right fix from a wrong mutation.
             self._verify(work, self._dedupe(model_candidates, work.seen), enough=ENOUGH + 2)
+            if not work.plausible and tail:
+                self._verify(work, self._dedupe(tail, work.seen))
             if work.plausible:
                 break
 
@@ -430,11 +435,11 @@ class RepairRun:
         return Fix(
             path=cand.path, new_text=after, diff=unified_diff(cand.path, before, after), title=title,
             generator=cand.generator, tests_run=len(v.run.results), tests_passed=passed, verified=True,
-            note=v.note, changed_range=(first, last), fixes=self._now_passing(v.run, target_ids), original=before,
+            note=v.note, kind=cand.kind or cand.generator, changed_range=(first, last), fixes=self._now_passing(v.run, target_ids), original=before,
             score={"changed_tokens": v.tokens, "votes": cand.votes, "generators": sorted(cand.generators),
                    "logprob": cand.logprob, "naturalness": None if v.natural is None else round(v.natural, 3),
                    "behaviour_group": v.behaviour, "test_seconds": round(v.run.seconds, 3),
-                   "suspiciousness": round(cand.prior, 3)},
+                   "suspiciousness": round(cand.prior, 3), "likelihood": round(cand.likelihood, 4)},
         )
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from greenpatch.repair.budget import MUTATION, decay, likelihood
 from greenpatch.repair.candidates import Candidate
+from greenpatch.repair.edit_sources import Likeliest, LiteralEdits, StructuralEdits
 from greenpatch.repair.files import RunFiles
 from greenpatch.repair.group import Group
 from greenpatch.repair.localize import Suspect
@@ -52,8 +54,9 @@ class Mutations:
             if text is None:
                 continue
             per_line.append([
-                Candidate(suspect.path, new, self.kind, suspect.line, description, prior=suspect.score)
-                for new, description in mutations(text, suspect.line, suspect.last)
+                Candidate(suspect.path, new, self.kind, suspect.line, description, prior=suspect.score,
+                          kind=MUTATION, likelihood=likelihood(MUTATION, suspect.score, decay(rank)))
+                for rank, (new, description) in enumerate(mutations(text, suspect.line, suspect.last))
             ])
         # Round-robin over lines so a long line full of operators cannot use the whole budget.
         index = 0
@@ -66,4 +69,5 @@ class Mutations:
 
 
 def default_sources() -> list[CandidateSource]:
-    return [Mutations()]
+    # one queue, likeliest first across kinds (repair/budget.py), not one source after the other
+    return [Likeliest([Mutations(), StructuralEdits(), LiteralEdits()])]

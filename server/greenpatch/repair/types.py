@@ -26,6 +26,7 @@ class Fix:
     tests_passed: int
     verified: bool
     note: str = ""
+    kind: str = ""  # what kind of edit (repair/budget.py): "mutation", "call-args", "condition", "insert", ...
     changed_range: tuple[int, int] = (0, 0)  # 0-based first/last line of the ORIGINAL text that the fix replaces
     fixes: list[str] = field(default_factory=list)  # node ids of the failing tests this fix makes pass
     score: dict[str, Any] = field(default_factory=dict)  # what ranking saw (changed tokens, votes, logprob, ...)

@@ -1,0 +1,64 @@
+"""The new kinds of candidates inside a real repair run (fake engine, real pytest in the sandbox): a missing call
+inserted on its own line by the model, and the kind of every fix in the report."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from greenpatch.cancel import CancelToken
+from greenpatch.config import RepairSettings
+from greenpatch.engine.fake import FakeEngine
+from greenpatch.repair.pipeline import RepairPipeline
+from greenpatch.verify.verifier import Verifier
+
+
+class InlineWorker:
+    """The EngineWorker interface, running each job on the calling thread."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def submit(self, fn: Callable[[Any], Any], cancel: CancelToken | None = None) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            future.set_result(fn(self.engine))
+        except BaseException as exc:  # noqa: BLE001 - the future carries it to the caller
+            future.set_exception(exc)
+        return future
+
+
+@pytest.fixture
+def ranking_project(tmp_path: Path) -> Iterator[tuple[Path, Verifier]]:
+    root = tmp_path / "ranking"
+    (root / "tests").mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\npythonpath = ["."]\n')
+    (root / "ranking.py").write_text(
+        "def lowest(scores, count):\n"
+        '    """The `count` lowest scores, lowest first."""\n'
+        "    ordered = list(scores)\n"
+        "    return ordered[:count]\n"
+    )
+    (root / "tests" / "test_ranking.py").write_text(
+        "from ranking import lowest\n\n\n"
+        "def test_lowest_two():\n    assert lowest([3, 1, 2], 2) == [1, 2]\n\n\n"
+        "def test_lowest_of_none():\n    assert lowest([], 3) == []\n"
+    )
+    verifier = Verifier(root, timeout=60, state_dir=tmp_path / "state")
+    yield root, verifier
+    verifier.close()
+
+
+@pytest.mark.slow
+def test_a_missing_call_is_inserted_on_its_own_line_by_the_model(ranking_project: tuple[Path, Verifier]) -> None:
+    root, verifier = ranking_project
+    engine = FakeEngine(text="ordered.sort()")  # every hole gets this line: only an inserted one fixes the bug
+    report = RepairPipeline(root, verifier, InlineWorker(engine), RepairSettings(max_seconds=240.0)).repair()
+    assert report.fixes, report
+    best = report.fixes[0]
+    assert best.kind == "insert" and best.generator == "infill"
+    assert "     ordered = list(scores)\n+    ordered.sort()\n     return ordered[:count]\n" in best.diff
+    assert report.to_dict()["fixes"][0]["kind"] == "insert"
