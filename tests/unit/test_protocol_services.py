@@ -11,8 +11,7 @@ from greenpatch.completion.service import CompletionService
 from greenpatch.config import CompletionSettings
 from greenpatch.engine.fake import FakeEngine
 from greenpatch.engine.worker import EngineWorker
-from greenpatch.protocol.repair import RepairState
-from greenpatch.protocol.services import Services
+from greenpatch.protocol.services import RepairState, Services
 
 
 def loaded_worker() -> EngineWorker:

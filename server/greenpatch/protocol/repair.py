@@ -7,7 +7,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -24,26 +23,17 @@ from greenpatch.protocol.convert import (
     path_to_uri,
 )
 from greenpatch.protocol.engines import engine_worker
+from greenpatch.protocol.services import RepairState
 from greenpatch.workspace.documents import Document
 
 if TYPE_CHECKING:
     from greenpatch.protocol.server import GreenpatchServer
-    from greenpatch.repair.types import Fix, RepairReport
+    from greenpatch.repair.types import RepairReport
     from greenpatch.verify.verifier import Verifier
 
 log = logging.getLogger(__name__)
 
 REPAIR_COMMAND = "greenpatch.repairFile"
-
-
-@dataclass
-class RepairState:
-    """The running repair and the last result of one document."""
-
-    cancel: CancelToken | None = None
-    version: int | None = None
-    fixes: list[Fix] = field(default_factory=list)  # best first
-    diagnostics: list[types.Diagnostic] = field(default_factory=list)
 
 
 def _states(ls: GreenpatchServer) -> dict[str, RepairState]:

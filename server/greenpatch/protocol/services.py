@@ -7,13 +7,26 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from lsprotocol import types
+
 if TYPE_CHECKING:
+    from greenpatch.cancel import CancelToken
     from greenpatch.completion.service import CompletionService
     from greenpatch.engine.worker import EngineWorker
-    from greenpatch.protocol.repair import RepairState
+    from greenpatch.repair.types import Fix
     from greenpatch.verify.verifier import Verifier
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class RepairState:
+    """The running repair and the last result of one document (protocol/repair.py)."""
+
+    cancel: CancelToken | None = None
+    version: int | None = None
+    fixes: list[Fix] = field(default_factory=list)  # best first
+    diagnostics: list[types.Diagnostic] = field(default_factory=list)
 
 
 @dataclass

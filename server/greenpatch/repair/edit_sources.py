@@ -14,10 +14,11 @@ from greenpatch.repair.budget import by_likelihood, likelihood
 from greenpatch.repair.candidates import Candidate
 from greenpatch.repair.literals import literal_edits
 from greenpatch.repair.signatures import SignatureLookup, lookup
+from greenpatch.repair.sources import CandidateSource, Mutations
 from greenpatch.repair.structural import structural_edits
 
 if TYPE_CHECKING:
-    from greenpatch.repair.sources import CandidateSource, Request
+    from greenpatch.repair.sources import Request
     from greenpatch.verify.types import TestResult
     from greenpatch.workspace.index import FileEntry, Symbol, WorkspaceIndex
 
@@ -129,3 +130,8 @@ def compared(failing: list[TestResult]) -> tuple[str, str] | None:
         if left[:1] in "'\"" and right[:1] in "'\"" and "..." not in left + right:  # not cut short by pytest
             return right, left
     return None
+
+
+def default_sources() -> list[CandidateSource]:
+    # one queue, likeliest first across kinds (repair/budget.py), not one source after the other
+    return [Likeliest([Mutations(), StructuralEdits(), LiteralEdits()])]

@@ -29,13 +29,14 @@ from greenpatch.repair.candidates import (
     unified_diff,
 )
 from greenpatch.repair.clock import RunClock
+from greenpatch.repair.edit_sources import default_sources
 from greenpatch.repair.files import RunFiles
 from greenpatch.repair.group import Group, GroupKind, Verified
 from greenpatch.repair.jobs import ModelJobs
 from greenpatch.repair.localize import Coverage, is_test_path, localize
 from greenpatch.repair.prompt_context import PromptContext
 from greenpatch.repair.rank import WEAK_TESTS, Ranker, covering_tests
-from greenpatch.repair.sources import CandidateSource, Request, default_sources
+from greenpatch.repair.sources import CandidateSource, Request
 from greenpatch.repair.types import Failure, Fix, RepairReport
 from greenpatch.verify.types import Changes, TestResult, TestRun
 

@@ -1,6 +1,6 @@
 """Model-free candidate sources: each makes candidates for a round's suspicious statements, up to its own budget,
 and they are verified while the model's samples are generated. A new kind of candidate is a class here (or in a
-module of its own) added to `default_sources`."""
+module of its own) added to `default_sources` (repair/edit_sources.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Protocol
 
 from greenpatch.repair.budget import MUTATION, decay, likelihood
 from greenpatch.repair.candidates import Candidate
-from greenpatch.repair.edit_sources import Likeliest, LiteralEdits, StructuralEdits
 from greenpatch.repair.files import RunFiles
 from greenpatch.repair.group import Group
 from greenpatch.repair.localize import Suspect
@@ -67,7 +66,3 @@ class Mutations:
             index += 1
         return out
 
-
-def default_sources() -> list[CandidateSource]:
-    # one queue, likeliest first across kinds (repair/budget.py), not one source after the other
-    return [Likeliest([Mutations(), StructuralEdits(), LiteralEdits()])]
