@@ -1,4 +1,5 @@
-"""What a failure tells, read from real pytest runs of a multi-module package through greenpatch's plugin."""
+"""What a failure tells and where it points, read from real pytest runs of a multi-module package through
+greenpatch's plugin."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from greenpatch.repair.failure import FailureFacts, callees, describe
+from greenpatch.repair.failure import FailureFacts, callees, describe, reached
+from greenpatch.repair.localize import SourceMap, Suspect, localize
 from greenpatch.verify.results import build_results, read_records
 from greenpatch.verify.types import TestResult as Result
 from greenpatch.verify.verifier import PLUGIN_DIR
@@ -153,3 +155,58 @@ def test_the_oldest_python_and_pytest_report_the_same_frames_and_comparison(
     for nodeid, result in results.items():
         assert (old[nodeid].outcome, old[nodeid].frames, old[nodeid].compared) == (
             result.outcome, result.frames, result.compared), nodeid
+
+
+# --- where it points: localization with the traceback and the test's calls -------------------------------------
+
+
+def suspects(package: Path, results: dict[str, Result], index: WorkspaceIndex, name: str,
+             coverage: dict[str, dict[str, set[int]]] | None = None, passing: tuple[str, ...] = ()) -> list[Suspect]:
+    result = results[f"tests/test_cart.py::{name}"]
+    told = describe(result, (package / "tests/test_cart.py").read_text(), index, package)
+    calls = reached(told, lambda rel: (package / rel).read_text(), index, package)
+    return localize([result], list(passing), coverage or {}, lambda rel: SourceMap((package / rel).read_text()),
+                    None, reached={result.nodeid: calls})
+
+
+def test_an_assertion_only_failure_without_coverage_points_at_what_the_test_calls_and_they_call(
+    package: Path, results: dict[str, Result], index: WorkspaceIndex,
+) -> None:
+    found = suspects(package, results, index, "test_label_keeps_dashes_inside")
+    assert [(s.path, s.function.name, s.line) for s in found] == [("shop/text.py", "label", 2),
+                                                                  ("shop/text.py", "_clean", 6)]
+    assert found[0].reasons == ["called by the test"] and found[1].reasons == ["called by what the test calls"]
+
+
+def test_a_traceback_through_modules_ranks_the_deepest_frame_first_then_the_callers(
+    package: Path, results: dict[str, Result], index: WorkspaceIndex,
+) -> None:
+    found = suspects(package, results, index, "test_total_adds_the_region_rate")
+    assert [(s.path, s.line) for s in found[:2]] == [("shop/pricing/rates.py", 5), ("shop/cart.py", 15)]
+    assert "in the traceback" in found[0].reasons and "called by what the test calls" in found[0].reasons
+
+
+def test_with_coverage_the_tests_call_breaks_the_tie_among_lines_no_passing_test_runs(
+    package: Path, results: dict[str, Result], index: WorkspaceIndex,
+) -> None:
+    # the failing test also ran a cart through a fixture: every line it ran scores the same by spectrum alone
+    nodeid = "tests/test_cart.py::test_label_keeps_dashes_inside"
+    coverage = {nodeid: {"shop/cart.py": {7, 8, 11}, "shop/text.py": {2, 6}},
+                "tests/test_cart.py::test_receipt_labels_every_item": {"shop/cart.py": {7, 8, 11, 18}}}
+    found = suspects(package, results, index, "test_label_keeps_dashes_inside", coverage,
+                     passing=("tests/test_cart.py::test_receipt_labels_every_item",))
+    assert [(s.path, s.line) for s in found[:2]] == [("shop/text.py", 2), ("shop/text.py", 6)]
+    assert {s.path for s in found[2:]} == {"shop/cart.py"}
+
+
+def test_with_coverage_a_called_functions_lines_the_test_never_ran_are_no_suspects(
+    package: Path, results: dict[str, Result], index: WorkspaceIndex,
+) -> None:
+    nodeid = "tests/test_cart.py::test_total_adds_the_region_rate"
+    receipt = "tests/test_cart.py::test_receipt_labels_every_item"
+    coverage = {nodeid: {"shop/cart.py": {7, 8, 11, 14, 15}, "shop/pricing/rates.py": {5, 9}},
+                receipt: {"shop/cart.py": {7, 8, 11, 18}, "shop/text.py": {2, 6}}}
+    found = suspects(package, results, index, "test_total_adds_the_region_rate", coverage, passing=(receipt,))
+    assert not any(s.path == "shop/cart.py" and s.function.name == "Cart.receipt" for s in found)
+    # the slip is in `normal`, which the traceback never shows: the spectrum still has it among the first four
+    assert ("shop/pricing/rates.py", 9) in {(s.path, s.line) for s in found[:4]}

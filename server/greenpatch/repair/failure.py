@@ -444,3 +444,10 @@ def callees(calls: Iterable[Call], text_of: Callable[[str], str], index: Definit
                 return out
     return out
 
+
+
+def reached(facts: FailureFacts, text_of: Callable[[str], str], index: Definitions | None,
+            root: Path | None) -> list[tuple[Call, int]]:
+    """The functions a failing test reaches with their depth: 0 called by the test, 1 called by those (what
+    localize.localize takes as `reached`)."""
+    return [(c, 0) for c in facts.calls] + [(c, 1) for c in callees(facts.calls, text_of, index, root)]
