@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from greenpatch.repair.localize import is_test_path
 from greenpatch.verify.types import Frame, TestResult
 
 MAX_CALLS = 12  # calls of one test resolved (a long test's later calls rarely lead to the bug)
@@ -45,7 +46,7 @@ class Definition(Protocol):
 class Definitions(Protocol):
     """What resolving a call needs of the workspace index."""
 
-    def lookup(self, name: str) -> list[Definition]: ...
+    def lookup(self, name: str) -> Sequence[Definition]: ...
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def describe(result: TestResult, test_text: str, index: Definitions | None = Non
     test_path = result.nodeid.split("::", 1)[0]
     facts = FailureFacts(result.nodeid, result.message, error=_error_type(result.message, result.compared))
     facts.test_path = test_path
-    facts.frames = [f for f in result.frames if f.path != test_path and not _is_test(f.path)]
+    facts.frames = [f for f in result.frames if f.path != test_path and not is_test_path(f.path)]
     tests = [f for f in result.frames if f.path == test_path]
     facts.test_frame = tests[-1] if tests else None
     facts.where = _where(result.message)
@@ -302,13 +303,6 @@ def _module_of(rel: str) -> str:
     return ".".join(parts)
 
 
-def _is_test(rel: str) -> bool:
-    p = PurePosixPath(rel)
-    if p.name == "conftest.py" or p.name.startswith("test_") or p.name.endswith("_test.py"):
-        return True
-    return any(part in ("tests", "test", "testing") for part in p.parts[:-1])
-
-
 def _qualified(symbol: Definition) -> str:
     return f"{symbol.container}.{symbol.name}" if symbol.container else symbol.name
 
@@ -353,7 +347,7 @@ def resolve(text: str, imports: dict[str, tuple[str, str]], index: Definitions |
     scored: list[tuple[int, Definition]] = []
     for symbol in found:
         rel = _relative(Path(symbol.path), root)
-        if rel is None or rel == exclude or _is_test(rel) or not rel.endswith(".py"):
+        if rel is None or rel == exclude or is_test_path(rel) or not rel.endswith(".py"):
             continue
         mod = _module_of(rel)
         if wanted_modules and any(mod == w or mod.endswith("." + w) or w.endswith("." + mod) for w in wanted_modules):

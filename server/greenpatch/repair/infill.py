@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from greenpatch.engine.base import Engine, FimFormat, Generation
+from greenpatch.repair.prompt_context import Window, window_text
 
 
 @dataclass
@@ -18,14 +19,19 @@ class Hole:
     indent: str
 
 
-def make_hole(path: str, text: str, first: int, last: int) -> Hole:
+def make_hole(path: str, text: str, first: int, last: int, window: Window | None = None) -> Hole:
+    """The hole at lines first..last, its prefix and suffix the whole file or, with a `window`, the part of the
+    file around it (prompt_context.hole_window)."""
     lines = text.split("\n")
     line = lines[first - 1]
     indent = line[: len(line) - len(line.lstrip())]
     # The prefix ends at the newline: a prefix ending in spaces tokenizes unlike anything seen in training and
     # derails FIM models; the indentation is put back on the fill.
-    prefix = "\n".join(lines[: first - 1]) + "\n"
-    suffix = "\n" + "\n".join(lines[last:])
+    if window is not None:
+        prefix, suffix = window_text(lines, window, first, last)
+    else:
+        prefix = "\n".join(lines[: first - 1]) + "\n"
+        suffix = "\n" + "\n".join(lines[last:])
     return Hole(path, first, last, prefix, suffix, indent)
 
 

@@ -13,9 +13,12 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
-from greenpatch.repair.failure import Call
 from greenpatch.verify.types import TestResult
+
+if TYPE_CHECKING:
+    from greenpatch.repair.failure import Call  # failure.py imports is_test_path from here
 
 # What the traceback adds to a statement's score: its deepest frame in the package, the next one, any other.
 FRAME_WEIGHTS = (0.5, 0.25, 0.15)

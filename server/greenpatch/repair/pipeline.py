@@ -20,7 +20,7 @@ from greenpatch.cancel import CancelToken, LinkedToken
 from greenpatch.config import RepairSettings
 from greenpatch.engine.base import ChatMessage, Engine
 from greenpatch.errors import Cancelled, EngineUnavailable, GreenpatchError, ModelError, ModelNotInstalled
-from greenpatch.repair import infill, probe, rewrite
+from greenpatch.repair import infill, probe, prompt_context, rewrite
 from greenpatch.repair.candidates import (
     Candidate,
     changed_range,
@@ -30,11 +30,13 @@ from greenpatch.repair.candidates import (
     replace_lines,
     unified_diff,
 )
+from greenpatch.repair.failure import Call, FailureFacts, describe, reached
 from greenpatch.repair.localize import SourceMap, Suspect, is_test_path, localize, test_file_of
 from greenpatch.repair.mutate import mutations
 from greenpatch.repair.types import Failure, Fix, RepairReport
 from greenpatch.verify.types import Changes, TestResult, TestRun
 from greenpatch.workspace.files import BOM, SourceFile, differing_span, read_source
+from greenpatch.workspace.index import WorkspaceIndex
 
 if TYPE_CHECKING:
     from greenpatch.engine.worker import EngineWorker
@@ -52,6 +54,12 @@ EXTRA_AFTER_FIRST = 2  # batches verified after the first passing candidate (alt
 MAX_FIXES = 3  # fixes reported per failure group
 PROBE_INPUTS = 24
 WEAK_TESTS = 3  # fewer tests than this covering the function: they may let a wrong fix through
+# What the infill prompt shows (repair/prompt_context.py): the hole's function and the module's imports instead of
+# the whole file, the definitions the function uses, the failing test with its failure. Measured with the default
+# model on real slips, side by side (see the commit that set them).
+HOLE_WINDOW = True
+INFILL_DEFINITIONS = True
+INFILL_TEST = False
 
 
 class _ModelStop(LinkedToken):
@@ -120,6 +128,8 @@ class RepairPipeline:
         self._tried = self._queued = 0  # candidates of the current group
         self._where = ""
         self._group_no = (1, 1)
+        self._told: dict[str, FailureFacts] = {}
+        self._index: WorkspaceIndex | None = None
         if baseline is None:
             self._step("baseline tests", "running the tests", 0)
             baseline = self.verifier.baseline(changes=self._changes or None, cancel=self._cancel,
@@ -280,8 +290,9 @@ class RepairPipeline:
         files = self._python_files()
         groups: dict[tuple[str, str], _Group] = {}
         lost: list[TestResult] = []
+        calls = {result.nodeid: self._reached(result) for result in failing}
         for result in failing:
-            found = localize([result], passing, coverage, self._map, focus, files, self._test_text)
+            found = localize([result], passing, coverage, self._map, focus, files, self._test_text, calls)
             if not found:
                 lost.append(result)
                 continue
@@ -291,7 +302,7 @@ class RepairPipeline:
             groups[key].failing.append(result)
         for group in groups.values():
             group.suspects = [
-                s for s in localize(group.failing, passing, coverage, self._map, focus, files, self._test_text)
+                s for s in localize(group.failing, passing, coverage, self._map, focus, files, self._test_text, calls)
             ]
             # the group's own function first, then other suspects
             group.suspects.sort(key=lambda s: (s.path != group.path or s.function.name != group.function,
@@ -301,6 +312,26 @@ class RepairPipeline:
 
     def _test_text(self, rel: str) -> str:
         return self._text(rel) or ""
+
+    def _workspace(self) -> WorkspaceIndex:
+        """The workspace's definitions (with the run's unsaved changes), built once per run: a few tenths of a
+        second for a library of 60 modules."""
+        if self._index is None:
+            self._index = WorkspaceIndex(self.root)
+            self._index.scan()
+            for rel, text in self._changes.items():
+                self._index.update_file(self.root / rel, text)
+        return self._index
+
+    def _facts(self, result: TestResult) -> FailureFacts:
+        """What the failure tells (repair/failure.py), read once per test."""
+        if result.nodeid not in self._told:
+            self._told[result.nodeid] = describe(result, self._test_text(test_file_of(result.nodeid)),
+                                                 self._workspace(), self.root)
+        return self._told[result.nodeid]
+
+    def _reached(self, result: TestResult) -> list[tuple[Call, int]]:
+        return reached(self._facts(result), self._test_text, self._workspace(), self.root)
 
     def _failure(self, result: TestResult, group: _Group | None, fix: Fix | None = None) -> Failure:
         path: str | None = None
@@ -442,8 +473,16 @@ class RepairPipeline:
         self._model_stop = _ModelStop(self._cancel, self._deadline)
         samples = SAMPLES[0] if round_no == 1 else SAMPLES[1]
         made = 0
-        holes = [(suspect, text, infill.make_hole(suspect.path, text, suspect.line, suspect.last))
-                 for suspect in window if (text := self._text(suspect.path)) is not None]
+        holes = []
+        contexts: dict[int, str] = {}
+        for suspect in window:
+            text = self._text(suspect.path)
+            if text is None:
+                continue
+            around = prompt_context.hole_window(text, suspect.line, suspect.last) if HOLE_WINDOW else None
+            hole = infill.make_hole(suspect.path, text, suspect.line, suspect.last, around)
+            holes.append((suspect, text, hole))
+            contexts[id(hole)] = self._infill_context(group, suspect, text, around)
         self._first_fills = len(holes)
         # Breadth first: one fill of every suspicious line (greedy in round 1), then the other samples.
         for sample in range(samples):
@@ -454,16 +493,15 @@ class RepairPipeline:
                 seed = round_no * 100 + sample
 
                 def job(engine: Engine, hole: infill.Hole = hole, temperature: float = temperature,
-                        seed: int = seed, suspect: Suspect = suspect, text: str = text) -> list[Candidate]:
+                        seed: int = seed, suspect: Suspect = suspect, text: str = text,
+                        context: str = contexts[id(hole)]) -> list[Candidate]:
                     if self._cancel.is_set() or self._out_of_time():
                         return []
-                    # No repo context: measured with the 0.5B model, putting the failing test before the file made
-                    # it fill every hole with code from elsewhere; the bare file fills correctly.
                     try:
-                        filled = infill.fill(engine, hole, "", temperature=temperature, seed=seed,
+                        filled = infill.fill(engine, hole, context, temperature=temperature, seed=seed,
                                              cancel=self._model_stop)
                     except ModelError:  # a failed decode clears the engine's cache; one fresh try
-                        filled = infill.fill(engine, hole, "", temperature=temperature, seed=seed,
+                        filled = infill.fill(engine, hole, context, temperature=temperature, seed=seed,
                                              cancel=self._model_stop)
                     if filled is None:
                         return []
@@ -485,6 +523,18 @@ class RepairPipeline:
             if future is not None:
                 futures.append(future)
         return futures
+
+    def _infill_context(self, group: _Group, suspect: Suspect, text: str,
+                        window: prompt_context.Window | None) -> str:
+        """The repo context before the hole's file (prompt_context): "" with nothing to add."""
+        if not INFILL_DEFINITIONS and not INFILL_TEST:
+            return ""
+        definitions = prompt_context.used_definitions(
+            text, suspect.path, suspect.line, suspect.last, self._workspace(), self.root, window,
+            prompt_context.CONTEXT_CHARS - prompt_context.TEST_CHARS) if INFILL_DEFINITIONS else []
+        facts = self._facts(group.failing[0]) if INFILL_TEST else None
+        fim = getattr(getattr(self.engine, "engine", None), "fim", None)
+        return prompt_context.infill_context(fim, suspect.path, definitions, facts, self.root.name)
 
     def _finish_model(self, futures: list[concurrent.futures.Future[Any]], settle: int = 0) -> list[Candidate]:
         """The model's candidates. With a verified fix in hand (`settle` > 0), only the first `settle` fills are
@@ -531,7 +581,16 @@ class RepairPipeline:
             result = group.failing[0]
             test_text = self._text(test_file_of(result.nodeid)) or ""
             test = _test_function(test_text, result.nodeid) or test_text[:3000]
-            feedback.extend(rewrite.first_messages(group.path, group.function, source, test, result.message))
+            facts = self._facts(result)
+            error = facts.summary(1200)
+            if facts.frames:
+                error += "\nRaised in:\n" + prompt_context.frames_text(facts.frames)
+            window = prompt_context.hole_window(text, fn.body_first, fn.body_first)
+            definitions = prompt_context.used_definitions(text, group.path, fn.body_first, fn.body_first,
+                                                          self._workspace(), self.root, window,
+                                                          prompt_context.CONTEXT_CHARS)
+            feedback.extend(rewrite.first_messages(group.path, group.function, source, test, error,
+                                                   prompt_context.rewrite_context(definitions)))
         else:
             feedback.append(rewrite.feedback_message(group.function, last_error))
         gen = engine.chat(feedback, max_tokens=min(768, 64 + 2 * len(source)),
