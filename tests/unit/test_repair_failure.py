@@ -165,17 +165,21 @@ def suspects(package: Path, results: dict[str, Result], index: WorkspaceIndex, n
     result = results[f"tests/test_cart.py::{name}"]
     told = describe(result, (package / "tests/test_cart.py").read_text(), index, package)
     calls = reached(told, lambda rel: (package / rel).read_text(), index, package)
+    files = sorted(p.relative_to(package).as_posix() for p in package.rglob("*.py"))
     return localize([result], list(passing), coverage or {}, lambda rel: SourceMap((package / rel).read_text()),
-                    None, reached={result.nodeid: calls})
+                    None, files, lambda rel: (package / rel).read_text(), reached={result.nodeid: calls})
 
 
 def test_an_assertion_only_failure_without_coverage_points_at_what_the_test_calls_and_they_call(
     package: Path, results: dict[str, Result], index: WorkspaceIndex,
 ) -> None:
     found = suspects(package, results, index, "test_label_keeps_dashes_inside")
-    assert [(s.path, s.function.name, s.line) for s in found] == [("shop/text.py", "label", 2),
-                                                                  ("shop/text.py", "_clean", 6)]
+    assert [(s.path, s.function.name, s.line) for s in found[:2]] == [("shop/text.py", "label", 2),
+                                                                      ("shop/text.py", "_clean", 6)]
     assert found[0].reasons == ["called by the test"] and found[1].reasons == ["called by what the test calls"]
+    # then, weaker, the functions the test file names (Cart.total, ...): reached through a helper of the test's
+    assert found[2:] and all(s.reasons == ["in a function the test names"] for s in found[2:])
+    assert max(s.score for s in found[2:]) < found[1].score
 
 
 def test_a_traceback_through_modules_ranks_the_deepest_frame_first_then_the_callers(
@@ -210,3 +214,16 @@ def test_with_coverage_a_called_functions_lines_the_test_never_ran_are_no_suspec
     assert not any(s.path == "shop/cart.py" and s.function.name == "Cart.receipt" for s in found)
     # the slip is in `normal`, which the traceback never shows: the spectrum still has it among the first four
     assert ("shop/pricing/rates.py", 9) in {(s.path, s.line) for s in found[:4]}
+
+
+def test_unittest_assert_equal_messages_give_actual_and_expected_unless_cut_short(
+    package: Path, results: dict[str, Result], index: WorkspaceIndex,
+) -> None:
+    text = (package / "tests/test_units.py").read_text()
+    dashes = describe(results["tests/test_units.py::LabelTests::test_dashes"], text, index, package)
+    assert (dashes.op, dashes.actual, dashes.expected) == ("==", "'Earl-Grey'", "'Earl Grey'")
+    assert [c.function for c in dashes.calls] == ["label"]
+    first = describe(results["tests/test_units.py::LabelTests::test_expected_first"], text, index, package)
+    assert (first.actual, first.expected) == ("'Earl-Grey'", "'Earl Grey'")
+    cut = describe(results["tests/test_units.py::LabelTests::test_long_tuples"], text, index, package)
+    assert "chars]" in cut.message and (cut.actual, cut.expected) == (None, None)

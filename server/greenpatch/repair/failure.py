@@ -21,6 +21,10 @@ from greenpatch.verify.types import Frame, TestResult
 MAX_CALLS = 12  # calls of one test resolved (a long test's later calls rarely lead to the bug)
 _OPS = ("==", "!=", "<=", ">=", "<", ">", "not in", "in", "is not", "is")
 _ASSERT = re.compile(r"^(?:AssertionError: )?assert (.*)$")
+_UNITTEST = re.compile(r"^AssertionError: (?:\w+ differ: )?(.* != .*)$")  # assertEqual: `first != second`
+_SHORTENED = re.compile(r"\[\d+ chars\]")
+_EQUAL_METHODS = frozenset({"assertEqual", "assertEquals", "assertListEqual", "assertTupleEqual", "assertDictEqual",
+                            "assertSetEqual", "assertSequenceEqual", "assertMultiLineEqual", "assertAlmostEqual"})
 _WHERE = re.compile(r"^\s*\+\s+where (.+?) = (.+)$")
 _DIFF = re.compile(r"^\s{0,4}([-+]) (.*)$")
 _ERROR = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Failed|Timeout)\b|Failed)")
@@ -184,6 +188,16 @@ def _read_comparison(facts: FailureFacts, result: TestResult, test_text: str, no
             if match:
                 compared = _split_comparison(match.group(1))
                 break
+        else:
+            first = result.message.strip().split("\n", 1)[0]
+            unittest = _UNITTEST.match(first)
+            if unittest:
+                compared = _split_comparison(unittest.group(1))
+                if compared is not None:
+                    compared = ("==", compared[1], compared[2])
+                if compared and _SHORTENED.search(unittest.group(1)):
+                    facts.op = compared[0]
+                    return  # unittest cut the values short (`[50 chars]`): no values rather than wrong ones
     if compared is None:
         return
     op, left, right = compared
@@ -203,14 +217,20 @@ def _read_comparison(facts: FailureFacts, result: TestResult, test_text: str, no
 
 
 def _assert_at(node: ast.AST | None, line: int) -> tuple[ast.expr, ast.expr] | None:
-    """The two sides of the comparison in the test's `assert` at `line` (any line of it)."""
+    """The two sides of the comparison in the test's `assert` (or unittest `self.assertEqual(a, b)`) at `line`
+    (any line of it)."""
     if node is None or not line:
         return None
     for stmt in ast.walk(node):
-        if isinstance(stmt, ast.Assert) and stmt.lineno <= line <= (stmt.end_lineno or stmt.lineno):
+        if not isinstance(stmt, (ast.Assert, ast.Expr)) or not stmt.lineno <= line <= (stmt.end_lineno or stmt.lineno):
+            continue
+        if isinstance(stmt, ast.Assert):
             test = stmt.test
             if isinstance(test, ast.Compare) and len(test.ops) == 1:
                 return test.left, test.comparators[0]
+        elif (isinstance(stmt.value, ast.Call) and isinstance(stmt.value.func, ast.Attribute)
+              and stmt.value.func.attr in _EQUAL_METHODS and len(stmt.value.args) >= 2):
+            return stmt.value.args[0], stmt.value.args[1]
     return None
 
 

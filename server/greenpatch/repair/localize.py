@@ -28,6 +28,7 @@ FRAME_WEIGHTS = (0.5, 0.25, 0.15)
 CALL_WEIGHTS = (0.15, 0.08)
 # Without coverage, a called function's statements are suspects on their own, at these scores.
 CALLED_ALONE = (0.3, 0.2)
+NAMED_ALONE = 0.1  # without coverage, a function whose name the test's file or message mentions
 
 Coverage = dict[str, dict[str, set[int]]]  # nodeid -> relpath -> 1-based lines
 
@@ -226,8 +227,9 @@ def localize(
                 reasons.setdefault(key, []).append("called by the test" if depth == 0 else
                                                    "called by what the test calls")
 
-    if not scores:
-        # No coverage data: every statement of the functions the failing tests name is a (weak) suspect.
+    if not ef:
+        # No coverage data: every statement of the functions the failing tests name is a (weak) suspect, after
+        # the traceback's and the test's calls' (a function reached through a helper of the test's own).
         named: set[str] = set()
         for result in failing:
             named |= _names_in(test_text(test_file_of(result.nodeid)))
@@ -239,8 +241,8 @@ def localize(
             if sm is None or not sm.ok:
                 continue
             for st in {id(s): s for s in sm.statements.values()}.values():
-                if st.function.name.split(".")[-1] in named:
-                    scores[(rel, st.first)] = 0.1
+                if st.function.name.split(".")[-1] in named and (rel, st.first) not in scores:
+                    scores[(rel, st.first)] = NAMED_ALONE
                     reasons.setdefault((rel, st.first), []).append("in a function the test names")
 
     suspects: list[Suspect] = []
