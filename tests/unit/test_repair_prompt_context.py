@@ -44,7 +44,7 @@ def module(functions: int) -> str:
 def hole_in_area(text: str, window: bool) -> infill.Hole:
     lines = text.split("\n")
     line = next(n for n, row in enumerate(lines, 1) if "return w * self.size" in row)
-    around = prompt_context.hole_window(text, line, line) if window else None
+    around = infill.hole_window(text, line, line) if window else None
     return infill.make_hole("m.py", text, line, line, around)
 
 
@@ -61,15 +61,15 @@ def test_a_hole_in_a_4000_line_module_costs_the_prompt_of_one_in_a_40_line_modul
 
 
 def test_a_hole_outside_any_function_or_in_a_file_that_does_not_parse_gets_no_window() -> None:
-    assert prompt_context.hole_window("X = 1\n\ndef f():\n    return X\n", 1, 1) is None
-    assert prompt_context.hole_window("def f(:\n    return 1\n", 2, 2) is None
+    assert infill.hole_window("X = 1\n\ndef f():\n    return X\n", 1, 1) is None
+    assert infill.hole_window("def f(:\n    return 1\n", 2, 2) is None
 
 
 def test_a_long_function_keeps_the_lines_around_the_hole() -> None:
     text = "def long(x):\n" + "".join(f"    x += {i}\n" for i in range(1000)) + "    return x\n"
-    window = prompt_context.hole_window(text, 600, 600)
+    window = infill.hole_window(text, 600, 600)
     assert window is not None
-    assert window.first <= 600 <= window.last and window.last - window.first < prompt_context.FUNCTION_LINES
+    assert window.first <= 600 <= window.last and window.last - window.first < infill.FUNCTION_LINES
 
 
 def test_the_definitions_a_function_uses_come_from_other_modules_and_from_its_own_outside_the_window(
@@ -77,12 +77,12 @@ def test_the_definitions_a_function_uses_come_from_other_modules_and_from_its_ow
 ) -> None:
     cart = (package / "shop/cart.py").read_text()
     line = cart.split("\n").index("        return round(subtotal * (1 + rate_for(self.region)), 2)") + 1
-    window = prompt_context.hole_window(cart, line, line)
+    window = infill.hole_window(cart, line, line)
     found = prompt_context.used_definitions(cart, "shop/cart.py", line, line, index, package, window, 2000)
     assert found == [("shop/pricing/rates.py", "def rate_for(region):\n    return RATES[normal(region)]")]
     text = (package / "shop/text.py").read_text()
     found = prompt_context.used_definitions(text, "shop/text.py", 2, 2, index, package,
-                                            prompt_context.hole_window(text, 2, 2), 2000)
+                                            infill.hole_window(text, 2, 2), 2000)
     assert found == [("shop/text.py", 'def _clean(name):\n    return name.replace("_", " ").strip("-")')]
     assert prompt_context.used_definitions(text, "shop/text.py", 2, 2, index, package, None, 10) == []
 

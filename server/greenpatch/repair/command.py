@@ -96,7 +96,7 @@ class _Progress:
                 sys.stderr.flush()
 
 
-class RepairRun(NamedTuple):
+class RepairOutcome(NamedTuple):
     report: RepairReport
     plan: Plan  # the verified fixes combined per file (what --apply writes)
     why: str  # why no model ran ("" when one did)
@@ -143,7 +143,7 @@ def _engine_worker(model: str, settings: Settings) -> tuple[EngineWorker | None,
 def run_repair(
     path: Path, settings: Settings, *, model: str, progress: _Progress | None = None,
     pytest_args: list[str] | None = None,
-) -> RepairRun:
+) -> RepairOutcome:
     from greenpatch.verify import Verifier
 
     started = time.monotonic()
@@ -177,7 +177,7 @@ def run_repair(
         report.notes.insert(0, why)
     if not stopped:
         report.notes.append("the model did not stop in time; greenpatch leaves without freeing it")
-    return RepairRun(report, plan, why, stopped)
+    return RepairOutcome(report, plan, why, stopped)
 
 
 def _fixed(report: RepairReport, plan: Plan | None) -> set[str]:

@@ -1,108 +1,30 @@
-"""Context for the repair prompts (infill and rewrite): what the function uses from elsewhere, the failing test and
-what its failure says, and a window of the file around the hole instead of the whole file.
+"""Where the repair prompts' context is built: what the model sees besides the code around the hole (infill) or
+the function (rewrite). One place, so that what goes in is decided by measurement, for both kinds of prompt.
 
-The window is the module's head (its imports), the classes around the function, and the function itself: a hole in
-a 4,000-line module costs about the prompt of one in a 40-line module. Definitions come from the workspace index
-(signatures and first lines), in a character budget, sorted the same way every time so that the samples of one
-hole share their evaluated prompt.
+What there is to give: the definitions the function uses (from the workspace index: signatures and first lines,
+from other modules and from its own outside the hole's window), in a character budget, sorted the same way every
+time so that the samples of one hole share their evaluated prompt; the failing test and what its failure says
+(actual vs expected, the traceback's frames in the package; repair/failure.py).
 """
 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from greenpatch.context.builder import CHARS_PER_TOKEN, RepoContext
-from greenpatch.engine.base import FimFormat
-from greenpatch.repair.failure import Definitions, FailureFacts, imported_names, resolve
+from greenpatch.engine.base import ChatMessage, FimFormat
+from greenpatch.repair import rewrite
+from greenpatch.repair.failure import Definitions, FailureFacts, FailureReader, imported_names, resolve
+from greenpatch.repair.files import RunFiles
+from greenpatch.repair.group import Group
+from greenpatch.repair.infill import Hole, Window, enclosing, hole_window, make_hole
+from greenpatch.repair.localize import Suspect, test_file_of
 from greenpatch.verify.types import Frame
 
-HEAD_LINES = 40  # the module's first lines kept (imports, constants) at most
-FUNCTION_LINES = 120  # lines of a long function kept around the hole at most
 DEFINITION_LINES = 12  # first lines of each definition shown (signature, docstring, start of the body)
 CONTEXT_CHARS = int(900 * CHARS_PER_TOKEN)  # repo context for one hole: definitions and the test, ~900 tokens
 TEST_CHARS = 1600  # the failing test's part of it at most
-
-
-@dataclass
-class Window:
-    """The part of a file a hole's prompt shows: kept lines around the hole, 1-based, inclusive."""
-
-    head: list[int] = field(default_factory=list)  # the module's import lines
-    classes: list[tuple[int, int]] = field(default_factory=list)  # headers of the classes around the function
-    first: int = 1  # the function's lines (decorators included), cut to FUNCTION_LINES around the hole
-    last: int = 1
-
-
-def _enclosing(tree: ast.Module, line: int) -> tuple[list[ast.ClassDef], ast.FunctionDef | ast.AsyncFunctionDef | None]:
-    """The classes and the innermost function around `line`."""
-    classes: list[ast.ClassDef] = []
-    function: ast.FunctionDef | ast.AsyncFunctionDef | None = None
-    body: list[ast.stmt] = tree.body
-    while True:
-        inside = next((n for n in body if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                       and _start(n) <= line <= (n.end_lineno or n.lineno)), None)
-        if inside is None:
-            return classes, function
-        if isinstance(inside, ast.ClassDef):
-            if function is not None:
-                return classes, function  # a class inside a function: the function is the unit
-            classes.append(inside)
-        else:
-            function = inside
-        body = inside.body
-
-
-def _start(node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> int:
-    return min([node.lineno] + [d.lineno for d in node.decorator_list])
-
-
-def _body_start(cls: ast.ClassDef) -> int:
-    node = cls.body[0]
-    return _start(node) if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) else node.lineno
-
-
-def _head(tree: ast.Module, before: int) -> list[int]:
-    """The module's import lines above line `before` (a long docstring or licence stays out), HEAD_LINES at most."""
-    found: list[int] = []
-    for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)) and (node.end_lineno or node.lineno) < before:
-            found += range(node.lineno, (node.end_lineno or node.lineno) + 1)
-    return found[:HEAD_LINES]
-
-
-def hole_window(text: str, first: int, last: int) -> Window | None:
-    """The window for a hole at lines first..last, or None where the file does not parse or the hole is not
-    inside a function (the whole file is then the prompt, as before)."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return None
-    classes, function = _enclosing(tree, first)
-    if function is None:
-        return None
-    start, end = _start(function), function.end_lineno or function.lineno
-    if end - start + 1 > FUNCTION_LINES:
-        # a long function: the signature's lines stay out only past the bound; the hole stays in the middle
-        start = max(start, first - FUNCTION_LINES // 2)
-        end = min(end, max(last, start + FUNCTION_LINES - 1))
-    headers = [(c.lineno, max(c.lineno, _body_start(c) - 1)) for c in classes]
-    return Window(_head(tree, start), headers, start, end)
-
-
-def window_text(lines: list[str], window: Window, first: int, last: int) -> tuple[str, str]:
-    """The hole's prefix and suffix within the window (the prefix ends at a newline, as infill.make_hole's)."""
-    before: list[str] = [lines[n - 1] for n in window.head]
-    for header_first, header_last in window.classes:
-        before += ["", ""] if before else []
-        before += lines[header_first - 1: header_last]
-    if before and not window.classes:
-        before += ["", ""]
-    before += lines[window.first - 1: first - 1]
-    prefix = "\n".join(before) + "\n" if before else ""
-    suffix = "\n" + "\n".join(lines[last: window.last]) + "\n"
-    return prefix, suffix
 
 
 # --- what the function uses from elsewhere ---------------------------------------------------------------
@@ -118,7 +40,7 @@ def used_definitions(text: str, rel: str, first: int, last: int, index: Definiti
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return []
-    _, function = _enclosing(tree, first)
+    _, function = enclosing(tree, first)
     if function is None:
         return []
     imports = imported_names(tree, rel)
@@ -237,3 +159,81 @@ def rewrite_context(definitions: list[tuple[str, str]]) -> str:
         return ""
     body = "\n\n".join(f"# {path}\n{snippet}" for path, snippet in definitions)
     return f"It uses these definitions from the package:\n\n```python\n{body}\n```\n\n"
+
+
+# What the infill prompt shows, measured with the default model on real slips side by side (see the commit that set
+# them): the hole's window instead of the whole file, the definitions the function uses, the failing test.
+HOLE_WINDOW = True
+INFILL_DEFINITIONS = True
+INFILL_TEST = False
+
+
+class PromptContext:
+    def __init__(self, files: RunFiles, failures: FailureReader) -> None:
+        self.files = files
+        self.failures = failures
+        self._windows: dict[tuple[str, int, int], Window | None] = {}
+        self._infill: dict[tuple[str, int, int, str], str] = {}  # the samples of one hole share their context
+
+    def window(self, path: str, text: str, first: int, last: int) -> Window | None:
+        key = (path, first, last)
+        if key not in self._windows:
+            self._windows[key] = hole_window(text, first, last) if HOLE_WINDOW else None
+        return self._windows[key]
+
+    def hole(self, suspect: Suspect, text: str) -> Hole:
+        """The suspect's hole, its prefix and suffix the window around it (the whole file where there is none)."""
+        return make_hole(suspect.path, text, suspect.line, suspect.last,
+                         self.window(suspect.path, text, suspect.line, suspect.last))
+
+    def infill(self, group: Group, suspect: Suspect, hole: Hole, fim: FimFormat | None = None) -> str:
+        """Text put before the file in an infill prompt: "" with nothing to add."""
+        if not INFILL_DEFINITIONS and not INFILL_TEST:
+            return ""
+        key = (suspect.path, suspect.line, suspect.last, group.failing[0].nodeid)
+        if key not in self._infill:
+            self._infill[key] = self._infill_context(group, suspect, fim)
+        return self._infill[key]
+
+    def _infill_context(self, group: Group, suspect: Suspect, fim: FimFormat | None) -> str:
+        text = self.files.text(suspect.path)
+        if text is None:
+            return ""
+        definitions = used_definitions(
+            text, suspect.path, suspect.line, suspect.last, self.failures.index, self.files.root,
+            self.window(suspect.path, text, suspect.line, suspect.last), CONTEXT_CHARS - TEST_CHARS,
+        ) if INFILL_DEFINITIONS else []
+        facts = self.failures.facts(group.failing[0]) if INFILL_TEST else None
+        return infill_context(fim, suspect.path, definitions, facts, self.files.root.name, with_test=INFILL_TEST)
+
+    def rewrite(self, group: Group, source: str) -> list[ChatMessage]:
+        """The rewrite's first messages: the function's source, what it uses from the package, the failing test,
+        and its failure (actual vs expected, the frames in the package)."""
+        result = group.failing[0]
+        test_text = self.files.text(test_file_of(result.nodeid)) or ""
+        test = test_function(test_text, result.nodeid) or test_text[:3000]
+        facts = self.failures.facts(result)
+        error = facts.summary(1200)
+        if facts.frames:
+            error += "\nRaised in:\n" + frames_text(facts.frames)
+        text = self.files.text(group.path) or ""
+        sm = self.files.map(group.path)
+        fn = next((f for f in sm.functions if f.name == group.function), None) if sm else None
+        definitions = used_definitions(text, group.path, fn.body_first, fn.body_first, self.failures.index,
+                                       self.files.root, hole_window(text, fn.body_first, fn.body_first),
+                                       CONTEXT_CHARS) if fn is not None else []
+        return rewrite.first_messages(group.path, group.function, source, test, error,
+                                      rewrite_context(definitions))
+
+
+def test_function(text: str, nodeid: str) -> str | None:
+    """Source of the test function a node id names (parametrize ids and classes handled)."""
+    name = nodeid.split("::")[-1].split("[")[0]
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+            return ast.get_source_segment(text, node)
+    return None

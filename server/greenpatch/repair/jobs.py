@@ -1,0 +1,219 @@
+"""The model's jobs in a repair run: infill and rewrite samples, and the scoring of passing candidates, all run on
+the engine's worker thread while the run verifies model-free candidates."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from greenpatch.cancel import CancelToken, LinkedToken
+from greenpatch.engine.base import ChatMessage, Engine, FimFormat
+from greenpatch.errors import Cancelled, EngineUnavailable, GreenpatchError, ModelError, ModelNotInstalled
+from greenpatch.repair import infill, rewrite
+from greenpatch.repair.candidates import Candidate, replace_lines
+from greenpatch.repair.clock import RunClock
+from greenpatch.repair.files import RunFiles
+from greenpatch.repair.group import Group
+from greenpatch.repair.localize import Suspect
+from greenpatch.repair.prompt_context import PromptContext
+
+if TYPE_CHECKING:
+    from greenpatch.engine.worker import EngineWorker
+
+log = logging.getLogger(__name__)
+
+SAMPLES = (2, 3)  # model samples per statement (greedy first): round 1, later rounds
+
+Hole = tuple[str, str, str]  # prefix, middle, suffix: the changed lines of a candidate in place
+
+
+class ModelStop(LinkedToken):
+    """The model's cancel token: set when the repair is cancelled, at the repair's deadline, or when a verified fix
+    makes the remaining samples not worth their time (the engine checks it after every token). The deadline is part
+    of it so that no generation outlives the run: a model still decoding when the process exits crashes it."""
+
+    def __init__(self, parent: CancelToken, deadline: float) -> None:
+        super().__init__(parent)
+        self._deadline = deadline
+
+    def is_set(self) -> bool:
+        return super().is_set() or time.monotonic() > self._deadline
+
+
+@dataclass
+class Pending:
+    """The model's samples of one round, in the order they were queued."""
+
+    futures: list[concurrent.futures.Future[list[Candidate]]] = field(default_factory=list)
+    first_fills: int = 0  # the first fill of every suspicious line comes first in `futures`
+
+
+class ModelJobs:
+    def __init__(
+        self, engine: EngineWorker | None, files: RunFiles, clock: RunClock, context: PromptContext, *,
+        engine_error: str = "",
+    ) -> None:
+        self.engine = engine  # an EngineWorker (anything with submit(fn, cancel) -> Future), or None
+        self.files = files
+        self.clock = clock
+        self.context = context
+        self.engine_error = engine_error  # why the model is not used (it failed to load): set once, kept
+        self.stop = ModelStop(clock.cancel, clock.deadline)
+
+    @property
+    def usable(self) -> bool:
+        return self.engine is not None and not self.engine_error
+
+    def submit(self, fn: Callable[[Engine], Any]) -> concurrent.futures.Future[Any] | None:
+        if self.engine is None or self.engine_error:
+            return None
+        return self.engine.submit(fn, self.stop)
+
+    def start(
+        self, group: Group, window: list[Suspect], round_no: int, budget: int, feedback: list[ChatMessage],
+        last_error: str,
+    ) -> Pending:
+        """Queue the round's samples: breadth first, one fill of every suspicious line (greedy in round 1), then
+        the other samples; then the rewrite of the whole function."""
+        pending = Pending()
+        if not self.usable:
+            return pending
+        self.stop = ModelStop(self.clock.cancel, self.clock.deadline)
+        samples = SAMPLES[0] if round_no == 1 else SAMPLES[1]
+        made = 0
+        holes = [(suspect, text, self.context.hole(suspect, text))
+                 for suspect in window if (text := self.files.text(suspect.path)) is not None]
+        pending.first_fills = len(holes)
+        for sample in range(samples):
+            for suspect, text, hole in holes:
+                if made >= budget:
+                    break
+                temperature = 0.0 if sample == 0 and round_no == 1 else 0.4 + 0.2 * round_no
+                seed = round_no * 100 + sample
+                context = self.context.infill(group, suspect, hole, self._fim())
+                future = self.submit(self._fill_job(suspect, text, hole, context, temperature, seed))
+                if future is not None:
+                    pending.futures.append(future)
+                    made += 1
+        # The chat rewrite mostly echoes the bug with small models (see FACTS.md), so it runs from round 2, or in
+        # round 1 when the model has no FIM tokens to infill with.
+        if round_no >= 2 or (self.engine is not None and getattr(getattr(self.engine, "engine", None), "fim", 1) is None):
+            future = self.submit(lambda engine: self._rewrite(engine, group, round_no, feedback, last_error))
+            if future is not None:
+                pending.futures.append(future)
+        return pending
+
+    def _fim(self) -> FimFormat | None:
+        """The model's fill-in-the-middle format: the repo context is written in its file-separator tokens."""
+        fim = getattr(getattr(self.engine, "engine", None), "fim", None)
+        return fim if isinstance(fim, FimFormat) else None
+
+    def _fill_job(
+        self, suspect: Suspect, text: str, hole: infill.Hole, context: str, temperature: float, seed: int
+    ) -> Callable[[Engine], list[Candidate]]:
+        def job(engine: Engine) -> list[Candidate]:
+            if self.clock.cancel.is_set() or self.clock.out_of_time():
+                return []
+            try:
+                filled = infill.fill(engine, hole, context, temperature=temperature, seed=seed, cancel=self.stop)
+            except ModelError:  # a failed decode clears the engine's cache; one fresh try
+                filled = infill.fill(engine, hole, context, temperature=temperature, seed=seed, cancel=self.stop)
+            if filled is None:
+                return []
+            new_lines, gen = filled
+            new_text = replace_lines(text, hole.first, hole.last, new_lines)
+            shown = " ".join(line.strip() for line in new_lines)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            return [Candidate(suspect.path, new_text, "infill", suspect.line,
+                              f"line {suspect.line} -> `{shown}`", gen.mean_logprob, suspect.score)]
+
+        return job
+
+    def finish(self, pending: Pending, settle: int = 0) -> list[Candidate]:
+        """The model's candidates. With a verified fix in hand (`settle` > 0), only the first `settle` fills are
+        waited for; the rest are skipped or stopped within a token."""
+        out: list[Candidate] = []
+        futures = pending.futures
+        for number, future in enumerate(futures):
+            if settle and number == settle:
+                self.stop.cancel()
+            remaining = max(0.1, self.clock.left())
+            try:
+                out.extend(future.result(timeout=remaining))
+            except concurrent.futures.TimeoutError:
+                _cancel_pending(futures)
+                self.clock.time_up()
+                break
+            except (Cancelled, concurrent.futures.CancelledError):
+                self.clock.check_cancel()
+            except (EngineUnavailable, ModelNotInstalled) as exc:
+                self.engine_error = f"model not used: {exc}"
+                _cancel_pending(futures)
+                break
+            except GreenpatchError as exc:  # one failed sample; the others may work
+                log.warning("a model candidate failed: %s", exc)
+        self.clock.check_cancel()
+        return sorted(out, key=lambda c: (-c.prior, -(c.logprob if c.logprob is not None else -99.0)))
+
+    def _rewrite(
+        self, engine: Engine, group: Group, round_no: int, feedback: list[ChatMessage], last_error: str
+    ) -> list[Candidate]:
+        if self.clock.cancel.is_set() or self.clock.out_of_time():
+            return []
+        sm = self.files.map(group.path)
+        text = self.files.text(group.path)
+        fn = next((f for f in sm.functions if f.name == group.function), None) if sm else None
+        if fn is None or text is None:
+            return []
+        source = "\n".join(text.split("\n")[fn.first - 1: fn.last])
+        if not feedback:
+            feedback.extend(self.context.rewrite(group, source))
+        else:
+            feedback.append(rewrite.feedback_message(group.function, last_error))
+        gen = engine.chat(feedback, max_tokens=min(768, 64 + 2 * len(source)),
+                          temperature=min(1.0, 0.2 + 0.3 * (round_no - 1)), seed=round_no, cancel=self.stop)
+        feedback.append(ChatMessage("assistant", gen.text))
+        new_fn = rewrite.extract_function(gen.text, group.function)
+        if new_fn is None:
+            return []
+        new_text = rewrite.splice_function(text, fn.first, fn.last, new_fn)
+        if new_text is None:
+            return []
+        return [Candidate(group.path, new_text, "rewrite", fn.first, f"{group.function} rewritten", gen.mean_logprob,
+                          prior=group.suspects[0].score if group.suspects else 0.0)]
+
+    def score(self, holes: list[Hole]) -> list[list[float]] | None:
+        """The model's log-probabilities of each hole's middle in place (None: no model, or it could not say in
+        the time left)."""
+
+        def job(engine: Engine) -> list[list[float]]:
+            scorer = getattr(engine, "score", None)
+            if scorer is None:
+                return []
+            return [scorer(prefix, suffix, middle, cancel=self.stop) for prefix, middle, suffix in holes]
+
+        self.stop = ModelStop(self.clock.cancel, self.clock.deadline)
+        future = self.submit(job)
+        if future is None:
+            return None
+        try:
+            scores: list[list[float]] = future.result(timeout=max(0.1, self.clock.left()))
+        except concurrent.futures.TimeoutError:
+            self.stop.cancel()
+            return None
+        except (Cancelled, concurrent.futures.CancelledError):
+            self.clock.check_cancel()
+            return None
+        except GreenpatchError as exc:
+            log.warning("scoring the candidates failed: %s", exc)
+            return None
+        return scores
+
+
+def _cancel_pending(futures: list[concurrent.futures.Future[list[Candidate]]]) -> None:
+    for future in futures:
+        future.cancel()
