@@ -1,11 +1,17 @@
 """Model candidates by infilling (AlphaRepair-style): mask one suspicious statement and let the model fill the
-hole, seeing the code before and after it and the failing test as repo context."""
+hole, seeing the code around it (a window of the file: the module's imports, the classes around the function and
+the function itself, so a hole in a 4,000-line module costs about the prompt of one in a 40-line module) and the
+repo context of repair/prompt_context.py before it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ast
+from dataclasses import dataclass, field
 
 from greenpatch.engine.base import Engine, FimFormat, Generation
+
+HEAD_LINES = 40  # the module's import lines kept in a hole's window at most
+FUNCTION_LINES = 120  # lines of a long function kept around the hole at most
 
 
 @dataclass
@@ -23,14 +29,99 @@ class Hole:
         return self.size or self.last - self.first + 1
 
 
-def make_hole(path: str, text: str, first: int, last: int) -> Hole:
+@dataclass
+class Window:
+    """The part of a file a hole's prompt shows: kept lines around the hole, 1-based, inclusive."""
+
+    head: list[int] = field(default_factory=list)  # the module's import lines
+    classes: list[tuple[int, int]] = field(default_factory=list)  # headers of the classes around the function
+    first: int = 1  # the function's lines (decorators included), cut to FUNCTION_LINES around the hole
+    last: int = 1
+
+
+def enclosing(tree: ast.Module, line: int) -> tuple[list[ast.ClassDef], ast.FunctionDef | ast.AsyncFunctionDef | None]:
+    """The classes and the innermost function around `line`."""
+    classes: list[ast.ClassDef] = []
+    function: ast.FunctionDef | ast.AsyncFunctionDef | None = None
+    body: list[ast.stmt] = tree.body
+    while True:
+        inside = next((n for n in body if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                       and _start(n) <= line <= (n.end_lineno or n.lineno)), None)
+        if inside is None:
+            return classes, function
+        if isinstance(inside, ast.ClassDef):
+            if function is not None:
+                return classes, function  # a class inside a function: the function is the unit
+            classes.append(inside)
+        else:
+            function = inside
+        body = inside.body
+
+
+def _start(node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    return min([node.lineno] + [d.lineno for d in node.decorator_list])
+
+
+def _body_start(cls: ast.ClassDef) -> int:
+    node = cls.body[0]
+    return _start(node) if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) else node.lineno
+
+
+def _head(tree: ast.Module, before: int) -> list[int]:
+    """The module's import lines above line `before` (a long docstring or licence stays out), HEAD_LINES at most."""
+    found: list[int] = []
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and (node.end_lineno or node.lineno) < before:
+            found += range(node.lineno, (node.end_lineno or node.lineno) + 1)
+    return found[:HEAD_LINES]
+
+
+def hole_window(text: str, first: int, last: int) -> Window | None:
+    """The window for a hole at lines first..last, or None where the file does not parse or the hole is not
+    inside a function (the whole file is then the prompt, as before)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    classes, function = enclosing(tree, first)
+    if function is None:
+        return None
+    start, end = _start(function), function.end_lineno or function.lineno
+    if end - start + 1 > FUNCTION_LINES:
+        # a long function: the signature's lines stay out only past the bound; the hole stays in the middle
+        start = max(start, first - FUNCTION_LINES // 2)
+        end = min(end, max(last, start + FUNCTION_LINES - 1))
+    headers = [(c.lineno, max(c.lineno, _body_start(c) - 1)) for c in classes]
+    return Window(_head(tree, start), headers, start, end)
+
+
+def window_text(lines: list[str], window: Window, first: int, last: int) -> tuple[str, str]:
+    """The hole's prefix and suffix within the window (the prefix ends at a newline, as infill.make_hole's)."""
+    before: list[str] = [lines[n - 1] for n in window.head]
+    for header_first, header_last in window.classes:
+        before += ["", ""] if before else []
+        before += lines[header_first - 1: header_last]
+    if before and not window.classes:
+        before += ["", ""]
+    before += lines[window.first - 1: first - 1]
+    prefix = "\n".join(before) + "\n" if before else ""
+    suffix = "\n" + "\n".join(lines[last: window.last]) + "\n"
+    return prefix, suffix
+
+
+def make_hole(path: str, text: str, first: int, last: int, window: Window | None = None) -> Hole:
+    """The hole at lines first..last, its prefix and suffix the whole file or, with a `window`, the part of the
+    file around it (prompt_context.hole_window)."""
     lines = text.split("\n")
     line = lines[first - 1]
     indent = line[: len(line) - len(line.lstrip())]
     # The prefix ends at the newline: a prefix ending in spaces tokenizes unlike anything seen in training and
     # derails FIM models; the indentation is put back on the fill.
-    prefix = "\n".join(lines[: first - 1]) + "\n"
-    suffix = "\n" + "\n".join(lines[last:])
+    if window is not None:
+        prefix, suffix = window_text(lines, window, first, last)
+    else:
+        prefix = "\n".join(lines[: first - 1]) + "\n"
+        suffix = "\n" + "\n".join(lines[last:])
     return Hole(path, first, last, prefix, suffix, indent)
 
 

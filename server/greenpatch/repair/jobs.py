@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from greenpatch.cancel import CancelToken, LinkedToken
-from greenpatch.engine.base import ChatMessage, Engine, Generation
+from greenpatch.engine.base import ChatMessage, Engine, FimFormat, Generation
 from greenpatch.errors import Cancelled, EngineUnavailable, GreenpatchError, ModelError, ModelNotInstalled
 from greenpatch.repair import infill, rewrite
 from greenpatch.repair.budget import INFILL, INSERT, likelihood
@@ -95,7 +95,7 @@ class ModelJobs:
             return pending
         self.stop = ModelStop(self.clock.cancel, self.clock.deadline)
         samples = SAMPLES[0] if round_no == 1 else SAMPLES[1]
-        single = [(suspect, text, infill.make_hole(suspect.path, text, suspect.line, suspect.last))
+        single = [(suspect, text, self.context.hole(suspect, text))
                   for suspect in window if (text := self.files.text(suspect.path)) is not None]
         pending.first_fills = len(single)
         # After one fill of every suspicious line: a new line inserted, or two or three lines masked, at the
@@ -112,8 +112,9 @@ class ModelJobs:
         for sample in range(1, samples):
             jobs += [(suspect, text, _Place(hole, INFILL, f"line {suspect.line}"), 0.4 + 0.2 * round_no,
                       round_no * 100 + sample) for suspect, text, hole in single]
+        fim = self._fim()
         for suspect, text, place, temperature, seed in jobs[:budget]:
-            context = self.context.infill(group, suspect, place.hole)
+            context = self.context.infill(group, suspect, place.hole, fim)
             future = self.submit(self._fill_job(suspect, text, place, context, temperature, seed))
             if future is not None:
                 pending.futures.append(future)
@@ -125,6 +126,11 @@ class ModelJobs:
             if future is not None:
                 pending.futures.append(future)
         return pending
+
+    def _fim(self) -> FimFormat | None:
+        """The model's fill-in-the-middle format: the repo context is written in its file-separator tokens."""
+        loaded = self.engine.engine if self.engine is not None else None
+        return loaded.fim if loaded is not None else None
 
     def _fill_job(
         self, suspect: Suspect, text: str, place: _Place, context: str, temperature: float, seed: int

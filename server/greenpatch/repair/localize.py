@@ -1,16 +1,34 @@
-"""Where is the bug? Traceback frames in non-test code plus spectrum-based suspiciousness (Ochiai): a line run by
-the failing tests and rarely by passing ones is a likely fault. Suspects are statement lines inside functions."""
+"""Where is the bug? Spectrum-based suspiciousness (Ochiai: a line run by the failing tests and rarely by passing
+ones is a likely fault), plus the traceback's frames in the package (deepest first), plus the functions the failing
+test calls into the package and what those call (repair/failure.py). Suspects are statement lines inside functions.
+
+An assertion-only failure has no frame in the code under test: the test's calls are then what points into the
+package, and where no coverage was recorded they are the suspects themselves."""
 
 from __future__ import annotations
 
 import ast
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from greenpatch.verify.types import TestResult
+
+if TYPE_CHECKING:
+    from greenpatch.repair.failure import Call  # failure.py imports is_test_path from here
+
+# What the traceback adds to a statement's score: its deepest frame in the package, the next one, any other.
+FRAME_WEIGHTS = (0.5, 0.25, 0.15)
+# What a failing test's calls add to the statements it ran in the called function (depth 0) and in what that
+# calls (depth 1): less than a frame (the exception came from there), enough to lift the test's own entry point
+# above helpers that every passing test runs too.
+CALL_WEIGHTS = (0.15, 0.08)
+# Without coverage, a called function's statements are suspects on their own, at these scores.
+CALLED_ALONE = (0.3, 0.2)
+NAMED_ALONE = 0.1  # without coverage, a function whose name the test's file or message mentions
 
 Coverage = dict[str, dict[str, set[int]]]  # nodeid -> relpath -> 1-based lines
 
@@ -111,6 +129,12 @@ class Suspect:
     reasons: list[str] = field(default_factory=list)
 
 
+def _statements_in(sm: SourceMap, first: int, last: int) -> list[Statement]:
+    """The statements of the function defined at lines first..last (nested functions' included), once each."""
+    found = {id(st): st for line, st in sm.statements.items() if first <= line <= last}
+    return sorted(found.values(), key=lambda st: st.first)
+
+
 def _names_in(text: str) -> set[str]:
     return set(re.findall(r"[A-Za-z_]\w*", text))
 
@@ -123,11 +147,14 @@ def localize(
     focus: set[str] | None,
     candidates_files: Iterable[str] = (),
     test_text: Callable[[str], str] = lambda rel: "",
+    reached: Mapping[str, Sequence[tuple[Call, int]]] | None = None,
 ) -> list[Suspect]:
     """Suspicious statements, most suspicious first.
 
     `source(rel)` gives the parsed file (None when not a repairable Python file); `focus` limits files;
-    `candidates_files` are non-test files to consider when coverage says nothing (e.g. coverage.py missing)."""
+    `candidates_files` are non-test files to consider when coverage says nothing (e.g. coverage.py missing);
+    `reached[nodeid]`: the functions a failing test calls, with their depth (0: called by the test itself, 1: called
+    by those; failure.callees)."""
     passing = list(passing)
     scores: dict[tuple[str, int], float] = {}
     reasons: dict[tuple[str, int], list[str]] = {}
@@ -172,11 +199,37 @@ def localize(
             found = statement(frame.path, frame.line)
             if found:
                 key = (frame.path, found[1].first)
-                scores[key] = scores.get(key, 0.0) + (0.5 if depth == 0 else 0.2)
+                scores[key] = scores.get(key, 0.0) + FRAME_WEIGHTS[min(depth, len(FRAME_WEIGHTS) - 1)]
                 reasons.setdefault(key, []).append("in the traceback")
 
-    if not scores:
-        # No coverage data: every statement of the functions the failing tests name is a (weak) suspect.
+    # The test's calls into the package: its entry points, and what they call.
+    for result in failing:
+        ran = coverage.get(result.nodeid)
+        for call, depth in (reached or {}).get(result.nodeid, ()):
+            if not call.path or not wanted(call.path):
+                continue
+            sm = source(call.path)
+            if sm is None or not sm.ok:
+                continue
+            ran_here = ran.get(call.path, set()) if ran else None
+            depth = min(depth, len(CALL_WEIGHTS) - 1)
+            for st in _statements_in(sm, call.first, call.last):
+                key = (call.path, st.first)
+                if ran_here is not None:
+                    if not any(line in ran_here for line in range(st.first, st.last + 1)):
+                        continue  # the test's run did not reach it
+                    bonus = CALL_WEIGHTS[depth]
+                elif key in scores:
+                    bonus = CALL_WEIGHTS[depth]
+                else:
+                    bonus = CALLED_ALONE[depth]  # no coverage for this test: the called code is the suspect
+                scores[key] = scores.get(key, 0.0) + bonus
+                reasons.setdefault(key, []).append("called by the test" if depth == 0 else
+                                                   "called by what the test calls")
+
+    if not ef:
+        # No coverage data: every statement of the functions the failing tests name is a (weak) suspect, after
+        # the traceback's and the test's calls' (a function reached through a helper of the test's own).
         named: set[str] = set()
         for result in failing:
             named |= _names_in(test_text(test_file_of(result.nodeid)))
@@ -188,8 +241,8 @@ def localize(
             if sm is None or not sm.ok:
                 continue
             for st in {id(s): s for s in sm.statements.values()}.values():
-                if st.function.name.split(".")[-1] in named:
-                    scores[(rel, st.first)] = 0.1
+                if st.function.name.split(".")[-1] in named and (rel, st.first) not in scores:
+                    scores[(rel, st.first)] = NAMED_ALONE
                     reasons.setdefault((rel, st.first), []).append("in a function the test names")
 
     suspects: list[Suspect] = []

@@ -13,9 +13,12 @@ from greenpatch.resources import read_prompt
 _BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)
 
 
-def first_messages(path: str, function: str, source: str, test: str, error: str) -> list[ChatMessage]:
+def first_messages(path: str, function: str, source: str, test: str, error: str,
+                   context: str = "") -> list[ChatMessage]:
+    """`context`: what the function uses from the package (prompt_context.rewrite_context), "" for none."""
     user = read_prompt("repair_rewrite_user.txt").format(
-        path=path, function=function, source=source.rstrip(), test=test.rstrip(), error=error.strip() or "(none)"
+        path=path, function=function, source=source.rstrip(), test=test.rstrip(), error=error.strip() or "(none)",
+        context=context,
     )
     return [ChatMessage("system", read_prompt("repair_rewrite_system.txt").strip()), ChatMessage("user", user)]
 

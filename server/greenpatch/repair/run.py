@@ -30,6 +30,7 @@ from greenpatch.repair.candidates import (
 )
 from greenpatch.repair.clock import RunClock
 from greenpatch.repair.edit_sources import default_sources
+from greenpatch.repair.failure import FailureReader
 from greenpatch.repair.files import RunFiles
 from greenpatch.repair.group import Group, GroupKind, Verified
 from greenpatch.repair.jobs import ModelJobs
@@ -77,7 +78,8 @@ class RepairRun:
         self.report = RepairReport()  # so far: after a Cancelled, the fixes verified before it and every failure
         self.clock = RunClock(cancel or CancelToken(), self.started + max(1.0, settings.max_seconds), self.report)
         self.files = RunFiles(root, changes or {})
-        self.context = PromptContext(self.files)  # what the model's prompts are given besides the code
+        self.failures = FailureReader(root, self.files.test_text, self.files.changes)  # what each failure tells
+        self.context = PromptContext(self.files, self.failures)  # what the model's prompts are given besides the code
         self.jobs = ModelJobs(engine, self.files, self.clock, self.context, engine_error=engine_error)
         self.ranker = Ranker(self.files, verifier, self.jobs, self.clock, self._step)
         self.sources: list[CandidateSource] = default_sources()  # model-free candidates, each with its budget
@@ -196,8 +198,9 @@ class RepairRun:
         files = self.files.python_files()
         groups: dict[tuple[str, str], Group] = {}
         lost: list[TestResult] = []
+        calls = {result.nodeid: self.failures.reached(result) for result in failing}
         for result in failing:
-            found = localize([result], passing, coverage, self.files.map, focus, files, self.files.test_text)
+            found = localize([result], passing, coverage, self.files.map, focus, files, self.files.test_text, calls)
             if not found:
                 lost.append(result)
                 continue
@@ -208,7 +211,7 @@ class RepairRun:
         for group in groups.values():
             group.suspects = [
                 s for s in localize(group.failing, passing, coverage, self.files.map, focus, files,
-                                    self.files.test_text)
+                                    self.files.test_text, calls)
             ]
             # the group's own function first, then other suspects
             group.suspects.sort(key=lambda s: (s.path != group.path or s.function.name != group.function,

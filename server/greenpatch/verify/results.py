@@ -66,6 +66,12 @@ def _syntax_error(message: str) -> str | None:
     return None
 
 
+def read_compared(raw: object) -> tuple[str, str, str] | None:
+    if isinstance(raw, (list, tuple)) and len(raw) == 3:
+        return (str(raw[0]), str(raw[1]), str(raw[2]))
+    return None
+
+
 def build_results(
     records: list[dict[str, object]], src: Path, killed: str, names: frozenset[str] | None = None,
     killed_outcome: str = "error",
@@ -91,7 +97,8 @@ def build_results(
             if event == "collect-error":
                 message = _syntax_error(message) or message
             new = TestResult(nodeid, outcome, float(record.get("duration") or 0.0),  # type: ignore[arg-type]
-                             message, map_frames(record.get("frames"), src))
+                             message, map_frames(record.get("frames"), src),
+                             compared=read_compared(record.get("compared")))
             when = str(record.get("when") or "call") if event == "report" else "collect"
             old = results.get(nodeid)
             if old is None:
@@ -101,6 +108,7 @@ def build_results(
                 old.duration += new.duration
                 if _RANK.get(new.outcome, 3) > _RANK.get(old.outcome, 3):
                     old.outcome, old.message, old.frames = new.outcome, new.message, new.frames
+                    old.compared = new.compared
                     phases[nodeid] = when
     for nodeid in begun:
         if nodeid not in results:

@@ -23,6 +23,8 @@ class TestResult:
     frames: list[Frame] = field(default_factory=list)  # innermost last
     # why a failure is out of a fix's reach (verify/causes.py): "environment" | "flaky" | "" (a fix may reach it)
     cause: str = ""
+    # the failed comparison of a rewritten `assert` (op, repr of left, repr of right), bounded reprs; None otherwise
+    compared: tuple[str, str, str] | None = None
 
 
 @dataclass

@@ -35,7 +35,15 @@ from greenpatch.verify.causes import FLAKY, workspace_names
 from greenpatch.verify.covmap import CoverageMap, content_hash, from_coverage_data
 from greenpatch.verify.pytest_args import TestFiles, narrow, split_args
 from greenpatch.verify.python import Interpreter, probe, resolve_python
-from greenpatch.verify.results import begun, build_results, collected, ended, hang_frames, read_records
+from greenpatch.verify.results import (
+    begun,
+    build_results,
+    collected,
+    ended,
+    hang_frames,
+    read_compared,
+    read_records,
+)
 from greenpatch.verify.sandbox import (
     Pristine,
     make_sandbox,
@@ -552,7 +560,7 @@ def _run_from_dict(data: dict[str, object]) -> TestRun:
     raw: dict[str, Any] = dict(data)
     results = [
         TestResult(r["nodeid"], r["outcome"], r["duration"], r["message"], [Frame(**f) for f in r["frames"]],
-                   r.get("cause", ""))
+                   r.get("cause", ""), read_compared(r.get("compared")))
         for r in raw.pop("results")
     ]
     run = TestRun(results=results, **raw)

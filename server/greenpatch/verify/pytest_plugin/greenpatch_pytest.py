@@ -30,6 +30,9 @@ _cov: Any = None
 _test_limit = 0.0  # seconds one test may take ($GREENPATCH_TEST_TIMEOUT); 0: no per-test limit
 _deselect: set[str] = set()  # node ids already run by an earlier attempt of this run ($GREENPATCH_DESELECT)
 _hang: Any = None  # file faulthandler writes the stacks of a test still running past its limit to (RESULTS.hang)
+_outside: tuple[str, ...] = ()  # folders whose frames are left out of a failure's traceback (_outside_project)
+_compared: list[str] | None = None  # the running test's last failed comparison: [op, repr(left), repr(right)]
+REPR_CHARS = 1000  # bound on each side of a comparison reported
 HANG_AFTER = 0.5  # seconds past the limit: the timer did not end the test, greenpatch is about to kill it
 
 
@@ -69,7 +72,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: Any, args
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    global _out, _cov
+    global _out, _cov, _outside
     path = os.environ.pop("GREENPATCH_RESULTS", "")
     if not path or _out is not None:
         return
@@ -77,6 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if os.environ.pop("GREENPATCH_NETNS", "") == "1":
         _loopback_up()
     _read_run_limits(config, path)
+    _outside = _outside_project(_rootpath(config))
     data_file = os.environ.pop("GREENPATCH_COVERAGE", "")
     engine = os.environ.pop("GREENPATCH_COVERAGE_ENGINE", "")
     if data_file:
@@ -163,6 +167,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Any:
+    global _compared
+    _compared = None
     _emit({"event": "begin", "nodeid": item.nodeid})
     if _cov is not None:
         _cov.switch_context(item.nodeid)
@@ -206,15 +212,47 @@ def _stop_timer(previous: Any) -> None:
         pass
 
 
+def _outside_project(root: str) -> tuple[str, ...]:
+    """Where the interpreter, pytest and installed packages live: frames there say nothing about the bug, and a
+    deep traceback through pytest's own calls would push the project's frames out of the bound. A place that holds
+    the project itself (an interpreter whose prefix is / or the project's parent) is no such place."""
+    inside = os.path.join(os.path.realpath(root), "")
+    places = {os.path.dirname(os.path.dirname(pytest.__file__)), sys.prefix, sys.base_prefix, sys.exec_prefix}
+    found = (os.path.join(os.path.realpath(p), "") for p in places if p)
+    return tuple(p for p in found if not inside.startswith(p))
+
+
 def _frames(excinfo: Any) -> list[list[Any]]:
     frames: list[list[Any]] = []
     try:
+        outside = _outside
         tb = excinfo.value.__traceback__
         for fs in traceback.extract_tb(tb):
-            frames.append([fs.filename, fs.lineno, fs.name])
+            if not os.path.realpath(fs.filename).startswith(outside):
+                frames.append([fs.filename, fs.lineno, fs.name])
     except Exception:  # noqa: BLE001,S110 - best effort, never break the user's test run
         pass
     return frames[-30:]
+
+
+def _repr(value: Any) -> str:
+    try:
+        from _pytest._io.saferepr import saferepr  # pytest 7.0+; a repr that cannot raise, bounded
+
+        return str(saferepr(value, maxsize=REPR_CHARS))
+    except Exception:  # noqa: BLE001 - best effort, never break the user's test run
+        try:
+            return repr(value)[:REPR_CHARS]
+        except Exception:  # noqa: BLE001 - a broken __repr__
+            return f"<{type(value).__name__} object>"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_assertrepr_compare(config: pytest.Config, op: str, left: Any, right: Any) -> None:
+    # Called by a rewritten `assert` whose comparison failed: the values themselves, where the message has them
+    # cut short or as a diff. Returns None, so pytest (or the project's own hook) still writes the explanation.
+    global _compared
+    _compared = [op, _repr(left), _repr(right)]
 
 
 def _message(excinfo: Any) -> str:
@@ -233,6 +271,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     if call.excinfo is not None and report.outcome == "failed":
         report.greenpatch_frames = _frames(call.excinfo)
         report.greenpatch_message = _message(call.excinfo)
+        if _compared is not None and isinstance(call.excinfo.value, AssertionError):
+            report.greenpatch_compared = _compared
         if isinstance(call.excinfo.value, Timeout):
             report.greenpatch_message = str(call.excinfo.value)
         elif type(call.excinfo.value).__name__ == "FixtureLookupError":  # its repr is no message for a person
@@ -257,6 +297,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             "event": "report", "nodeid": report.nodeid, "when": report.when, "outcome": outcome,
             "duration": report.duration, "message": message,
             "frames": getattr(report, "greenpatch_frames", []),
+            "compared": getattr(report, "greenpatch_compared", None),
         })
 
 
