@@ -12,8 +12,9 @@ from greenpatch.repair.candidates import (
     normalized,
     unified_diff,
 )
-from greenpatch.repair.localize import SourceMap, is_test_path, localize
+from greenpatch.repair.localize import SourceMap, localize
 from greenpatch.repair.mutate import mutations
+from greenpatch.repair.paths import is_test_path
 from greenpatch.repair.probe import call_examples, digests, extra_inputs, probe_source
 from greenpatch.repair.rewrite import extract_function, splice_function
 from greenpatch.verify.types import Frame

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from greenpatch.repair.localize import is_test_path
+from greenpatch.repair.paths import is_test_path
 from greenpatch.verify.types import Frame, TestResult
 from greenpatch.workspace.index import WorkspaceIndex
 

@@ -12,13 +12,13 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
+from greenpatch.repair.paths import is_test_path, test_file_of
 from greenpatch.verify.types import TestResult
 
 if TYPE_CHECKING:
-    from greenpatch.repair.failure import Call  # failure.py imports is_test_path from here
+    from greenpatch.repair.failure import Call
 
 # What the traceback adds to a statement's score: its deepest frame in the package, the next one, any other.
 FRAME_WEIGHTS = (0.5, 0.25, 0.15)
@@ -31,17 +31,6 @@ CALLED_ALONE = (0.3, 0.2)
 NAMED_ALONE = 0.1  # without coverage, a function whose name the test's file or message mentions
 
 Coverage = dict[str, dict[str, set[int]]]  # nodeid -> relpath -> 1-based lines
-
-
-def is_test_path(rel: str) -> bool:
-    p = PurePosixPath(rel)
-    if p.name == "conftest.py" or p.name.startswith("test_") or p.name.endswith("_test.py"):
-        return True
-    return any(part in ("tests", "test", "testing") for part in p.parts[:-1])
-
-
-def test_file_of(nodeid: str) -> str:
-    return nodeid.split("::", 1)[0]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from greenpatch.repair.failure import Definitions, FailureFacts, FailureReader, 
 from greenpatch.repair.files import RunFiles
 from greenpatch.repair.group import Group
 from greenpatch.repair.infill import Hole, Window, enclosing, hole_window, make_hole
-from greenpatch.repair.localize import Suspect, test_file_of
+from greenpatch.repair.localize import Suspect
+from greenpatch.repair.paths import test_file_of
 from greenpatch.verify.types import Frame
 
 DEFINITION_LINES = 12  # first lines of each definition shown (signature, docstring, start of the body)

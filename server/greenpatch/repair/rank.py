@@ -11,7 +11,8 @@ from greenpatch.repair.clock import RunClock
 from greenpatch.repair.files import RunFiles
 from greenpatch.repair.group import Group, GroupKind, Verified
 from greenpatch.repair.jobs import Hole, ModelJobs
-from greenpatch.repair.localize import Coverage, test_file_of
+from greenpatch.repair.localize import Coverage
+from greenpatch.repair.paths import test_file_of
 from greenpatch.workspace.files import differing_span
 
 if TYPE_CHECKING:

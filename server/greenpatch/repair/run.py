@@ -34,7 +34,8 @@ from greenpatch.repair.failure import FailureReader
 from greenpatch.repair.files import RunFiles
 from greenpatch.repair.group import Group, GroupKind, Verified
 from greenpatch.repair.jobs import ModelJobs
-from greenpatch.repair.localize import Coverage, is_test_path, localize
+from greenpatch.repair.localize import Coverage, localize
+from greenpatch.repair.paths import is_test_path
 from greenpatch.repair.prompt_context import PromptContext
 from greenpatch.repair.rank import WEAK_TESTS, Ranker, covering_tests
 from greenpatch.repair.sources import CandidateSource, Request
