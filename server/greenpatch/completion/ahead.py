@@ -117,7 +117,7 @@ class Ahead:
                                   max_tokens=request.max_tokens, cancel=token)
             return held, not token.is_set()
 
-        self._notify(place, True)
+        self.notify(place, True)
         try:
             held, finished = await self.worker.run_idle(job, token)
         except (Cancelled, asyncio.CancelledError):
@@ -127,7 +127,7 @@ class Ahead:
             log.debug("preparing ahead failed: %s", exc)
             return
         finally:
-            self._notify(place, False)
+            self.notify(place, False)
         if finished:
             self._done = place.key
             self.counts["prepared"] += 1
@@ -135,7 +135,8 @@ class Ahead:
         else:
             self.counts["preempted"] += 1
 
-    def _notify(self, place: Place, busy: bool) -> None:
+    def notify(self, place: Place, busy: bool) -> None:
+        """Tell the editor that a suggestion is being prepared at `place` (ahead, or for a request) or no more."""
         if self.on_preparing is None:
             return
         try:

@@ -88,7 +88,8 @@ class CompletionService:
         # what the user did with earlier suggestions: the gate's threshold with completions.acceptTarget
         self.feedback: FeedbackLog | None = None
         self.ahead = Ahead(worker, self._request_at)
-        self._places: dict[str, int] = {}  # the line of the last request or preparation in each document
+        # (version, line, col) of the last request or preparation in each document
+        self._places: dict[str, tuple[int, int, int]] = {}
 
     def threshold(self) -> float:
         """The confidence gate's threshold: the fixed setting, or calibrated on what this user accepted."""
@@ -116,12 +117,15 @@ class CompletionService:
     def prepare_at(self, uri: str, path: Path | None, text: str, version: int, line: int, col: int,
                    reason: str) -> None:
         """The user is likely to type at (line, col) soon: evaluate that place's prompt while the engine is idle
-        (see completion/ahead.py). An edit ("edit") counts only at a new place: typing along a line has its prompt."""
+        (see completion/ahead.py). An edit ("edit") counts only at a new line (typing along a line has its prompt), and
+        the cursor where a request was just made (it rests where the user typed) prepares nothing: the request did,
+        and the line after it may be being prepared."""
         if not (self.settings.enabled and self.settings.prepare_ahead) or self._stale(uri, version):
             return
-        if reason == "edit" and self._places.get(uri) == line:
+        last = self._places.get(uri)
+        if last is not None and (reason == "edit" and last[1] == line or last == (version, line, col)):
             return
-        self._places[uri] = line
+        self._places[uri] = (version, line, col)
         self.ahead.at(Place(uri, path, text, version, line, col), reason)
 
     def _request_at(self, engine: Engine, place: Place) -> CompletionRequest:
@@ -161,7 +165,7 @@ class CompletionService:
         if not self.settings.enabled or self._stale(uri, version):
             return None
         self.notify_change(uri, version)
-        self._places[uri] = line
+        self._places[uri] = (version, line, col)
         full_prefix, full_suffix = split_at(text, line, col)
         if path is not None:
             self.recent.record(str(path), text)
@@ -197,6 +201,8 @@ class CompletionService:
                     return None
                 if hit is not None:
                     return self._answer(uri, path, full_prefix, full_suffix, mode, hit, started, version)
+            place = Place(uri, path, text, version, line, col)
+            self.ahead.notify(place, True)  # the editor may say a suggestion is being prepared at the cursor
             try:
                 self.model_calls += 1
                 request, generation, choice = await self._fill(path, text, line, col, mode, token, asked)
@@ -206,6 +212,8 @@ class CompletionService:
                 self.last_error = exc
                 log.debug("completion failed: %s", exc)
                 return None
+            finally:
+                self.ahead.notify(place, False)
             self.last_error = None
             if generation.stop_reason == "cancelled" or token.is_set() or self._stale(uri, version):
                 return None
