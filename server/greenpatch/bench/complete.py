@@ -432,6 +432,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.keystrokes > 0:
         report["latency"] = latency(engine, files, args.keystrokes, getattr(args, "typing_ms", TYPING_MS),
                                     getattr(args, "modes", None))
+    if getattr(args, "ahead", False):  # the first request at a place, with and without preparing ahead (ahead.py)
+        from greenpatch.bench.ahead import replay as ahead_replay
+
+        extra = [Path(f).resolve() for f in getattr(args, "ahead_files", [])]
+        report["ahead"] = ahead_replay(engine, files + extra, getattr(args, "ahead_rest_ms", 2000))
     rss = _rss_mb()
     model_mb = model_path.stat().st_size / 1e6 if model_path is not None and model_path.exists() else 0.0
     report["rss_mb"] = round(rss, 1)
@@ -472,6 +477,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "prefetch_speedup_mean", "prefetch_speedup_p95", "prefetch_speedup_next_line_p50"):
         if key in lat:
             summary[key] = lat[key]
+    ahead = report.get("ahead", {})
+    for variant in ("without", "with"):
+        summary.update({f"ahead_{variant}_{k}": v for k, v in ahead.get(variant, {}).items() if k.endswith("_p50")})
+    summary.update({f"ahead_{k}": v for k, v in ahead.items() if k.startswith("speedup_") or k == "parked_mb"})
     remote = report.get("remote_engine", {}).get("summary", {})
     if "http_overhead_p50" in remote:
         summary["http_overhead_p50"] = remote["http_overhead_p50"]
