@@ -19,6 +19,7 @@ sees it: the didChange first, the request after it):
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import sys
 import time
@@ -153,8 +154,11 @@ def replay(engine: Engine, files: list[Path], rest_ms: int) -> dict[str, Any]:
             if variant == "with":
                 for key, value in {**service.ahead.counts, **service.ahead.by_reason}.items():
                     counts[key] = counts.get(key, 0) + value
-            print(f"bench complete --ahead: {path.name} {variant}: {time.perf_counter() - started:.0f} s",
-                  file=sys.stderr)
+            # each file's events as they come: a long run that is stopped still says what it measured
+            done = [{k: e[k] for k in ("kind", "seconds", "prompt", "reused", "shown")}
+                    for e in samples[variant] if e["file"] == path.name]
+            print(f"bench complete --ahead: {path.name} {variant} at {time.perf_counter() - started:.0f} s: "
+                  f"{json.dumps(done)}", file=sys.stderr)
     without, with_ = _summary(samples["without"]), _summary(samples["with"])
     out: dict[str, Any] = {"files": [str(f) for f in files], "rest_ms": rest_ms, "without": without, "with": with_,
                            "work_ahead": counts, "events": samples,

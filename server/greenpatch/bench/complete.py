@@ -438,7 +438,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from greenpatch.bench.ahead import replay as ahead_replay
 
         extra = [Path(f).resolve() for f in getattr(args, "ahead_files", [])]
-        report["ahead"] = ahead_replay(engine, files + extra, getattr(args, "ahead_rest_ms", 2000))
+        report["ahead"] = ahead_replay(engine, extra + files, getattr(args, "ahead_rest_ms", 2000))
     rss = _rss_mb()
     model_mb = model_path.stat().st_size / 1e6 if model_path is not None and model_path.exists() else 0.0
     report["rss_mb"] = round(rss, 1)
