@@ -184,3 +184,15 @@ async def test_the_cursor_resting_where_a_request_was_just_made_keeps_the_next_l
     service.prepare_at(URI, PATH, doc, 1, 1, 14, "cursor")
     await service.ahead.wait()
     assert [reason for reason, n in service.ahead.by_reason.items() if n] == ["next line"]
+
+
+def test_a_cursor_notification_is_read_and_a_malformed_one_refused() -> None:
+    from greenpatch.protocol.completion import cursor_at
+
+    good = {"uri": URI, "version": 3, "position": {"line": 2, "character": 5}}
+    assert cursor_at(good) == (URI, 3, 2, 5)
+    assert cursor_at({**good, "version": None}) == (URI, None, 2, 5), "the version is optional"
+    assert cursor_at({"uri": URI, "position": {"line": -1, "character": 0}}) is None
+    assert cursor_at({"uri": URI, "position": {"line": True, "character": 0}}) is None
+    assert cursor_at({"position": {"line": 1, "character": 0}}) is None
+    assert cursor_at(None) is None
