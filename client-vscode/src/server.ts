@@ -25,6 +25,7 @@ import {
 } from "./launch";
 import { chooseInterpreter, type InterpreterChoice, type JsonObject, SECTION, serverSettings } from "./settings";
 import { parseStatus, STATUS_NOTIFICATION, type StatusBar } from "./status";
+import { CURSOR_NOTIFICATION, CursorReporter, parsePreparing, PREPARING_NOTIFICATION, PreparingState } from "./cursor";
 
 export const DOCUMENT_SELECTOR = [
   { scheme: "file", language: "python" },
@@ -79,6 +80,7 @@ export class GreenpatchServer implements vscode.Disposable {
   private stopping = false;
   private offeredModelInstall = false;
   private readonly disposables: vscode.Disposable[] = [];
+  private cursorWatch: vscode.Disposable[] = []; // the cursor's place sent to the running client (watchCursor)
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -195,6 +197,7 @@ export class GreenpatchServer implements vscode.Disposable {
         this.onNoModel();
       }
     });
+    this.watchCursor(client);
     try {
       await client.start();
     } catch (error) {
@@ -208,7 +211,38 @@ export class GreenpatchServer implements vscode.Disposable {
     }
   }
 
+  /** Tells the server where the cursor rests (it prepares a suggestion there) and shows its preparations. */
+  private watchCursor(client: LanguageClient): void {
+    const clock = { setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms), clearTimeout: (t: unknown) => clearTimeout(t as NodeJS.Timeout) };
+    const reporter = new CursorReporter((params) => {
+      if (this.client === client && client.isRunning()) void client.sendNotification(CURSOR_NOTIFICATION, params);
+    }, clock);
+    const report = (editor: vscode.TextEditor | undefined) => {
+      if (!editor || editor.document.languageId !== "python") return;
+      if (!vscode.workspace.getConfiguration(SECTION).get<boolean>("completions.prepareAhead", true)) return;
+      const { line, character } = editor.selection.active;
+      reporter.moved({ uri: editor.document.uri.toString(), version: editor.document.version, position: { line, character } });
+    };
+    const preparing = new PreparingState((shown) => this.status.setPreparing(shown), () => {
+      const editor = vscode.window.activeTextEditor;
+      return editor ? { uri: editor.document.uri.toString(), line: editor.selection.active.line } : undefined;
+    }, clock);
+    client.onNotification(PREPARING_NOTIFICATION, (raw: unknown) => {
+      const place = parsePreparing(raw);
+      if (place) preparing.update(place);
+    });
+    this.cursorWatch.forEach((d) => d.dispose());
+    this.cursorWatch = [
+      vscode.window.onDidChangeTextEditorSelection((event) => report(event.textEditor)),
+      vscode.window.onDidChangeActiveTextEditor(report),
+      { dispose: () => { reporter.dispose(); preparing.dispose(); this.status.setPreparing(false); } },
+    ];
+    report(vscode.window.activeTextEditor);
+  }
+
   async stop(): Promise<void> {
+    this.cursorWatch.forEach((d) => d.dispose());
+    this.cursorWatch = [];
     const client = this.client;
     this.client = undefined;
     if (!client) return;

@@ -85,6 +85,12 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: "While a line suggestion is shown, compute the suggestion for the line after it as it will be once accepted and Enter pressed, so that it is there sooner. Off by default: in the project's typing benchmark it answered no next line ahead and made the slowest suggestions slower.",
   },
   {
+    key: "completions.prepareAhead",
+    type: "boolean",
+    default: true,
+    description: "While the model is idle, read ahead the code where you are likely to type next (where the cursor rests, a file you open, the line after a suggestion), so that the first suggestion there comes sooner. Typing always comes first: a request stops this work at once.",
+  },
+  {
     key: "completions.examples",
     type: "boolean",
     default: true,

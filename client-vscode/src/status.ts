@@ -40,11 +40,17 @@ export function parseStatus(raw: unknown): StatusParams {
   return { state: "error", message: `unexpected status from the server: ${JSON.stringify(raw)}` };
 }
 
-/** Text, tooltip and colour of the status bar item. */
-export function presentStatus(status: StatusParams, completionsEnabled: boolean): StatusView {
+/** Text, tooltip and colour of the status bar item; `preparing`: a suggestion is being prepared at the cursor. */
+export function presentStatus(status: StatusParams, completionsEnabled: boolean, preparing = false): StatusView {
   const off = completionsEnabled ? "" : " (completions off)";
   const detail = status.message ? `\n${status.message}` : "";
   const click = "\nClick for greenpatch actions.";
+  if (preparing && completionsEnabled && status.state === "ready") {
+    return {
+      text: "$(loading~spin) greenpatch: preparing suggestion",
+      tooltip: `greenpatch: the model is reading the code at the cursor; a suggestion follows (wait, or type on)${click}`,
+    };
+  }
   switch (status.state) {
     case "starting":
       return { text: "$(sync~spin) greenpatch", tooltip: `greenpatch: starting${detail}${click}` };
@@ -141,6 +147,7 @@ export class StatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
   private current: StatusParams = { state: "starting", message: "" };
   private completionsEnabled = true;
+  private preparing = false;
 
   constructor(private readonly api: typeof vscode) {
     this.item = api.window.createStatusBarItem("greenpatch.status", api.StatusBarAlignment.Right, 100);
@@ -164,8 +171,14 @@ export class StatusBar implements vscode.Disposable {
     this.render();
   }
 
+  /** A suggestion is being prepared at the cursor (see cursor.ts). */
+  setPreparing(preparing: boolean): void {
+    this.preparing = preparing;
+    this.render();
+  }
+
   private render(): void {
-    const view = presentStatus(this.current, this.completionsEnabled);
+    const view = presentStatus(this.current, this.completionsEnabled, this.preparing);
     this.item.text = view.text;
     this.item.tooltip = view.tooltip;
     this.item.backgroundColor = view.background ? new this.api.ThemeColor(view.background) : undefined;

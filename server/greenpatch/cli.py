@@ -289,6 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
                          + ", ".join(LATENCY_MODES))
     bp.add_argument("--typing-ms", type=int, default=150, metavar="MS",
                     help="the replayed user's time between keystrokes, not counted in the latency (%(default)s)")
+    bp.add_argument("--ahead", action="store_true",
+                    help="also replay editor events (open, cursor rests, typing, Enter after a line) and time the first "
+                         "request of each kind with and without preparing ahead, side by side")
+    bp.add_argument("--ahead-rest-ms", type=int, default=2000, metavar="MS",
+                    help="how long the cursor rests, or a file stays open, before typing in that replay (%(default)s)")
+    bp.add_argument("--ahead-files", nargs="*", default=[], metavar="FILE",
+                    help="files replayed with --ahead besides the typing replay's (e.g. a real library's module)")
     bp.add_argument("--suffix-lines", type=int, default=None, help="override completions.suffixLines for quality")
     bp.add_argument("--alternatives", type=int, default=None, metavar="N",
                     help="override completions.alternatives for quality (0: the model's first choice only)")

@@ -49,6 +49,10 @@ class CompletionSettings:
     # replay of `greenpatch bench complete` it answered no next line (few suggestions there are exactly the line
     # typed) and made p95 worse (README, "prefetch" mode).
     prefetch: bool = False
+    # While the engine is idle, evaluate the prompt where the user is likely to type next (a file opened, the cursor
+    # resting, the first edit at a new place, the line after a shown suggestion; completion/ahead.py), so that the
+    # first suggestion there does not wait for it. A request preempts it within a prompt step.
+    prepare_ahead: bool = True
     # Where the cursor is in a function whose docstring has doctest examples, run them on the suggestion in a
     # sandbox (trusted workspaces only; completion/examples.py): a line that fails them in a whole function is
     # replaced by the likeliest sampled line that passes them; where none does it stays. The gate decides after.

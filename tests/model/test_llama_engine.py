@@ -405,3 +405,40 @@ def test_drafted_tokens_that_cannot_be_removed_end_the_generation_with_a_clear_e
         tiny_engine.complete(LETTERS.replace("'", '"'), max_tokens=24)
     monkeypatch.undo()
     assert tiny_engine.complete(LETTERS.replace("'", '"'), max_tokens=8).text, "the next request starts afresh"
+
+
+def test_a_prepared_place_answers_from_the_prepared_state(tiny_engine) -> None:
+    a, b = _file("alpha", 20), _file("beta", 20)
+    kwargs = {"max_tokens": 12, "stop": ["\n"]}
+    tiny_engine._clear()
+    cold = tiny_engine.infill(a, "\n", **kwargs)
+    tiny_engine._clear()
+    held = tiny_engine.prepare(a, "\n", max_tokens=12)
+    assert held == cold.prompt_tokens, "the whole prompt the request builds is evaluated ahead"
+    warm = tiny_engine.infill(a, "\n", **kwargs)
+    assert warm.reused_tokens == warm.prompt_tokens - 1, "only the last token is evaluated again (for its logits)"
+    assert warm.text == cold.text
+    tiny_engine.prepare(b, "\n", max_tokens=12)
+    back = tiny_engine.infill(a, "\n", **kwargs)
+    assert back.reused_tokens == back.prompt_tokens - 1, "the place prepared before another one was parked"
+
+
+def test_a_cancelled_preparation_keeps_what_it_evaluated_for_the_request(tiny_engine) -> None:
+    from greenpatch.cancel import CancelToken
+    from greenpatch.engine.llama import PREPARE_STEP
+
+    a = _file("gamma", 20)
+    tiny_engine._clear()
+    token = CancelToken()
+    steps = 0
+
+    class _AfterTwoSteps(CancelToken):
+        def is_set(self) -> bool:
+            nonlocal steps
+            steps += 1
+            return steps > 3  # the check before the prompt, then one before each step
+
+    held = tiny_engine.prepare(a, "\n", max_tokens=12, cancel=_AfterTwoSteps())
+    assert held == 2 * PREPARE_STEP, "stopped after two steps, which stay evaluated"
+    answer = tiny_engine.infill(a, "\n", max_tokens=12, stop=["\n"], cancel=token)
+    assert answer.reused_tokens == held

@@ -82,3 +82,14 @@ describe("status menu", () => {
     for (const id of [...Object.values(MENU_COMMANDS), "greenpatch.showMenu"]) assert.ok(declared.includes(id), id);
   });
 });
+
+describe("preparing a suggestion", () => {
+  it("shows in the status bar while ready", () => {
+    assert.match(presentStatus({ state: "ready", message: "" }, true, true).text, /preparing suggestion/);
+  });
+
+  it("gives way to states that need the user", () => {
+    assert.equal(presentStatus({ state: "error", message: "x" }, true, true).text, "$(error) greenpatch");
+    assert.equal(presentStatus({ state: "ready", message: "" }, false, true).text, "$(circle-slash) greenpatch");
+  });
+});

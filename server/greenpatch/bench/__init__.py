@@ -2,4 +2,5 @@
 
 # The completion latency replay's modes (bench/complete.py says what each one changes); here, so that the command
 # line can offer them without importing the benchmark.
-LATENCY_MODES = ("prefix", "chunk", "nodraft", "shownonly", "noheal", "unheld", "noalt", "nopark", "prefetch", "none")
+LATENCY_MODES = ("prefix", "chunk", "nodraft", "shownonly", "noheal", "unheld", "noalt", "nopark", "prefetch", "noahead",
+                 "none")

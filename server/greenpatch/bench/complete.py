@@ -233,7 +233,8 @@ def latency(engine: Engine, files: list[Path], keystrokes: int, typing_ms: int =
             engine._drafts.clear()  # type: ignore[attr-defined]
         counts_before = dict(getattr(engine, "draft_counts", {}))
         worker = EngineWorker(lambda: engine, owns_engine=False)
-        settings = CompletionSettings(debounce_ms=0, prefetch=mode == "prefetch")
+        # "noahead": without preparing the next line's prompt while a line suggestion is read (completion/ahead.py)
+        settings = CompletionSettings(debounce_ms=0, prefetch=mode == "prefetch", prepare_ahead=mode != "noahead")
         if mode == "noalt":
             settings.alternatives = 0
         service = CompletionService(worker, settings, index=index, root=root)
@@ -301,6 +302,7 @@ def latency(engine: Engine, files: list[Path], keystrokes: int, typing_ms: int =
         ("alternatives_cost_{}", ("mean", "p95", "next_line_p50", "new_place_p50"), "noalt", DEFAULT_REUSE, 2),
         ("parked_speedup_{}", ("back_p50",), DEFAULT_REUSE, "nopark", 2),
         ("prefetch_speedup_{}", ("mean", "p95", "next_line_p50"), "prefetch", DEFAULT_REUSE, 2),
+        ("ahead_speedup_{}", ("mean", "p95", "next_line_p50"), DEFAULT_REUSE, "noahead", 2),
     ]
     for name, keys, mode_a, mode_b, digits in pairs:
         if mode_a in out and mode_b in out:
@@ -431,6 +433,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.keystrokes > 0:
         report["latency"] = latency(engine, files, args.keystrokes, getattr(args, "typing_ms", TYPING_MS),
                                     getattr(args, "modes", None))
+    if getattr(args, "ahead", False):  # the first request at a place, with and without preparing ahead (ahead.py)
+        from greenpatch.bench.ahead import replay as ahead_replay
+
+        extra = [Path(f).resolve() for f in getattr(args, "ahead_files", [])]
+        report["ahead"] = ahead_replay(engine, extra + files, getattr(args, "ahead_rest_ms", 2000))
     rss = _rss_mb()
     model_mb = model_path.stat().st_size / 1e6 if model_path is not None and model_path.exists() else 0.0
     report["rss_mb"] = round(rss, 1)
@@ -459,7 +466,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                "replay_files": source}
     lat = report.get("latency", {})
     for mode in ("chunk", "prefix", "nodraft", "shownonly", "noheal", "unheld", "noalt", "nopark", "prefetch",
-                 "none"):
+                 "noahead", "none"):
         if mode in lat:
             for key in ("p50", "p95", "mean", "model_p50", "model_calls", "shown", "shown_chars_typed",
                         "next_line_p50", "next_line_ahead", "new_place_p50", "back_p50", "sampled_requests", "first_shown",
@@ -470,9 +477,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "healing_speedup_mean", "healing_speedup_p95", "held_context_speedup_mean",
                 "held_context_speedup_next_line_p50", "alternatives_cost_mean", "alternatives_cost_p95",
                 "alternatives_cost_next_line_p50", "alternatives_cost_new_place_p50", "parked_speedup_back_p50",
-                "prefetch_speedup_mean", "prefetch_speedup_p95", "prefetch_speedup_next_line_p50"):
+                "prefetch_speedup_mean", "prefetch_speedup_p95", "prefetch_speedup_next_line_p50",
+                "ahead_speedup_mean", "ahead_speedup_p95", "ahead_speedup_next_line_p50"):
         if key in lat:
             summary[key] = lat[key]
+    ahead = report.get("ahead", {})
+    for variant in ("without", "with"):
+        summary.update({f"ahead_{variant}_{k}": v for k, v in ahead.get(variant, {}).items() if k.endswith("_p50")})
+    summary.update({f"ahead_{k}": v for k, v in ahead.items() if k.startswith("speedup_") or k == "parked_mb"})
     remote = report.get("remote_engine", {}).get("summary", {})
     if "http_overhead_p50" in remote:
         summary["http_overhead_p50"] = remote["http_overhead_p50"]

@@ -19,6 +19,7 @@ from typing import Any
 
 from greenpatch.cancel import CancelToken, LinkedToken
 from greenpatch.completion import alternatives, body, examples
+from greenpatch.completion.ahead import Ahead, OnPreparing, Place
 from greenpatch.completion.cache import Cached, SuggestionCache, TypedAlong
 from greenpatch.completion.feedback import FeedbackLog
 from greenpatch.completion.filters import indent_after_enter, passes_gate, post_filter
@@ -85,6 +86,9 @@ class CompletionService:
         self.prefetches = 0  # next-line suggestions computed ahead (see _prefetch_after)
         # what the user did with earlier suggestions: the gate's threshold with completions.acceptTarget
         self.feedback: FeedbackLog | None = None
+        self.ahead = Ahead(worker, self._request_at)
+        # (version, line, col) of the last request or preparation in each document
+        self._places: dict[str, tuple[int, int, int]] = {}
 
     def threshold(self) -> float:
         """The confidence gate's threshold: the fixed setting, or calibrated on what this user accepted."""
@@ -105,6 +109,28 @@ class CompletionService:
         if event is not None:
             event.set()
 
+    def on_preparing(self, callback: OnPreparing | None) -> None:
+        """Tell `callback` when a place's preparation ahead starts and ends (the editor's status bar)."""
+        self.ahead.on_preparing = callback
+
+    def prepare_at(self, uri: str, path: Path | None, text: str, version: int, line: int, col: int,
+                   reason: str) -> None:
+        """The user is likely to type at (line, col) soon: evaluate that place's prompt while the engine is idle
+        (see completion/ahead.py). An edit ("edit") counts only at a new line (typing along a line has its prompt), and
+        the cursor where a request was just made (it rests where the user typed) prepares nothing: the request did,
+        and the line after it may be being prepared."""
+        if not (self.settings.enabled and self.settings.prepare_ahead) or self._stale(uri, version):
+            return
+        last = self._places.get(uri)
+        if last is not None and (reason == "edit" and last[1] == line or last == (version, line, col)):
+            return
+        self._places[uri] = (version, line, col)
+        self.ahead.at(Place(uri, path, text, version, line, col), reason)
+
+    def _request_at(self, engine: Engine, place: Place) -> CompletionRequest:
+        return build_request(place.text, place.line, place.col, self.settings, fim=engine.fim, path=place.path,
+                             root=self.root, index=self.index, recent=self.recent, held=self.held)
+
     def update_settings(self, settings: CompletionSettings) -> None:
         self.settings = settings
         self.held.clear()
@@ -113,7 +139,9 @@ class CompletionService:
     def forget(self, uri: str) -> None:
         """The document closed."""
         self._versions.pop(uri, None)
+        self._places.pop(uri, None)
         self.typed.forget(uri)
+        self.ahead.forget(uri)
 
     def _stale(self, uri: str, version: int) -> bool:
         return version < self._versions.get(uri, version)
@@ -138,6 +166,7 @@ class CompletionService:
         if not self.settings.enabled or self._stale(uri, version):
             return None
         self.notify_change(uri, version)
+        self._places[uri] = (version, line, col)
         full_prefix, full_suffix = split_at(text, line, col)
         if path is not None:
             self.recent.record(str(path), text)
@@ -158,7 +187,7 @@ class CompletionService:
         mode = mode or ("block" if wants_block(text, line, col) else "line")
         hit = self.cache.get(full_prefix, full_suffix, mode)
         if hit is not None:
-            return self._answer(uri, path, full_prefix, full_suffix, mode, hit, started)
+            return self._answer(uri, path, full_prefix, full_suffix, mode, hit, started, version)
 
         token = LinkedToken(cancel)
         entry = (version, token)
@@ -172,7 +201,9 @@ class CompletionService:
                 if token.is_set() or self._stale(uri, version):
                     return None
                 if hit is not None:
-                    return self._answer(uri, path, full_prefix, full_suffix, mode, hit, started)
+                    return self._answer(uri, path, full_prefix, full_suffix, mode, hit, started, version)
+            place = Place(uri, path, text, version, line, col)
+            self.ahead.notify(place, True)  # the editor may say a suggestion is being prepared at the cursor
             try:
                 self.model_calls += 1
                 request, generation, choice = await self._fill(path, text, line, col, mode, token, asked)
@@ -181,6 +212,8 @@ class CompletionService:
             except GreenpatchError as exc:
                 log.debug("completion failed: %s", exc)
                 raise  # the caller routes it by its kind (a model to install, an engine that failed)
+            finally:
+                self.ahead.notify(place, False)
             if generation.stop_reason == "cancelled" or token.is_set() or self._stale(uri, version):
                 return None
             made = _cached(request, generation, choice)
@@ -190,7 +223,7 @@ class CompletionService:
             unjudged = (made.text, made.mean_logprob, made.end_logprob)
             made, sampled = judged
             self.cache.put(full_prefix, full_suffix, mode, made)
-            shown = self._remember(uri, path, full_prefix, full_suffix, mode, made)
+            shown = self._remember(uri, path, full_prefix, full_suffix, mode, made, version)
             return Suggestion(
                 made.text, made.mean_logprob, False, time.perf_counter() - started, shown, mode,
                 generation.prompt_tokens, generation.reused_tokens, generation.text, generation.seconds,
@@ -290,7 +323,7 @@ class CompletionService:
         return run.verdict
 
     def _remember(self, uri: str, path: Path | None, full_prefix: str, full_suffix: str, mode: str,
-                  made: Cached) -> bool:
+                  made: Cached, version: int = 0) -> bool:
         """Gate a suggestion made for the cursor, keep it for typing along, and compute the next line ahead when it
         is shown. Whether it is shown."""
         shown = bool(made.text) and made.examples != "failed" and passes_gate(
@@ -304,28 +337,34 @@ class CompletionService:
         else:
             self.typed.remember_dropped(uri, full_prefix, full_suffix, made.dropped)
         if shown:
-            self._prefetch_after(path, full_prefix, full_suffix, mode, made.text)
+            self._prefetch_after(path, full_prefix, full_suffix, mode, made.text, uri, version)
         return shown
 
     def _answer(self, uri: str, path: Path | None, full_prefix: str, full_suffix: str, mode: str, hit: Cached,
-                started: float) -> Suggestion:
-        shown = self._remember(uri, path, full_prefix, full_suffix, mode, hit)
+                started: float, version: int = 0) -> Suggestion:
+        shown = self._remember(uri, path, full_prefix, full_suffix, mode, hit, version)
         return Suggestion(hit.text, hit.mean_logprob, True, time.perf_counter() - started, shown, mode,
                           ahead=hit.ahead)
 
     # --- the next line, ahead of time ---------------------------------------------------------------------------
 
-    def _prefetch_after(self, path: Path | None, full_prefix: str, full_suffix: str, mode: str, text: str) -> None:
+    def _prefetch_after(self, path: Path | None, full_prefix: str, full_suffix: str, mode: str, text: str,
+                        uri: str = "", version: int = 0) -> None:
         """While the user reads a line suggestion that ends the line (and types along it, which needs no model),
-        compute the suggestion for the line after it as it will be once they accept it and press Enter: the
-        engine is idle meanwhile. It lands in the suggestion cache; a request for any other place cancels it."""
-        if not self.settings.prefetch or mode != "line" or "\n" in text or full_suffix.partition("\n")[0]:
+        get the line after it ready as it will be once they accept it and press Enter: the engine is idle meanwhile.
+        With `completions.prefetch` its suggestion is computed and lands in the suggestion cache (a request for any
+        other place cancels it); otherwise its prompt is prepared (completion/ahead.py)."""
+        if mode != "line" or "\n" in text or full_suffix.partition("\n")[0]:
             return  # Enter goes at the end of the line: only where nothing follows the cursor on its line
         line_text = full_prefix.rsplit("\n", 1)[-1] + text
         indent = indent_after_enter(line_text, full_prefix[-4000:])
         prefix = full_prefix + text + "\n" + indent
         document = prefix + full_suffix
         line, col = prefix.count("\n"), len(indent)
+        if not self.settings.prefetch:
+            if uri and self.settings.prepare_ahead:
+                self.ahead.at(Place(uri, path, document, version, line, col), "next line")
+            return
         next_mode = "block" if wants_block(document, line, col) else "line"
         key = SuggestionCache.key(prefix, full_suffix, next_mode)
         running = self._prefetch
@@ -369,6 +408,7 @@ class CompletionService:
         """Stop the work done ahead (the worker is the caller's)."""
         if self._prefetch is not None:
             self._prefetch.token.cancel()
+        self.ahead.stop()
 
     async def _debounce(self, uri: str, version: int, token: CancelToken) -> bool:
         """Wait debounce_ms; False when a newer version or a cancel arrived meanwhile."""

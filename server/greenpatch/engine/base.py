@@ -136,6 +136,14 @@ class Engine(Protocol):
         ending the fill there (teacher forcing); [] when the engine cannot tell."""
         ...
 
+    def prepare(self, prefix: str, suffix: str, *, context: str = "", max_tokens: int = 64,
+                cancel: CancelToken | None = None) -> int:
+        """Evaluate ahead the prompt `infill` would build for these arguments (the engine is idle: the user is
+        likely to type there next), generating nothing, stopping soon once `cancel` is set; a later `infill` there
+        reuses it. How many of the prompt's tokens the engine holds evaluated: 0 for an engine that keeps no prompt
+        state (a server keeps its own)."""
+        ...
+
     def chat(
         self,
         messages: list[ChatMessage],

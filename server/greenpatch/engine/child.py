@@ -57,6 +57,9 @@ class ChildEngine(EngineBase):
     def infill_many(self, prefix: str, suffix: str, seeds: Sequence[int], **kwargs: Any) -> list[Generation]:
         return self._call("infill_many", (prefix, suffix, list(seeds)), kwargs)  # type: ignore[no-any-return]
 
+    def prepare(self, prefix: str, suffix: str, **kwargs: Any) -> int:
+        return self._call("prepare", (prefix, suffix), kwargs)  # type: ignore[no-any-return]
+
     def score(self, prefix: str, suffix: str, middle: str, **kwargs: Any) -> list[float]:
         return self._call("score", (prefix, suffix, middle), kwargs)  # type: ignore[no-any-return]
 

@@ -36,6 +36,9 @@ _RULES: list[tuple[str, str]] = [
 ]
 
 
+PREPARE_STEP = 0.01  # seconds: the fake's step of a prompt evaluated ahead
+
+
 class FakeEngine(EngineBase):
     name = "fake"
     fim: FimFormat | None = FAKE_FIM
@@ -43,7 +46,7 @@ class FakeEngine(EngineBase):
     def __init__(self, *, delay: float = 0.0, per_token: float = 0.0, text: str | None = None,
                  texts: list[str] | None = None,
                  logprobs: list[float] | None = None, end_logprob: float | None = None,
-                 samples: list[tuple[str, list[float], float]] | None = None) -> None:
+                 samples: list[tuple[str, list[float], float]] | None = None, prepare_seconds: float = 0.0) -> None:
         self.delay = delay
         self.per_token = per_token
         self.text = text  # when set, every infill answers this
@@ -53,6 +56,10 @@ class FakeEngine(EngineBase):
         # when set, a sampled infill (temperature > 0) answers samples[seed]: (text, logprobs, end_logprob)
         self.samples = samples
         self.calls: list[dict[str, object]] = []
+        # prepare() takes this long, in steps of PREPARE_STEP seconds, each ended early by a cancel
+        self.prepare_seconds = prepare_seconds
+        self.prepared: list[tuple[str, str, bool]] = []  # (prefix, suffix, whether it was evaluated to its end)
+        self.preparing = threading.Event()  # set when a prepare() starts (tests wait for it)
         self._lock = threading.Lock()
 
     def _answer(self, prefix: str) -> str:
@@ -117,6 +124,22 @@ class FakeEngine(EngineBase):
         end_logprob = self.end_logprob if end_check and reason in ("stop", "eos") else None
         return Generation(out, logprobs, reason, len(prefix) // 4, 0, time.perf_counter() - started,
                           token_ends=ends, end_logprob=end_logprob)
+
+    def prepare(self, prefix: str, suffix: str, *, context: str = "", max_tokens: int = 64,
+                cancel: CancelToken | None = None) -> int:
+        """Stands for evaluating a prompt ahead: `prepare_seconds` of waiting that a cancel ends within a step."""
+        self.preparing.set()
+        seconds, waited = self.prepare_seconds, 0.0
+        while waited < seconds:
+            if cancel is not None and cancel.wait(PREPARE_STEP):
+                break
+            if cancel is None:
+                time.sleep(PREPARE_STEP)
+            waited += PREPARE_STEP
+        done = waited >= seconds
+        with self._lock:
+            self.prepared.append((prefix, suffix, done))
+        return len(prefix) // 4 if done else int(len(prefix) // 4 * waited / seconds)
 
     def score(self, prefix: str, suffix: str, middle: str, *, context: str = "",
               cancel: CancelToken | None = None) -> list[float]:

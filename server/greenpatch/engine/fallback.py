@@ -108,6 +108,16 @@ class FallbackEngine(EngineBase):
             cancel,
         )
 
+    def prepare(self, prefix: str, suffix: str, *, context: str = "", max_tokens: int = 64,
+                cancel: CancelToken | None = None) -> int:
+        """Only while the local engine answers: the server keeps its own prompt state."""
+        if self._healthy or self._fallback is None:
+            return 0
+        try:
+            return self._fallback.prepare(prefix, suffix, context=context, max_tokens=max_tokens, cancel=cancel)
+        except GreenpatchError:
+            return 0
+
     def score(self, prefix: str, suffix: str, middle: str, *, context: str = "",
               cancel: CancelToken | None = None) -> list[float]:
         """Teacher-forced scoring where the engine in use can (the local one); [] otherwise."""

@@ -37,11 +37,12 @@ from greenpatch.engine.kvplan import (
     MODES,
     PARK_MIN,
     ReusePlan,
-    choose_parked,
+    common_prefix,
     kv_operations,
     plan_reuse,
     worth_parking,
 )
+from greenpatch.engine.parking import DEFAULT_BUDGET, ParkedPrompts
 from greenpatch.errors import EngineNotInstalled, ModelError
 
 try:
@@ -55,11 +56,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CTX = 4096
 PARALLEL = 8  # sequences sampled side by side at most (see _generate_many); sequence 0 holds the prompt
-PARKED = 2  # prompts kept aside for a jump back (see _park)
 # Prompt tokens decoded between two looks at the cancel token (see _prepare): ~1 s of the default model on 2 cores.
 # Ad hoc, ~820-token prompts, the same ones alternating: 128 or 256 a step evaluate as fast as whole 512-token
 # batches (7.0 s vs 7.1 s), 64 a step is 20 % slower (8.1 s vs 6.7 s).
 PROMPT_STEP = 128
+# The step of a prompt evaluated ahead (`prepare`): a request waits for the step in progress before it starts, so it is
+# short (~0.25 s of the default model on 2 cores); the 20 % it costs in speed is idle time's.
+PREPARE_STEP = 32
 
 
 @dataclass
@@ -101,6 +104,7 @@ class LlamaEngine(EngineBase):
         min_chunk: int = 12,
         speculate: bool = True,
         heal: bool = True,
+        park_budget: int = DEFAULT_BUDGET,
     ) -> None:
         if reuse not in MODES:
             raise ValueError(f"reuse must be one of {MODES}")
@@ -139,7 +143,7 @@ class LlamaEngine(EngineBase):
         self._batch = self._llm._batch.batch  # allocated by Llama for n_batch tokens, one sequence
         self._can_shift = bool(llama_cpp.llama_memory_can_shift(self._mem))
         self._cached: list[int] = []  # tokens whose KV entries sit at positions 0..len-1
-        self._parked: list[tuple[ctypes.Array[ctypes.c_uint8], list[int]]] = []  # (KV state, tokens), latest first
+        self._parked = ParkedPrompts(park_budget)
         self.resumed = 0  # prompts resumed from a parked one since load (the benchmark reports it)
         self.park = True  # keep prompts aside for a jump back (_park); the benchmark compares without
         self.fim = fim if fim is not None else self._fim_from_vocab()
@@ -282,11 +286,11 @@ class LlamaEngine(EngineBase):
     # --- decoding -------------------------------------------------------------------------------------------
 
     def _decode(self, tokens: Sequence[int], positions: Sequence[int], seq: int = 0, all_logits: bool = False,
-                cancel: CancelToken | None = None) -> int:
+                cancel: CancelToken | None = None, step: int = PROMPT_STEP) -> int:
         """Decode tokens at consecutive positions of sequence `seq`; logits are kept for the last one only, or for
         every one (`all_logits`: a speculative draft, at most one batch). With `cancel`, in steps of PROMPT_STEP
-        tokens, stopping before a step once it is set. How many tokens were decoded."""
-        size = min(self._n_batch, PROMPT_STEP) if cancel is not None else self._n_batch
+        tokens (or `step`), stopping before a step once it is set. How many tokens were decoded."""
+        size = min(self._n_batch, step) if cancel is not None else self._n_batch
         for start in range(0, len(tokens), size):
             if cancel is not None and cancel.is_set():
                 return start
@@ -312,27 +316,23 @@ class LlamaEngine(EngineBase):
     def _clear(self) -> None:
         llama_cpp.llama_memory_clear(self._mem, True)
         self._cached = []
-        self._parked = []
+        self._parked.clear()
 
     def _park(self, prompt: list[int], mode: str) -> None:
         """Resume a parked prompt that `prompt` shares more with than the cache (a jump back), parking the cache in
-        its place; or park the cache when `prompt` leaves most of it behind (a jump away). A parked prompt is a copy
-        of its KV state in memory (~29 KB a token with the default model), not cells left in the cache: every
-        decode attends over all the cells in use, so parked cells would slow everything else down (measured: a new
-        place 11.2 s instead of 8.7 s)."""
+        its place; or park the cache when `prompt` leaves most of it behind (a jump away). See parking.py."""
         if mode == "none" or not self.park:
-            self._parked = []
+            self._parked.clear()
             return
         cached = self._cached
-        chosen = choose_parked(cached, prompt, [tokens for _, tokens in self._parked])
+        chosen = self._parked.take_best(cached, prompt)
         if chosen is not None:
-            state, tokens = self._parked.pop(chosen)
             if len(cached) >= PARK_MIN:
                 self._park_cache()
             llama_cpp.llama_memory_seq_rm(self._mem, 0, -1, -1)
             self._cached = []
-            if llama_cpp.llama_state_seq_set_data(self._ctx, state, len(state), 0):
-                self._cached = tokens
+            if llama_cpp.llama_state_seq_set_data(self._ctx, chosen.state, chosen.size, 0):
+                self._cached = chosen.tokens
                 self.resumed += 1
             else:  # nothing restored: the prompt is evaluated from scratch
                 llama_cpp.llama_memory_seq_rm(self._mem, 0, -1, -1)
@@ -343,8 +343,12 @@ class LlamaEngine(EngineBase):
         size = llama_cpp.llama_state_seq_get_size(self._ctx, 0)
         state = (ctypes.c_uint8 * size)()
         if llama_cpp.llama_state_seq_get_data(self._ctx, state, size, 0):
-            self._parked.insert(0, (state, list(self._cached)))
-            del self._parked[PARKED:]
+            self._parked.add(state, self._cached)
+
+    @property
+    def parked_bytes(self) -> int:
+        """Memory the parked prompts hold (the benchmark reports it)."""
+        return self._parked.size
 
     def _drop_from(self, position: int) -> None:
         """Forget the KV entries from `position` on (drafted tokens the model did not confirm)."""
@@ -380,7 +384,8 @@ class LlamaEngine(EngineBase):
         ptr = llama_cpp.llama_get_logits_ith(self._ctx, index)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float32, copy=True)
 
-    def _prepare(self, prompt: list[int], mode: str, cancel: CancelToken | None = None) -> ReusePlan | None:
+    def _prepare(self, prompt: list[int], mode: str, cancel: CancelToken | None = None,
+                 step: int = PROMPT_STEP) -> ReusePlan | None:
         """Make the KV cache hold `prompt` (reusing what it can, see kvplan.py); None when `cancel` was set on the
         way: the cache then holds the prompt's start evaluated so far, which the next prompt reuses (a prompt of
         ~1,000 tokens takes ~9 s on 2 cores: a newer request should not wait for all of it)."""
@@ -405,7 +410,7 @@ class LlamaEngine(EngineBase):
             for run in _runs(plan.evaluate):
                 tokens = [prompt[i] for i in run]
                 if run[-1] == len(prompt) - 1:
-                    done = self._decode(tokens, run, cancel=cancel)
+                    done = self._decode(tokens, run, cancel=cancel, step=step)
                 else:
                     # llama.cpp only appends to a sequence (positions must continue its last one), but reused
                     # chunks already sit after this gap. Evaluate the gap in scratch sequence 1, which holds just
@@ -413,7 +418,7 @@ class LlamaEngine(EngineBase):
                     # then give its cells to sequence 0 as well.
                     llama_cpp.llama_memory_seq_rm(self._mem, 1, -1, -1)
                     llama_cpp.llama_memory_seq_cp(self._mem, 0, 1, 0, run[0])
-                    done = self._decode(tokens, run, seq=1, cancel=cancel)
+                    done = self._decode(tokens, run, seq=1, cancel=cancel, step=step)
                     llama_cpp.llama_memory_seq_cp(self._mem, 1, 0, run[0], run[0] + done)
                     llama_cpp.llama_memory_seq_rm(self._mem, 1, -1, -1)
                 if done < len(tokens):  # cancelled: keep what is evaluated up to the first cell that is not
@@ -682,6 +687,17 @@ class LlamaEngine(EngineBase):
         prompt, forced = self._healed_prompt(prefix, suffix, context, max_tokens)
         return self._generate(prompt, max_tokens=max_tokens, stop=stop, temperature=temperature, seed=seed,
                               cancel=cancel, mode=reuse, code_first=code_first, forced=forced, end_check=end_check)
+
+    def prepare(self, prefix: str, suffix: str, *, context: str = "", max_tokens: int = 64,
+                cancel: CancelToken | None = None) -> int:
+        """Evaluate the prompt `infill` would build for these arguments, generating nothing, in steps of
+        PREPARE_STEP tokens so that `cancel` (a real request) stops it within ~0.25 s. What it evaluated stays in the
+        cache, which the request reuses (or parks at a jump away). How many of the prompt's tokens the cache holds."""
+        prompt, _ = self._healed_prompt(prefix, suffix, context, max_tokens)
+        if cancel is not None and cancel.is_set():
+            return common_prefix(self._cached, prompt)
+        self._prepare(prompt, self.reuse, cancel, step=PREPARE_STEP)
+        return common_prefix(self._cached, prompt)
 
     def infill_many(
         self,

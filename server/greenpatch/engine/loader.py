@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +25,8 @@ def load_engine(
     if name_or_path == "fake":
         from greenpatch.engine.fake import FakeEngine
 
-        return FakeEngine()
+        # end-to-end tests of work ahead need a preparation that lasts (see tests/e2e/test_completion_ahead.py)
+        return FakeEngine(prepare_seconds=float(os.environ.get("GREENPATCH_FAKE_PREPARE_SECONDS", "0") or 0))
     if settings.engine.url:
         from greenpatch.engine.fallback import make_engine
 

@@ -115,6 +115,10 @@ class RemoteEngine(EngineBase):
         body: dict[str, Any] = {"prompt": prompt, "max_tokens": max_tokens, "temperature": temperature}
         return self._generate("/v1/completions", body, stop, seed, cancel, chat=False)
 
+    def prepare(self, prefix: str, suffix: str, *, context: str = "", max_tokens: int = 64,
+                cancel: CancelToken | None = None) -> int:
+        return 0  # the server keeps (and reuses) its own prompt state
+
     def chat(
         self,
         messages: list[ChatMessage],

@@ -56,6 +56,7 @@ class EngineWorker:
         self._lock = threading.Lock()
         self._closed = False
         self._current: CancelToken | None = None  # the running job's token: close() sets it
+        self._idle: set[CancelToken] = set()  # tokens of idle jobs queued or running: any other job sets them
         self.engine: Engine | None = None
         self.state = "idle"
         self.message = ""
@@ -63,12 +64,26 @@ class EngineWorker:
 
     # --- public ---------------------------------------------------------------------------------------------
 
-    def submit(self, fn: Callable[[Engine], T], cancel: CancelToken | None = None) -> concurrent.futures.Future[T]:
+    def submit(self, fn: Callable[[Engine], T], cancel: CancelToken | None = None, *,
+               idle: bool = False) -> concurrent.futures.Future[T]:
+        """Queue `fn`. An `idle` job is work ahead (see completion/ahead.py): any job queued after it cancels it, so
+        a request waits at most for the step it is in (its engine call checks its token between steps)."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        if idle and cancel is None:
+            cancel = CancelToken()
         with self._lock:
             if self._closed:
                 future.set_exception(Cancelled("the engine is shut down"))
                 return future
+            if idle:
+                assert cancel is not None
+                self._idle.add(cancel)
+                token = cancel
+                future.add_done_callback(lambda _: self._forget_idle(token))
+            else:
+                for token in self._idle:
+                    token.cancel()
+                self._idle.clear()
             if self._thread is None:
                 # A daemon thread so that a forgotten worker cannot hang the exit; _close_all joins it first.
                 self._thread = threading.Thread(target=self._loop, name="greenpatch-engine", daemon=True)
@@ -85,6 +100,19 @@ class EngineWorker:
         except asyncio.CancelledError:
             token.cancel()
             raise
+
+    async def run_idle(self, fn: Callable[[Engine], T], cancel: CancelToken) -> T:
+        """`run` for work ahead: the next job of any other kind cancels it (see `submit`)."""
+        future = self.submit(fn, cancel, idle=True)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            cancel.cancel()
+            raise
+
+    def _forget_idle(self, token: CancelToken) -> None:
+        with self._lock:
+            self._idle.discard(token)
 
     def warm_up(self) -> concurrent.futures.Future[None]:
         """Load the model now (e.g. at server start) instead of on the first request."""

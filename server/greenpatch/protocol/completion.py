@@ -10,11 +10,12 @@ from pygls.lsp.server import LanguageServer
 
 from greenpatch.cancel import CancelToken
 from greenpatch.errors import GreenpatchError
-from greenpatch.protocol.convert import lsp_status_state, str_column
+from greenpatch.protocol.convert import lsp_position, lsp_status_state, str_column
 from greenpatch.protocol.engines import drop_engines, engine_worker
 from greenpatch.workspace.documents import Document
 
 if TYPE_CHECKING:
+    from greenpatch.completion.ahead import Place
     from greenpatch.completion.service import CompletionService, Suggestion
     from greenpatch.protocol.server import GreenpatchServer
 
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
 ACCEPTED_COMMAND = "greenpatch.accepted"
 # `greenpatch stats` for this workspace, as text (the VS Code status bar menu shows it)
 STATS_COMMAND = "greenpatch.suggestionStats"
+# client -> server, optional: the cursor rests at {uri, version, position} (the VS Code extension sends it, debounced);
+# the server prepares the suggestion there while the engine is idle (completion/ahead.py)
+CURSOR_NOTIFICATION = "greenpatch/cursor"
+# server -> client: {uri, position, preparing}: a suggestion's prompt is being prepared there (true) or no more
+PREPARING_NOTIFICATION = "greenpatch/preparing"
 
 
 def _service(ls: GreenpatchServer) -> CompletionService:
@@ -38,6 +44,7 @@ def _service(ls: GreenpatchServer) -> CompletionService:
 
         service.feedback = FeedbackLog.for_workspace(ls.root)
         service.feedback.enabled = ls.settings.completions.record
+        service.on_preparing(lambda place, busy: _preparing(ls, place, busy))
         ls.services.completion = service
     return service
 
@@ -56,10 +63,47 @@ def _code_settings(ls: GreenpatchServer, service: CompletionService) -> None:
         service.trusted = False  # a configured interpreter that does not exist: run nothing (repair says why)
 
 
-def on_changed(ls: GreenpatchServer, document: Document) -> None:
+def on_changed(ls: GreenpatchServer, document: Document, at: tuple[int, int] | None = None) -> None:
+    """A new version; `at`: (line, Python column) where the last change ended, whose place the service may
+    prepare ahead (the first edit at a new place: the completion request comes after the client's debounce)."""
     service = ls.services.completion
     if service is not None:
         service.notify_change(document.uri, document.version)
+        if at is not None:
+            service.prepare_at(document.uri, document.path, document.text, document.version, *at, "edit")
+
+
+def on_opened(ls: GreenpatchServer, document: Document) -> None:
+    """Prepare the end of the file ahead (where a client that does not say where its cursor is will likely type):
+    only once completions are in use, since the first use loads the model."""
+    service = ls.services.completion
+    if service is not None:
+        lines = document.lines
+        last = len(lines) - 1 if lines else 0
+        while last > 0 and not lines[last].strip():
+            last -= 1  # the end of the code, not the blank lines after it
+        col = len(lines[last]) if lines else 0
+        service.prepare_at(document.uri, document.path, document.text, document.version, last, col, "open")
+
+
+def _preparing(ls: GreenpatchServer, place: Place, busy: bool) -> None:
+    document = ls.documents.get(place.uri)
+    position = lsp_position(document.lines if document is not None else [], place.line, place.col)
+    ls.protocol.notify(PREPARING_NOTIFICATION, {"uri": place.uri, "preparing": busy,
+                                                "position": {"line": position.line, "character": position.character}})
+
+
+def cursor_at(raw: Any) -> tuple[str, int | None, int, int] | None:
+    """(uri, version or None, line, UTF-16 character) of a greenpatch/cursor notification; None when malformed."""
+    def field(obj: Any, name: str) -> Any:
+        return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+    uri, version, position = field(raw, "uri"), field(raw, "version"), field(raw, "position")
+    line, character = field(position, "line"), field(position, "character")
+    if not isinstance(uri, str) or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0
+                                           for x in (line, character)):
+        return None
+    return uri, version if isinstance(version, int) and not isinstance(version, bool) else None, line, character
 
 
 def on_closed(ls: GreenpatchServer, uri: str) -> None:
@@ -120,6 +164,18 @@ def register(server: GreenpatchServer) -> None:
         target = ls.settings.completions.accept_target or 0.5
         data = await asyncio.to_thread(report, ls.root, target)  # reads the logs: off the event loop
         return {"text": render(data), "data": data}
+
+    @server.feature(CURSOR_NOTIFICATION)
+    def cursor(ls: GreenpatchServer, params: Any) -> None:
+        found = cursor_at(params)
+        document = ls.documents.get(found[0]) if found is not None else None
+        if found is None or document is None or not ls.settings.completions.enabled:
+            return
+        _, version, line, character = found
+        if (version is not None and version != document.version) or line >= len(document.lines):
+            return  # the cursor of another version: a didChange is on its way
+        col = str_column(document.lines, types.Position(line=line, character=character))
+        _service(ls).prepare_at(document.uri, document.path, document.text, document.version, line, col, "cursor")
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(

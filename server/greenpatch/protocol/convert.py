@@ -51,6 +51,12 @@ def str_column(lines: Sequence[str], position: types.Position) -> int:
     return utf16_to_str_col(line_text, position.character)
 
 
+def lsp_position(lines: Sequence[str], line: int, col: int) -> types.Position:
+    """The LSP position (UTF-16 units) of a Python string index `col` on `line`; past the last line, col as is."""
+    line_text = lines[line] if 0 <= line < len(lines) else ""
+    return types.Position(line=line, character=str_to_utf16_col(line_text, col) if line_text else col)
+
+
 def _col(lines: list[bytes], line: int, byte_col: int) -> int:
     return byte_to_utf16_col(lines[line], byte_col) if 0 <= line < len(lines) else byte_col
 

@@ -52,6 +52,12 @@ def _reindex(ls: GreenpatchServer, document: Document) -> None:
         ls.index.update_file(document.path, document.text)
 
 
+def _line_col(text: str, index: int | None) -> tuple[int, int] | None:
+    if index is None:
+        return None
+    return text.count("\n", 0, index), index - (text.rfind("\n", 0, index) + 1)
+
+
 def register(server: GreenpatchServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: GreenpatchServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -60,6 +66,7 @@ def register(server: GreenpatchServer) -> None:
         ls.documents[item.uri] = document
         _publish_syntax(ls, document)
         _reindex(ls, document)
+        completion_feature.on_opened(ls, document)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: GreenpatchServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -67,14 +74,18 @@ def register(server: GreenpatchServer) -> None:
         document = ls.documents.get(uri)
         if document is None:
             return
+        edited: int | None = None  # where the last change ends in the new text: the cursor, most likely
         for change in params.content_changes:
             if isinstance(change, types.TextDocumentContentChangePartial):
                 start, end = change.range.start, change.range.end
+                at = document.offset(start.line, start.character)
                 document.apply_change((start.line, start.character), (end.line, end.character), change.text)
+                edited = at + len(change.text)
             else:
                 document.apply_change(None, None, change.text)
+                edited = None
         document.version = params.text_document.version
-        completion_feature.on_changed(ls, document)
+        completion_feature.on_changed(ls, document, _line_col(document.text, edited))
         repair_feature.on_changed(ls, document, params.content_changes)
         _schedule_syntax(ls, document)
 
