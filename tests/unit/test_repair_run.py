@@ -167,7 +167,7 @@ def test_progress_names_the_phase_the_function_the_candidates_and_the_time_left(
 
 def test_the_report_says_where_the_time_went_on_the_runs_clock_and_the_models(workspace, verifier_for) -> None:
     root = workspace("buggy_offbyone")  # a mutation passes; the model's first fill is waited for all the same
-    worker = EngineWorker(lambda: FakeEngine(delay=0.2))
+    worker = EngineWorker(lambda: FakeEngine(delay=0.2, text="return sum(range(n + 1))"))
     try:
         report = _pipeline(root, verifier_for(root), worker).repair()
     finally:

@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 from greenpatch.repair.candidates import (
+    adds_dead_code,
     changed_range,
     changed_tokens,
     new_imports_exist,
@@ -114,3 +115,14 @@ def test_rewrite_reply_is_spliced_in_with_the_original_indentation() -> None:
     new_fn = extract_function(reply, "A.f")
     assert new_fn == "def f(self):\n    return 3"
     assert splice_function(text, 2, 3, new_fn) == text.replace("return 1", "return 3")
+
+
+def test_a_candidate_that_makes_code_unreachable_is_dead_code_and_an_early_return_already_there_is_not() -> None:
+    original = "def normal(region):\n    return region.strip().lower()[:-1]\n"
+    inserted = "def normal(region):\n    return region.strip().lower()\n    return region.strip().lower()[:-1]\n"
+    replaced = "def normal(region):\n    return region.strip().lower()\n"
+    assert adds_dead_code(original, inserted)
+    assert not adds_dead_code(original, replaced)
+    loop = "for x in xs:\n    if x:\n        continue\n    y(x)\n"
+    assert not adds_dead_code(loop, loop.replace("y(x)", "z(x)"))
+    assert adds_dead_code(loop, loop.replace("    if x:\n        continue\n", "    continue\n"))

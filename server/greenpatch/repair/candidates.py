@@ -72,6 +72,34 @@ def new_imports_exist(original: str, text: str, root: Path) -> bool:
     return all(module_exists(name, root) for name in added)
 
 
+_JUMPS = (ast.Return, ast.Raise, ast.Continue, ast.Break)
+
+
+def unreachable_statements(text: str) -> int:
+    """Statements that follow a return, raise, continue or break in their block: code that can never run."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return 0
+    count = 0
+    for node in ast.walk(tree):
+        for name in ("body", "orelse", "finalbody"):
+            block = getattr(node, name, None)
+            if not isinstance(block, list):
+                continue
+            for i, stmt in enumerate(block[:-1]):
+                if isinstance(stmt, _JUMPS):
+                    count += len(block) - i - 1
+                    break
+    return count
+
+
+def adds_dead_code(original: str, text: str) -> bool:
+    """The candidate makes code unreachable (a `return` inserted above the line it should have replaced): it can
+    pass the tests while it only hides the bug, so it is never tried."""
+    return unreachable_statements(text) > unreachable_statements(original)
+
+
 def _tokens(text: str) -> list[str]:
     try:
         return [

@@ -21,6 +21,7 @@ from greenpatch.engine.base import ChatMessage
 from greenpatch.errors import Cancelled
 from greenpatch.repair.candidates import (
     Candidate,
+    adds_dead_code,
     changed_range,
     changed_tokens,
     new_imports_exist,
@@ -305,7 +306,7 @@ class RepairRun:
                     other.logprob = cand.logprob
                 continue
             original = self.files.text(cand.path) or ""
-            if not new_imports_exist(original, cand.text, self.root):
+            if not new_imports_exist(original, cand.text, self.root) or adds_dead_code(original, cand.text):
                 continue
             cand.key = full
             cand.generators.add(cand.generator)
@@ -336,15 +337,18 @@ class RepairRun:
                        f"/{self._queued}", self._group_percent())
             self.report.candidates_tried += len(batch)
             self._tried += len(batch)
+            # One target: stop at its failure. Several: each is run, since a candidate that fixes some of them is
+            # a fix too (two failures of one function can have two causes); it ranks below one that fixes all.
             with self.clock.spent.spending("tests"):
                 runs = self.verifier.run_many([self.files.overlay(c) for c in batch], tests=target_ids,
-                                              stop_at_first_failure=True, cancel=self.clock.cancel,
+                                              stop_at_first_failure=len(target_ids) == 1, cancel=self.clock.cancel,
                                               deadline=self.clock.deadline)
             self.clock.check_cancel()
-            survivors = []
+            survivors: list[tuple[Candidate, list[str]]] = []
             for cand, run in zip(batch, runs):
-                if _targets_pass(run, target_ids):
-                    survivors.append(cand)
+                fixed = _passing_targets(run, target_ids)
+                if fixed:
+                    survivors.append((cand, fixed))
                 else:
                     work.last_error = _describe(run) or work.last_error
             if not survivors:
@@ -352,14 +356,14 @@ class RepairRun:
             others_failing = any(r.outcome in ("failed", "error") and r.nodeid not in target_ids
                                  for r in self._baseline.results)
             with self.clock.spent.spending("tests"):
-                full = self.verifier.run_many([self.files.overlay(c) for c in survivors], tests=None,
+                full = self.verifier.run_many([self.files.overlay(c) for c, _ in survivors], tests=None,
                                               stop_at_first_failure=not others_failing, cancel=self.clock.cancel,
                                               deadline=self.clock.deadline)
             self.clock.check_cancel()
-            for cand, run in zip(survivors, full):
-                if self._no_regressions(run, target_ids):
+            for (cand, fixed), run in zip(survivors, full):
+                if self._no_regressions(run, fixed):
                     text = self.files.text(cand.path) or ""
-                    work.plausible.append(Verified(cand, run, changed_tokens(text, cand.text)))
+                    work.plausible.append(Verified(cand, run, changed_tokens(text, cand.text), fixed=len(fixed)))
                     self._verified += 1
                 else:
                     work.last_error = _describe(run) or work.last_error
@@ -423,10 +427,10 @@ class RepairRun:
     # --- report ------------------------------------------------------------------------------------------
 
     def _now_passing(self, run: TestRun, target_ids: list[str]) -> list[str]:
-        """The baseline's failing tests this candidate makes pass (its targets, and others it fixes too)."""
+        """The baseline's failing tests this candidate makes pass (its targets first, and others it fixes too)."""
         failing_before = {r.nodeid for r in self._baseline.results if r.outcome in ("failed", "error")}
         passing_now = {r.nodeid for r in run.results if r.outcome == "passed"}
-        return list(dict.fromkeys(list(target_ids) + sorted(failing_before & passing_now)))
+        return list(dict.fromkeys([t for t in target_ids if t in passing_now] + sorted(failing_before & passing_now)))
 
     def _fix(self, group: Group, v: Verified, target_ids: list[str]) -> Fix:
         cand = v.candidate
@@ -437,10 +441,16 @@ class RepairRun:
         where = group.function if group.kind is GroupKind.FUNCTION else cand.path
         what = cand.description or f"change in {where}"
         title = f"Fix {where}: {what} ({passed} test{'s' if passed != 1 else ''} pass)"
+        note = v.note
+        if v.fixed < len(target_ids):
+            still = [t for t in target_ids if t not in self._now_passing(v.run, target_ids)]
+            partial = f"fixes {v.fixed} of the {len(target_ids)} failing tests here; still failing: {', '.join(still[:3])}"
+            note = "; ".join(filter(None, [note, partial]))
         return Fix(
             path=cand.path, new_text=after, diff=unified_diff(cand.path, before, after), title=title,
             generator=cand.generator, tests_run=len(v.run.results), tests_passed=passed, verified=True,
-            note=v.note, kind=cand.kind or cand.generator, changed_range=(first, last), fixes=self._now_passing(v.run, target_ids), original=before,
+            note=note, kind=cand.kind or cand.generator, changed_range=(first, last),
+            fixes=self._now_passing(v.run, target_ids), original=before,
             score={"changed_tokens": v.tokens, "votes": cand.votes, "generators": sorted(cand.generators),
                    "logprob": cand.logprob, "naturalness": None if v.natural is None else round(v.natural, 3),
                    "behaviour_group": v.behaviour, "test_seconds": round(v.run.seconds, 3),
@@ -448,11 +458,11 @@ class RepairRun:
         )
 
 
-def _targets_pass(run: TestRun, target_ids: list[str]) -> bool:
+def _passing_targets(run: TestRun, target_ids: list[str]) -> list[str]:
     if run.error or run.timed_out:
-        return False
+        return []
     outcomes = {r.nodeid: r.outcome for r in run.results}
-    return all(outcomes.get(t) == "passed" for t in target_ids)
+    return [t for t in target_ids if outcomes.get(t) == "passed"]
 
 
 def _named_by(rel: str, collection: list[TestResult], error: str) -> bool:
