@@ -450,6 +450,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             engine.heal = False
             report["quality_without_healing"] = run_quality()
             engine.heal = True
+    if getattr(args, "real_lines", 0) > 0:
+        from greenpatch.bench.realcode import real_code
+
+        report["real_code"] = real_code(engine, files, settings.completions, args.real_lines,
+                                        heldout=not getattr(args, "no_heldout", False))
     if args.engine:
         from greenpatch.bench.remote import remote_latency
 
@@ -475,6 +480,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     remote = report.get("remote_engine", {}).get("summary", {})
     if "http_overhead_p50" in remote:
         summary["http_overhead_p50"] = remote["http_overhead_p50"]
+    summary.update(report.get("real_code", {}).get("summary", {}))
     q = report.get("quality")
     if q:
         summary.update({"tasks": q["tasks"], "pass_rate": q["pass_rate"], "exact_match": q["exact_match"]})

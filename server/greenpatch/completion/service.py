@@ -53,6 +53,7 @@ class Suggestion:
     # "rest": the rest of the suggestion just made here, being typed along; "whole": that suggestion typed to its end
     along: str = ""
     ahead: bool = False  # computed ahead as the next line (see _prefetch_after)
+    token_ends: list[int] | None = None  # where each token of `logprobs` ends in `text` (for the benchmark)
 
 
 class CompletionService:
@@ -195,7 +196,7 @@ class CompletionService:
             return Suggestion(
                 made.text, made.mean_logprob, False, time.perf_counter() - started, shown, mode,
                 generation.prompt_tokens, generation.reused_tokens, generation.text, generation.seconds,
-                made.logprobs, made.end_logprob, sampled, made.examples, unjudged,
+                made.logprobs, made.end_logprob, sampled, made.examples, unjudged, token_ends=made.token_ends,
             )
         finally:
             self._inflight[uri].remove(entry)
@@ -312,7 +313,8 @@ class CompletionService:
                 started: float) -> Suggestion:
         shown = self._remember(uri, path, full_prefix, full_suffix, mode, hit)
         return Suggestion(hit.text, hit.mean_logprob, True, time.perf_counter() - started, shown, mode,
-                          ahead=hit.ahead)
+                          logprobs=hit.logprobs, end_logprob=hit.end_logprob, examples=hit.examples, ahead=hit.ahead,
+                          token_ends=hit.token_ends)
 
     # --- the next line, ahead of time ---------------------------------------------------------------------------
 
