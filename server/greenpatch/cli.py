@@ -291,8 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="lines per file typed to their end for what is shown on code the model has not seen: "
                          "greenpatch's replay files and a held-out sdist's, the fixed gate and the server's side by "
                          "side (%(default)s; 0: skip)")
-    bp.add_argument("--no-heldout", action="store_true",
-                    help="skip the held-out sdist's files in that measurement (they are downloaded once with pip)")
+    bp.add_argument("--real-sets", nargs="+", choices=("greenpatch", "heldout"), metavar="SET",
+                    help="which files that measurement types: greenpatch (the tuning set), heldout (an sdist's, "
+                         "downloaded once with pip, never tuned on); default: both")
+    bp.add_argument("--real-log", metavar="DIR",
+                    help="log that measurement's keystrokes as they come to DIR/SET.jsonl")
     bp.add_argument("--typing-ms", type=int, default=150, metavar="MS",
                     help="the replayed user's time between keystrokes, not counted in the latency (%(default)s)")
     bp.add_argument("--suffix-lines", type=int, default=None, help="override completions.suffixLines for quality")

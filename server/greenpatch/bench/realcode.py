@@ -21,13 +21,14 @@ Per policy and set:
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import subprocess
 import sys
 import tarfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,9 +99,11 @@ def _follows(original: list[str], line: int, col: int) -> str:
     return "\n".join([original[line][col:], *original[line + 1 :]])[:FOLLOWS_CHARS]
 
 
-async def _type(service: CompletionService, streams: list[tuple[Path, str, int, str]]) -> list[Keystroke]:
-    """Type every stream's line to its end; one Keystroke per request that answered."""
-    out: list[Keystroke] = []
+async def _type(service: CompletionService, streams: list[tuple[Path, str, int, str]],
+                log: Path | None = None) -> list[Keystroke]:
+    """Type every stream's line to its end; one Keystroke per request that answered (appended to `log` as JSON
+    lines as they come, so that a run cut short can still be judged: see judge_log)."""
+    out = _Logged(log)
     version = 0
     answer = -1
     head: Keystroke | None = None
@@ -132,6 +135,27 @@ async def _type(service: CompletionService, streams: list[tuple[Path, str, int, 
             out.append(head)
         print(f"bench complete: real code: {path.name}:{line + 1} typed ({answer + 1} answers)", file=sys.stderr)
     return out
+
+
+class _Logged(list[Keystroke]):
+    def __init__(self, path: Path | None) -> None:
+        super().__init__()
+        self.path = path
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("")
+
+    def append(self, k: Keystroke) -> None:
+        super().append(k)
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(asdict(k)) + "\n")
+
+
+def judge_log(path: Path, policies: list[Policy]) -> list[dict[str, Any]]:
+    """Judge policies on the keystrokes a replay logged (see _type)."""
+    keystrokes = [Keystroke(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [measure(keystrokes, p) for p in policies]
 
 
 def shown_text(keystrokes: list[Keystroke], policy: Policy) -> list[str]:
@@ -188,7 +212,7 @@ def measure(keystrokes: list[Keystroke], policy: Policy) -> dict[str, Any]:
 
 
 def replay(engine: Engine, files: list[Path], policies: list[Policy], lines_per_file: int = LINES_PER_FILE,
-           ) -> dict[str, Any]:
+           log: Path | None = None) -> dict[str, Any]:
     """Type `files` with the gate open once, then judge every policy on the same keystrokes."""
     from greenpatch.bench.complete import keystroke_streams
     from greenpatch.completion.command import _index, find_root
@@ -198,10 +222,11 @@ def replay(engine: Engine, files: list[Path], policies: list[Policy], lines_per_
     index = _index(root) if root is not None else None
     worker = EngineWorker(lambda: engine, owns_engine=False)
     # the gate open: every suggestion is kept with its log-probabilities, the policies decide afterwards
-    settings = CompletionSettings(debounce_ms=0, prefetch=False, gate_threshold=SHOW_ALL, record=False)
+    settings = CompletionSettings(debounce_ms=0, prefetch=False, gate_threshold=SHOW_ALL, cut_logprob=SHOW_ALL,
+                                  record=False)
     service = CompletionService(worker, settings, index=index, root=root)
     started = time.perf_counter()
-    keystrokes = asyncio.run(_type(service, streams))
+    keystrokes = asyncio.run(_type(service, streams, log))
     worker.close()
     return {
         "files": [str(f) for f in files], "lines": len(streams), "model_calls": service.model_calls,
@@ -235,18 +260,21 @@ GRID = [Policy(f"gate {t:g} cut {c:g}" if c is not None else f"gate {t:g}", t, c
         for t in (-0.15, -0.25, -0.4, -0.6, -1.0, SHOW_ALL) for c in (None, -0.5, -1.0, -1.5, -2.5)]
 
 
+SETS = ("greenpatch", "heldout")
+
+
 def real_code(engine: Engine, files: list[Path], settings: CompletionSettings, lines_per_file: int = LINES_PER_FILE,
-              heldout: bool = True) -> dict[str, Any]:
+              sets: list[str] | None = None, log_dir: Path | None = None) -> dict[str, Any]:
     """The fixed gate and the server's policy side by side on `files` (greenpatch's, the tuning set) and on
-    HELDOUT's files, each typed once."""
-    fixed = Policy("fixed", settings.gate_threshold)
+    HELDOUT's files, each typed once (the keystrokes logged under `log_dir`, SET.jsonl, when given)."""
+    fixed = Policy("fixed", CompletionSettings.gate_threshold)
     server = Policy("server", settings.gate_threshold, settings.cut_logprob)
-    sets = {"greenpatch": files}
-    if heldout:
-        sets["heldout"] = heldout_files()
+    wanted = sets or list(SETS)
+    chosen = {name: (files if name == "greenpatch" else heldout_files()) for name in SETS if name in wanted}
     out: dict[str, Any] = {"heldout": f"{HELDOUT[0]}=={HELDOUT[1]}", "summary": {}}
-    for name, paths in sets.items():
-        result = replay(engine, paths, [fixed, server, *GRID], lines_per_file)
+    for name, paths in chosen.items():
+        log = log_dir / f"{name}.jsonl" if log_dir is not None else None
+        result = replay(engine, paths, [fixed, server, *GRID], lines_per_file, log)
         by_name = {p["policy"]: p for p in result["policies"]}
         result["side_by_side"] = side_by_side(by_name["fixed"], by_name["server"])
         out[name] = result
