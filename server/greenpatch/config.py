@@ -140,7 +140,7 @@ _AT_LEAST: dict[str, float] = {
 _MORE_THAN: dict[str, float] = {
     "completions.examplesSeconds": 0, "repair.maxSeconds": 0, "verify.testTimeout": 0, "engine.timeout": 0,
 }
-_AT_MOST: dict[str, float] = {"completions.acceptTarget": 1}
+_AT_MOST: dict[str, float] = {"completions.acceptTarget": 1, "completions.cutLogprob": 0}
 _KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
 _INVALID = object()
 
