@@ -24,6 +24,7 @@ import {
   serverCommand,
 } from "./launch";
 import { chooseInterpreter, type InterpreterChoice, type JsonObject, SECTION, serverSettings } from "./settings";
+import { InlineProvider } from "./inline";
 import { parseStatus, STATUS_NOTIFICATION, type StatusBar } from "./status";
 import { CURSOR_NOTIFICATION, CursorReporter, parsePreparing, PREPARING_NOTIFICATION, PreparingState } from "./cursor";
 
@@ -76,6 +77,7 @@ async function pythonExtensionInterpreter(log: vscode.LogOutputChannel): Promise
 
 export class GreenpatchServer implements vscode.Disposable {
   private client: LanguageClient | undefined;
+  private inline: vscode.Disposable | undefined;
   private choice: InterpreterChoice | undefined;
   private stopping = false;
   private offeredModelInstall = false;
@@ -168,6 +170,8 @@ export class GreenpatchServer implements vscode.Disposable {
         return false;
       },
       middleware: {
+        // The extension's own provider asks for inline completions (see inline.ts): the client's stays silent.
+        provideInlineCompletionItems: () => undefined,
         workspace: {
           // The server may ask for its settings instead of waiting for them: answer with the same object
           // (trust included) that initializationOptions carried.
@@ -204,6 +208,9 @@ export class GreenpatchServer implements vscode.Disposable {
       this.log.error(`the server failed to start: ${String(error)}`);
       this.status.update({ state: "error", message: `the server failed to start: ${String(error)}` });
       return;
+    }
+    if (client.initializeResult?.capabilities.inlineCompletionProvider) {
+      this.inline = vscode.languages.registerInlineCompletionItemProvider(DOCUMENT_SELECTOR, new InlineProvider(client));
     }
     // A server that reports no state of its own is ready once initialized.
     if (!reported && this.status.state === "starting") {
@@ -245,6 +252,8 @@ export class GreenpatchServer implements vscode.Disposable {
     this.cursorWatch = [];
     const client = this.client;
     this.client = undefined;
+    this.inline?.dispose();
+    this.inline = undefined;
     if (!client) return;
     this.stopping = true;
     try {

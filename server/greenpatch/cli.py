@@ -287,6 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--modes", nargs="+", choices=LATENCY_MODES, metavar="MODE",
                     help="latency modes to replay, side by side (default: all; the server's own is always run): "
                          + ", ".join(LATENCY_MODES))
+    bp.add_argument("--real-lines", type=int, default=8, metavar="N",
+                    help="lines per file typed to their end for what is shown on code the model has not seen: "
+                         "greenpatch's replay files and a held-out sdist's, the fixed gate and the server's side by "
+                         "side (%(default)s; 0: skip)")
+    bp.add_argument("--real-sets", nargs="+", choices=("greenpatch", "heldout"), metavar="SET",
+                    help="which files that measurement types: greenpatch (the tuning set), heldout (an sdist's, "
+                         "downloaded once with pip, never tuned on); default: both")
+    bp.add_argument("--real-log", metavar="DIR",
+                    help="log that measurement's keystrokes as they come to DIR/SET.jsonl")
     bp.add_argument("--typing-ms", type=int, default=150, metavar="MS",
                     help="the replayed user's time between keystrokes, not counted in the latency (%(default)s)")
     bp.add_argument("--ahead", action="store_true",

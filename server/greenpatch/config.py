@@ -31,6 +31,10 @@ class CompletionSettings:
     # On a held-out slice (--offset 7) -0.25 showed 89 %, 92.1 % right, and -0.2 84 %, 92.9 %: not worth moving
     # the default.
     gate_threshold: float = -0.25
+    # A token log-probability below which a suggestion is shown only up to that token (what follows an unsure
+    # token is a guess built on a guess; typing or accepting that far shows the rest once the model is sure of it);
+    # -99: shown whole. Chosen on the real-code replay of `greenpatch bench complete` (bench/realcode.py).
+    cut_logprob: float = -99.0
     context_tokens: int = 1024
     # 10: `greenpatch bench complete --tasks 100 --suffix-lines N` passed 87 % and 89 % of two slices (--offset 0,
     # 5) with 10 lines, 85 % and 85 % with 3; 40 lines gave no more (87 % on the first slice).
@@ -140,7 +144,7 @@ _AT_LEAST: dict[str, float] = {
 _MORE_THAN: dict[str, float] = {
     "completions.examplesSeconds": 0, "repair.maxSeconds": 0, "verify.testTimeout": 0, "engine.timeout": 0,
 }
-_AT_MOST: dict[str, float] = {"completions.acceptTarget": 1}
+_AT_MOST: dict[str, float] = {"completions.acceptTarget": 1, "completions.cutLogprob": 0}
 _KIND_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
 _INVALID = object()
 

@@ -103,6 +103,35 @@ async def test_a_withheld_suggestion_whose_rest_is_unsure_stays_withheld(
     assert len(engine.calls) == 2, "typing something else asks the model"
 
 
+async def test_a_suggestion_is_shown_up_to_its_first_unsure_token_and_the_rest_once_that_is_typed(
+    engine: FakeEngine,
+) -> None:
+    worker = EngineWorker(lambda: engine)
+    service = CompletionService(worker, CompletionSettings(debounce_ms=0, gate_threshold=-1.0, cut_logprob=-1.0))
+    engine.text = "total = price(items) + tax"
+    engine.logprobs = [-0.05, -0.05, -2.0]  # unsure of " price(items)" only
+    first = await service.complete(URI, PATH, "\n", 1, 0, 0, CancelToken())
+    assert first is not None and first.shown and first.text == "total ="
+    service.notify_change(URI, 2)
+    second = await service.complete(URI, PATH, "total = price(items)\n", 2, 0, 20, CancelToken())
+    assert second is not None and second.shown and second.text == " + tax"
+    assert len(engine.calls) == 1, "the rest was the model's already"
+    worker.close()
+
+
+async def test_a_suggestion_unsure_from_its_first_token_shows_nothing_until_that_is_typed(engine: FakeEngine) -> None:
+    worker = EngineWorker(lambda: engine)
+    service = CompletionService(worker, CompletionSettings(debounce_ms=0, gate_threshold=-1.0, cut_logprob=-1.0))
+    engine.text = "total = price(items) + tax"
+    engine.logprobs = [-2.0]
+    first = await service.complete(URI, PATH, "\n", 1, 0, 0, CancelToken())
+    assert first is not None and not first.shown
+    service.notify_change(URI, 2)
+    second = await service.complete(URI, PATH, "total\n", 2, 0, 5, CancelToken())
+    assert second is not None and second.shown and second.text == " = price(items) + tax"
+    worker.close()
+
+
 async def test_typing_along_a_line_the_filters_dropped_asks_the_model_nothing(
     service: CompletionService, engine: FakeEngine
 ) -> None:

@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
+import { ACCEPTED_COMMAND, partialAcceptArguments } from "../../src/accepts";
 import { REPAIR_FILE_COMMAND, repairFileArguments } from "../../src/launch";
 import { defaultServerSettings } from "../../src/settings";
 import { exampleWorkspace, FAKE_MODELS, requireServer, settingsWith, TestClient, testPython } from "./lsp";
@@ -74,6 +75,24 @@ describe("the real server in a trusted workspace", () => {
     });
     const items = Array.isArray(result) ? result : result?.items;
     assert.equal(items?.[0]?.insertText, "a, b):");
+  });
+
+  it("records a partial accept of an inline item with the length taken", async () => {
+    const uri = await client.open(join(workspace.root, "shop", "scratch3.py"), "def add(");
+    const result: any = await client.connection.sendRequest("textDocument/inlineCompletion", {
+      textDocument: { uri },
+      position: { line: 0, character: 8 },
+      context: { triggerKind: 2 },
+    });
+    const item = (Array.isArray(result) ? result : result?.items)?.[0];
+    const args = partialAcceptArguments(item?.command, 3);
+    assert.ok(args, "the item carries the server's command");
+    await client.connection.sendRequest("workspace/executeCommand", { command: ACCEPTED_COMMAND, arguments: args });
+    const stats: any = await client.connection.sendRequest("workspace/executeCommand", {
+      command: "greenpatch.suggestionStats",
+      arguments: [],
+    });
+    assert.equal(stats.data.overall.outcomes.partial, 1);
   });
 
   it("stops completing when the completions setting is turned off", async () => {

@@ -47,7 +47,7 @@ from typing import Any
 
 from greenpatch.bench import LATENCY_MODES
 from greenpatch.bench.stats import pct as _pct
-from greenpatch.completion.filters import passes_gate
+from greenpatch.completion.filters import SHOW_ALL, confident_end, passes_gate
 from greenpatch.completion.service import CompletionService
 from greenpatch.config import CompletionSettings, Settings
 from greenpatch.context.builder import HeldContext
@@ -333,7 +333,9 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
     stride = max(1, len(rows) // tasks)
     chosen = rows[offset % stride :: stride][:tasks]
     worker = EngineWorker(lambda: engine, owns_engine=False)
-    settings = CompletionSettings(debounce_ms=0, gate_threshold=-1e9, prefetch=False)  # one request a task
+    # one request a task; whole lines, judged by their tests (how much of each the cut would show: `sure`)
+    cut = CompletionSettings().cut_logprob
+    settings = CompletionSettings(debounce_ms=0, gate_threshold=-1e9, prefetch=False, cut_logprob=SHOW_ALL)
     if suffix_lines is not None:
         settings.suffix_lines = suffix_lines
     if alternatives is not None:
@@ -368,10 +370,11 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
                 "mean_logprob": s.mean_logprob if s else None,
                 "logprobs": [round(x, 4) for x in s.logprobs or []] if s else [], "seconds": round(s.seconds, 3) if s else None,
                 "end_logprob": s.end_logprob if s else None, "sampled": s.sampled if s else 0,
-                "exact": text.strip() == row["canonical_solution"].strip(),
+                "exact": text.strip() == row["canonical_solution"].strip(), "solution": row["canonical_solution"],
                 "passed": passed, "examples": s.examples if s else "",
                 "before_text": before, "before_passed": before_passed, "before_mean_logprob": before_mean,
                 "before_end_logprob": before_end,
+                "sure": text[: confident_end(s.logprobs or [], s.token_ends or [], 0, cut, len(text))] if s else "",
             })
 
     started = time.perf_counter()
@@ -387,8 +390,13 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
         gated = [r for r in results if r["text"] and passes_gate(r["mean_logprob"], gate, r["end_logprob"])]
         shown = [r for r in gated if r["examples"] != "failed"]  # as the server decides (CompletionService._remember)
         ok = sum(r["passed"] for r in shown)
+        # shown only in part (completions.cutLogprob), and of those the part a prefix of the removed line or of
+        # a passing one
+        cut_shown = [r for r in shown if r["sure"] != r["text"]]
+        cut_right = sum(r["passed"] or r["solution"].lstrip().startswith(r["sure"].lstrip()) for r in cut_shown)
         sweep.append({"gate": gate, "shown": round(len(shown) / n, 3) if n else None,
                       "pass_of_shown": round(ok / len(shown), 3) if shown else None,
+                      "shown_in_part": len(cut_shown), "in_part_right": cut_right,
                       "abstain": round(1 - len(shown) / n, 3) if n else None})
         ok = sum(r["passed"] for r in gated)
         failing_shown.append({"gate": gate, "shown": round(len(gated) / n, 3) if n else None,
@@ -456,6 +464,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             engine.heal = False
             report["quality_without_healing"] = run_quality()
             engine.heal = True
+    if getattr(args, "real_lines", 0) > 0:
+        from greenpatch.bench.realcode import real_code
+
+        log_dir = getattr(args, "real_log", None)
+        report["real_code"] = real_code(engine, files, settings.completions, args.real_lines,
+                                        getattr(args, "real_sets", None), Path(log_dir) if log_dir else None)
     if args.engine:
         from greenpatch.bench.remote import remote_latency
 
@@ -488,6 +502,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     remote = report.get("remote_engine", {}).get("summary", {})
     if "http_overhead_p50" in remote:
         summary["http_overhead_p50"] = remote["http_overhead_p50"]
+    summary.update(report.get("real_code", {}).get("summary", {}))
     q = report.get("quality")
     if q:
         summary.update({"tasks": q["tasks"], "pass_rate": q["pass_rate"], "exact_match": q["exact_match"]})

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from greenpatch.completion.filters import confident_end
+
 KEY_PREFIX_CHARS = 4000
 KEY_SUFFIX_CHARS = 1000
 
@@ -78,6 +80,7 @@ class Along:
     mean_logprob: float | None  # the confidence to gate on: the whole suggestion's when it was shown, else the rest's
     shown: bool  # the suggestion was shown already: it stays shown while the user types along it
     dropped: bool = False  # the filters dropped the line: typing along it, its rest is dropped too (nothing to show)
+    sure: int | None = None  # with a cut (see match): how many characters of the rest come before an unsure token
 
 
 class TypedAlong:
@@ -114,8 +117,9 @@ class TypedAlong:
     def forget(self, uri: str) -> None:
         self._last.pop(uri, None)
 
-    def match(self, uri: str, full_prefix: str, full_suffix: str) -> Along | None:
-        """The rest of the suggestion when the user typed along it; else None."""
+    def match(self, uri: str, full_prefix: str, full_suffix: str, cut: float | None = None) -> Along | None:
+        """The rest of the suggestion when the user typed along it; else None. With `cut` (a token
+        log-probability), also how much of the rest comes before its first token less likely than that."""
         last = self._last.get(uri)
         if last is None or full_suffix[:KEY_SUFFIX_CHARS] != last.suffix or not full_prefix.startswith(last.prefix):
             return None
@@ -129,9 +133,12 @@ class TypedAlong:
             return Along(rest, None, False, dropped=True)
         if not rest.strip():
             return None
+        sure = None
+        if cut is not None:
+            sure = confident_end(last.logprobs, last.token_ends, len(typed), cut, len(last.text)) - len(typed)
         if last.shown:
-            return Along(rest, last.mean_logprob, True)
-        return Along(rest, mean_after(last.logprobs, last.token_ends, len(typed)), False)
+            return Along(rest, last.mean_logprob, True, sure=sure)
+        return Along(rest, mean_after(last.logprobs, last.token_ends, len(typed)), False, sure=sure)
 
     def shown(self, uri: str) -> None:
         """The suggestion remembered for `uri` was shown (its rest passed the gate): keep showing it."""

@@ -285,3 +285,17 @@ def passes_gate(mean_logprob: float | None, threshold: float, end_logprob: float
     if end_logprob is not None and end_logprob < ENDS:
         return False
     return True if mean_logprob is None else mean_logprob >= threshold
+
+
+def confident_end(logprobs: list[float], token_ends: list[int], typed: int, floor: float, length: int) -> int:
+    """Where to stop showing a suggestion whose first `typed` characters the user typed: before its first token
+    after those whose log-probability is below `floor` (what comes after an unsure token is a guess built on a
+    guess), else its end (`length`), also where the engine cannot tell where tokens end."""
+    if not logprobs or len(logprobs) != len(token_ends):
+        return length
+    start = 0
+    for logprob, end in zip(logprobs, token_ends):
+        if end > typed and logprob < floor:
+            return max(start, typed)
+        start = end
+    return length

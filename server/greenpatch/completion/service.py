@@ -22,7 +22,13 @@ from greenpatch.completion import alternatives, body, examples
 from greenpatch.completion.ahead import Ahead, OnPreparing, Place
 from greenpatch.completion.cache import Cached, SuggestionCache, TypedAlong
 from greenpatch.completion.feedback import FeedbackLog
-from greenpatch.completion.filters import indent_after_enter, passes_gate, post_filter
+from greenpatch.completion.filters import (
+    SHOW_ALL,
+    confident_end,
+    indent_after_enter,
+    passes_gate,
+    post_filter,
+)
 from greenpatch.completion.prompt import CompletionRequest, build_request, wants_block
 from greenpatch.config import CompletionSettings
 from greenpatch.context.builder import HeldContext, RecentEdits, SymbolIndex, split_at
@@ -54,6 +60,7 @@ class Suggestion:
     # "rest": the rest of the suggestion just made here, being typed along; "whole": that suggestion typed to its end
     along: str = ""
     ahead: bool = False  # computed ahead as the next line (see _prefetch_after)
+    token_ends: list[int] | None = None  # where each token of `logprobs` ends in `text` (for the benchmark)
 
 
 class CompletionService:
@@ -171,7 +178,7 @@ class CompletionService:
         if path is not None:
             self.recent.record(str(path), text)
 
-        along = self.typed.match(uri, full_prefix, full_suffix)
+        along = self.typed.match(uri, full_prefix, full_suffix, self._cut())
         if along is not None and not along.rest:
             # the suggestion typed (or accepted) whole: nothing to add, and no model call to cancel the next line
             # being computed ahead
@@ -182,8 +189,9 @@ class CompletionService:
             shown = along.shown or passes_gate(along.mean_logprob, self.threshold())
             if shown and not along.shown:
                 self.typed.shown(uri)
-            return Suggestion(along.rest, along.mean_logprob, True, time.perf_counter() - started, shown,
-                              mode or "line", along="rest")
+            rest = along.rest if along.sure is None else along.rest[: along.sure]
+            return Suggestion(rest, along.mean_logprob, True, time.perf_counter() - started,
+                              shown and bool(rest.strip()), mode or "line", along="rest")
         mode = mode or ("block" if wants_block(text, line, col) else "line")
         hit = self.cache.get(full_prefix, full_suffix, mode)
         if hit is not None:
@@ -225,9 +233,9 @@ class CompletionService:
             self.cache.put(full_prefix, full_suffix, mode, made)
             shown = self._remember(uri, path, full_prefix, full_suffix, mode, made, version)
             return Suggestion(
-                made.text, made.mean_logprob, False, time.perf_counter() - started, shown, mode,
+                self._sure_part(made), made.mean_logprob, False, time.perf_counter() - started, shown, mode,
                 generation.prompt_tokens, generation.reused_tokens, generation.text, generation.seconds,
-                made.logprobs, made.end_logprob, sampled, made.examples, unjudged,
+                made.logprobs, made.end_logprob, sampled, made.examples, unjudged, token_ends=made.token_ends,
             )
         finally:
             self._inflight[uri].remove(entry)
@@ -326,25 +334,39 @@ class CompletionService:
                   made: Cached, version: int = 0) -> bool:
         """Gate a suggestion made for the cursor, keep it for typing along, and compute the next line ahead when it
         is shown. Whether it is shown."""
-        shown = bool(made.text) and made.examples != "failed" and passes_gate(
+        passed = bool(made.text) and made.examples != "failed" and passes_gate(
             made.mean_logprob, self.threshold(), made.end_logprob)
+        sure = self._sure_part(made)
+        shown = passed and bool(sure.strip())
         if made.text and made.examples == "failed":
             # typing along it leads to the same file, whose examples fail: nothing to show there either
             self.typed.remember_dropped(uri, full_prefix, full_suffix, made.text)
         elif made.text:
-            self.typed.remember(uri, full_prefix, full_suffix, made.text, made.mean_logprob, shown=shown,
+            self.typed.remember(uri, full_prefix, full_suffix, made.text, made.mean_logprob, shown=passed,
                                 logprobs=made.logprobs, token_ends=made.token_ends)
         else:
             self.typed.remember_dropped(uri, full_prefix, full_suffix, made.dropped)
-        if shown:
+        if shown and sure == made.text:  # a suggestion shown only in part is not the line accepted whole
             self._prefetch_after(path, full_prefix, full_suffix, mode, made.text, uri, version)
         return shown
+
+    def _cut(self) -> float | None:
+        return self.settings.cut_logprob if self.settings.cut_logprob > SHOW_ALL else None
+
+    def _sure_part(self, made: Cached) -> str:
+        """What is shown of a suggestion: up to its first unsure token (completions.cutLogprob). The whole text
+        stays remembered, so that typing or accepting that far shows the rest once it is sure."""
+        cut = self._cut()
+        if cut is None:
+            return made.text
+        return made.text[: confident_end(made.logprobs, made.token_ends, 0, cut, len(made.text))]
 
     def _answer(self, uri: str, path: Path | None, full_prefix: str, full_suffix: str, mode: str, hit: Cached,
                 started: float, version: int = 0) -> Suggestion:
         shown = self._remember(uri, path, full_prefix, full_suffix, mode, hit, version)
-        return Suggestion(hit.text, hit.mean_logprob, True, time.perf_counter() - started, shown, mode,
-                          ahead=hit.ahead)
+        return Suggestion(self._sure_part(hit), hit.mean_logprob, True, time.perf_counter() - started, shown, mode,
+                          logprobs=hit.logprobs, end_logprob=hit.end_logprob, examples=hit.examples, ahead=hit.ahead,
+                          token_ends=hit.token_ends)
 
     # --- the next line, ahead of time ---------------------------------------------------------------------------
 
