@@ -29,9 +29,10 @@ def checksum(root: Path) -> str:
     return digest.hexdigest()
 
 
-def processes_with(marker: str, under: int = 0) -> list[int]:
+def processes_with(marker: str, under: int = 0, orphans: bool = False) -> list[int]:
     """Pids (not zombies) whose command line contains `marker`; with `under`, only descendants of that pid (other
-    test sessions on a shared machine run the same programs)."""
+    test sessions on a shared machine run the same programs), and with `orphans` those adopted by init as well
+    (whoever's they were: where a process that escaped its sandbox ends up)."""
     found, parents = [], {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -44,7 +45,8 @@ def processes_with(marker: str, under: int = 0) -> list[int]:
         parents[int(name)] = int(ppid)
         if marker in cmdline and state != "Z":
             found.append(int(name))
-    return [pid for pid in found if not under or _descends(pid, under, parents)]
+    return [pid for pid in found
+            if not under or (orphans and parents[pid] == 1) or _descends(pid, under, parents)]
 
 
 def _descends(pid: int, ancestor: int, parents: dict[int, int]) -> bool:
