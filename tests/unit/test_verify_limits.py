@@ -11,13 +11,9 @@ import pytest
 from greenpatch.cli import main
 from greenpatch.config import VerifySettings
 from greenpatch.verify import Verifier
-from verify_helpers import copy_workspace
+from verify_helpers import RUN_LIMIT, copy_workspace
 
 pytestmark = pytest.mark.slow
-
-# A run's limit where it is not what the test checks: the product's default, not 60 s (close to what a run of these
-# workspaces takes on a busy machine: 38 s at load 28 on 2 cores)
-LIMIT = VerifySettings().run_timeout
 
 HANGING = [
     ("tests/test_hangs.py::test_first", "passed"),
@@ -40,7 +36,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
 def test_each_hanging_test_fails_alone_and_every_other_test_is_still_reported(tmp_path: Path, warm: bool) -> None:
     hanging = copy_workspace("verify_hanging", tmp_path)
-    with Verifier(hanging, timeout=LIMIT, test_timeout=2, state_dir=tmp_path / "state", warm=warm) as v:
+    with Verifier(hanging, timeout=RUN_LIMIT, test_timeout=2, state_dir=tmp_path / "state", warm=warm) as v:
         run = v.run()
     assert [(r.nodeid, r.outcome) for r in run.results] == HANGING
     assert not run.timed_out and not run.error and not run.passed
@@ -149,14 +145,14 @@ def test_flaky_tests_and_the_environments_failures_are_reported_and_never_repair
         "test_needs_a_plugin_fixture": ("error", "environment"),
     }
     assert report["results"][-1]["message"] == "fixture 'mocker' not found"
-    code = main(["repair", str(project), "--json", "--model", "none", "--timeout", f"{LIMIT:g}"])
+    code = main(["repair", str(project), "--json", "--model", "none", "--timeout", f"{RUN_LIMIT:g}"])
     repair = json.loads(capsys.readouterr().out)
     assert [f["nodeid"] for f in repair["failures"]] == ["tests/test_calc.py::test_triple"]
     assert {f["nodeid"].split("::")[1]: f["cause"] for f in repair["unreachable"]} == {
         "test_alone": "flaky", "test_needs_a_module_the_environment_lacks": "environment",
         "test_needs_a_plugin_fixture": "environment"}
     assert code in (1, 3)
-    main(["repair", str(project), "--model", "none", "--timeout", f"{LIMIT:g}"])
+    main(["repair", str(project), "--model", "none", "--timeout", f"{RUN_LIMIT:g}"])
     err = capsys.readouterr().err
     assert "not repaired: 3 test(s) fail for reasons a fix cannot reach" in err
     assert "test_alone: flaky" in err
@@ -167,7 +163,7 @@ def test_a_test_that_ends_the_test_process_fails_alone_and_the_run_goes_on(tmp_p
         "tests/test_exit.py": "import os\n\ndef test_before():\n    pass\n\ndef test_exits():\n    os._exit(3)\n\n"
                               "def test_after():\n    pass\n",
     })
-    with Verifier(project, timeout=LIMIT, test_timeout=10, state_dir=tmp_path / "state") as v:
+    with Verifier(project, timeout=RUN_LIMIT, test_timeout=10, state_dir=tmp_path / "state") as v:
         run = v.run()
     assert [(r.nodeid.split("::")[1], r.outcome) for r in run.results] == [
         ("test_before", "passed"), ("test_exits", "error"), ("test_after", "passed")]

@@ -13,16 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from greenpatch.config import VerifySettings
 from greenpatch.verify import Verifier
 from greenpatch.verify.process import isolation
-from verify_helpers import checksum, copy_workspace, processes_with, session_gone
+from verify_helpers import RUN_LIMIT, checksum, copy_workspace, processes_with, session_gone
 
 pytestmark = pytest.mark.slow
-
-# A run's time limit where the limit is not what the test checks: the product's default. 20 or 30 s is close to what
-# one run of these tests takes on a busy machine (a small workspace's run took 38 s at load 28 on 2 cores).
-LIMIT = VerifySettings().run_timeout
 
 
 @pytest.fixture
@@ -38,7 +33,7 @@ def warm(request: pytest.FixtureRequest) -> bool:
 
 @pytest.fixture
 def verifier(hostile: Path, tmp_path: Path, warm: bool):
-    v = Verifier(hostile, timeout=LIMIT, memory_mb=1024, state_dir=tmp_path / "state", warm=warm)
+    v = Verifier(hostile, timeout=RUN_LIMIT, memory_mb=1024, state_dir=tmp_path / "state", warm=warm)
     yield v
     v.close()
     assert bool(v.warm_runs) == warm or not v.sessions
@@ -125,7 +120,7 @@ def test_without_a_pids_cgroup_the_watchdog_still_bounds_a_fork_bomb(
     real = process.isolation()
     weaker = process.Isolation(real.prefix, real.network_blocked, real.pid_namespace, real.mount_namespace, "", False)
     monkeypatch.setattr(process, "isolation", lambda: weaker)
-    with Verifier(hostile, timeout=LIMIT, state_dir=tmp_path / "s", warm=warm) as v:
+    with Verifier(hostile, timeout=RUN_LIMIT, state_dir=tmp_path / "s", warm=warm) as v:
         run = v.run(tests=["tests/test_forkbomb.py"])
         assert not run.timed_out
         assert run.error.startswith("killed: started more than") or run.passed
@@ -212,7 +207,7 @@ def test_a_memory_cgroup_bounds_the_whole_process_tree(hostile: Path, tmp_path: 
     if not isolation().memory_cgroup_root:
         pytest.skip("no memory cgroup here (not root, or no writable memory controller): memory is bounded per "
                     "process only, RLIMIT_AS x the process limit (documented)")
-    with Verifier(hostile, timeout=LIMIT, memory_mb=400, state_dir=tmp_path / "s", warm=warm) as v:
+    with Verifier(hostile, timeout=RUN_LIMIT, memory_mb=400, state_dir=tmp_path / "s", warm=warm) as v:
         run = v.run(tests=["tests/test_tree_memory.py"])
         assert not run.passed, run
         assert bool(v.warm_runs) == warm
@@ -222,7 +217,6 @@ def test_a_memory_cgroup_bounds_the_whole_process_tree(hostile: Path, tmp_path: 
 NON_ROOT_DRIVER = """
 import json, sys
 from pathlib import Path
-from greenpatch.config import VerifySettings
 from greenpatch.verify import Verifier
 from greenpatch.verify.process import isolation
 ws, state, warm = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1"
@@ -259,7 +253,7 @@ def test_as_a_normal_user_the_hostile_tests_are_contained_too(warm: bool) -> Non
         done = subprocess.run(
             ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", NON_ROOT_DRIVER, str(ws),
              str(base / "state"), "1" if warm else "0"],
-            capture_output=True, text=True, env=env, timeout=2 * LIMIT, check=False, cwd=base)
+            capture_output=True, text=True, env=env, timeout=2 * RUN_LIMIT, check=False, cwd=base)
         assert done.returncode == 0, done.stderr
         report = json.loads(done.stdout.strip().splitlines()[-1])
         if not report["isolation"]["read_only_outside_sandbox"]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from greenpatch.config import VerifySettings
 from greenpatch.verify import Verifier
 from greenpatch.verify.select import edited_functions, importers, module_name
-from verify_helpers import checksum, copy_workspace
+from verify_helpers import RUN_LIMIT, checksum, copy_workspace
 
 OPS = """\
 def add(a, b):
@@ -46,7 +45,7 @@ def mapped(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("select")
     root = copy_workspace("verify_clean", tmp)
     before = checksum(root)
-    v = Verifier(root, timeout=VerifySettings().run_timeout, state_dir=tmp / "state")  # 60 s: close on a busy machine
+    v = Verifier(root, timeout=RUN_LIMIT, state_dir=tmp / "state")
     baseline = v.baseline()
     assert baseline.passed and len(baseline.results) == 7
     yield root, v, before
