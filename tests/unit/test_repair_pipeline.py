@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from greenpatch.cancel import CancelToken
-from greenpatch.config import RepairSettings
+from greenpatch.config import RepairSettings, VerifySettings
 from greenpatch.engine.fake import FakeEngine
 from greenpatch.engine.worker import EngineWorker
 from greenpatch.errors import Cancelled
@@ -51,7 +51,9 @@ def verifier_for(tmp_path: Path) -> Iterator[Callable[[Path], Verifier]]:
     made: list[Verifier] = []
 
     def make(root: Path) -> Verifier:
-        verifier = Verifier(root, timeout=60, state_dir=tmp_path / f"state-{len(made)}")
+        # a run gets the product's limit and a repair 600 s, not 60 s and 120 s: these repairs end when their
+        # candidates do, and a busy machine takes several times longer over them (one run: 38 s at load 28)
+        verifier = Verifier(root, timeout=VerifySettings().run_timeout, state_dir=tmp_path / f"state-{len(made)}")
         made.append(verifier)
         return verifier
 
@@ -61,7 +63,7 @@ def verifier_for(tmp_path: Path) -> Iterator[Callable[[Path], Verifier]]:
 
 
 def _pipeline(root: Path, verifier: Verifier, engine: Any = None, **settings: Any) -> RepairPipeline:
-    return RepairPipeline(root, verifier, engine, RepairSettings(**{"max_seconds": 120.0, **settings}))
+    return RepairPipeline(root, verifier, engine, RepairSettings(**{"max_seconds": 600.0, **settings}))
 
 
 def test_an_off_by_one_gets_a_verified_fix_that_passes_every_test(workspace, verifier_for) -> None:

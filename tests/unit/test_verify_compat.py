@@ -20,6 +20,7 @@ from greenpatch.verify.covmap import from_coverage_data
 from greenpatch.verify.python import probe
 from greenpatch.verify.verifier import PLUGIN_DIR, base_environment
 from venvs import Unavailable, cache_root, ensure_venv
+from verify_helpers import RUN_LIMIT
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TWO, ONE, SPREAD = ("tests/test_stats.py::test_average_of_two", "tests/test_stats.py::test_average_of_one",
@@ -91,7 +92,7 @@ def test_the_baseline_maps_each_test_to_its_lines_and_runs_judge_changes(
 ) -> None:
     spec, python = env
     root = _workspace(tmp_path, spec)
-    with Verifier(root, python=str(python), state_dir=tmp_path / "state", warm=warm) as verifier:
+    with Verifier(root, python=str(python), timeout=RUN_LIMIT, state_dir=tmp_path / "state", warm=warm) as verifier:
         assert spec.mode in verifier.interpreter().describe()
         base = verifier.baseline()
         assert base.error == ""
@@ -146,7 +147,7 @@ def test_a_pytest_older_than_7_is_a_clear_error_before_anything_runs(tmp_path: P
 def test_a_coverage_older_than_5_is_left_alone_and_the_tracer_records_the_lines(tmp_path: Path) -> None:
     python = _venv("3.9", ("pytest==7.0.1", "coverage==4.5.4"))
     root = _workspace(tmp_path, ENVS[0])
-    with Verifier(root, python=str(python), state_dir=tmp_path / "state") as verifier:
+    with Verifier(root, python=str(python), timeout=RUN_LIMIT, state_dir=tmp_path / "state") as verifier:
         assert "greenpatch's tracer (coverage 4.5.4 is older than 5.0)" in verifier.interpreter().describe()
         assert verifier.baseline().error == ""
         assert verifier.coverage_map is not None

@@ -10,7 +10,7 @@ import pytest
 from greenpatch.cancel import CancelToken
 from greenpatch.errors import UntrustedWorkspace, VerifyError
 from greenpatch.verify import Verifier, resolve_python
-from verify_helpers import checksum, copy_workspace, session_gone
+from verify_helpers import RUN_LIMIT, checksum, copy_workspace, session_gone
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def test_a_candidate_that_fixes_the_failing_test_is_reported_passing_and_a_regre
 ) -> None:
     before = checksum(failing)
     broken_square = {"shapes/area.py": fixed(failing)["shapes/area.py"].replace("side * side", "side + side")}
-    with Verifier(failing, timeout=30, state_dir=tmp_path / "state") as v:
+    with Verifier(failing, timeout=RUN_LIMIT, state_dir=tmp_path / "state") as v:
         as_is, fix, regression = v.run_many([{}, fixed(failing), broken_square], stop_at_first_failure=False)
     assert not as_is.passed
     [failure] = as_is.failed
@@ -46,7 +46,7 @@ def test_a_candidate_that_fixes_the_failing_test_is_reported_passing_and_a_regre
 def test_failure_frames_point_into_workspace_source_files(failing: Path, tmp_path: Path) -> None:
     crash = {"shapes/area.py": "def rectangle(width, height):\n    raise ValueError('boom')\n\n\n"
                                 "def square(side):\n    return side * side\n"}
-    with Verifier(failing, timeout=30, state_dir=tmp_path / "state") as v:
+    with Verifier(failing, timeout=RUN_LIMIT, state_dir=tmp_path / "state") as v:
         run = v.run(crash, tests=["tests/test_area.py::test_rectangle"])
     [result] = run.results
     assert run.level == "given" and result.outcome == "failed"
@@ -58,7 +58,7 @@ def test_failure_frames_point_into_workspace_source_files(failing: Path, tmp_pat
 def test_the_same_candidate_is_answered_from_the_cache_until_the_workspace_changes(
     failing: Path, tmp_path: Path
 ) -> None:
-    with Verifier(failing, timeout=30, state_dir=tmp_path / "state") as v:
+    with Verifier(failing, timeout=RUN_LIMIT, state_dir=tmp_path / "state") as v:
         first = v.run(fixed(failing))
         again = v.run(fixed(failing))
         assert not first.cached and again.cached and again.passed

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from greenpatch.verify import Verifier
 from greenpatch.verify.zygote import wait_gone, warm_enabled
-from verify_helpers import checksum, copy_workspace, processes_with, session_gone
+from verify_helpers import RUN_LIMIT, checksum, copy_workspace, processes_with, session_gone
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,7 +36,7 @@ def ops(root: Path, old: str, new: str) -> dict[str, str]:
 
 def test_each_warm_run_imports_the_project_fresh_from_its_own_sandbox(clean: Path, tmp_path: Path) -> None:
     before = checksum(clean)
-    with Verifier(clean, state_dir=tmp_path / "s", warm=True) as v:
+    with Verifier(clean, timeout=RUN_LIMIT, state_dir=tmp_path / "s", warm=True) as v:
         first = v.run(ops(clean, "return (a + b) * SCALE", "return (a - b) * SCALE"), tests=["tests/test_ops.py"])
         second = v.run(ops(clean, "return a - b", "return a + b"), tests=["tests/test_ops.py"])
         third = v.run(tests=["tests/test_ops.py"])
@@ -51,7 +51,7 @@ def test_a_warm_run_reports_the_same_results_as_a_cold_one(clean: Path, tmp_path
     candidate = ops(clean, "return a - b", "return a + b")
     runs = []
     for warm in (True, False):
-        with Verifier(clean, state_dir=tmp_path / f"s-{warm}", warm=warm) as v:
+        with Verifier(clean, timeout=RUN_LIMIT, state_dir=tmp_path / f"s-{warm}", warm=warm) as v:
             runs.append(v.run(candidate))
             assert bool(v.warm_runs) == warm
     warm_run, cold_run = runs
@@ -76,7 +76,7 @@ def test_a_warm_run_sees_the_same_interpreter_state_as_a_cold_one(clean: Path, t
     """))
     seen = []
     for warm in (True, False):
-        with Verifier(clean, state_dir=tmp_path / f"s-{warm}", warm=warm) as v:
+        with Verifier(clean, timeout=RUN_LIMIT, state_dir=tmp_path / f"s-{warm}", warm=warm) as v:
             run = v.run(tests=["tests/test_env.py"])
             assert bool(v.warm_runs) == warm
             seen.append(run.results[0].message)
@@ -85,7 +85,7 @@ def test_a_warm_run_sees_the_same_interpreter_state_as_a_cold_one(clean: Path, t
 
 
 def test_when_the_zygote_dies_runs_still_work_and_leave_nothing_behind(clean: Path, tmp_path: Path) -> None:
-    with Verifier(clean, state_dir=tmp_path / "s", warm=True) as v:
+    with Verifier(clean, timeout=RUN_LIMIT, state_dir=tmp_path / "s", warm=True) as v:
         assert v.run(tests=["tests/test_ops.py"]).passed
         zygote = v._zygote
         assert zygote is not None and zygote.pid
@@ -103,7 +103,7 @@ def test_when_the_zygote_dies_runs_still_work_and_leave_nothing_behind(clean: Pa
 
 def test_a_run_whose_zygote_dies_under_it_is_run_again_cold(clean: Path, tmp_path: Path) -> None:
     (clean / "tests/test_slow.py").write_text(SLOW_TEST.format(seconds=1.5))
-    with Verifier(clean, state_dir=tmp_path / "s", warm=True) as v:
+    with Verifier(clean, timeout=RUN_LIMIT, state_dir=tmp_path / "s", warm=True) as v:
         assert v.run(tests=["tests/test_ops.py"]).passed
         zygote, work = v._zygote, v._work
         assert zygote is not None and zygote.pid and work is not None
@@ -127,7 +127,7 @@ def test_the_zygote_never_imports_the_project(clean: Path, tmp_path: Path) -> No
     init = clean / "calc/__init__.py"
     init.write_text(f"import os\ntry:\n    open(os.path.join({str(marks)!r}, str(os.getpid())), 'w').close()\n"
                     f"except OSError:\n    pass\n" + init.read_text())
-    with Verifier(clean, state_dir=tmp_path / "s", warm=True) as v:
+    with Verifier(clean, timeout=RUN_LIMIT, state_dir=tmp_path / "s", warm=True) as v:
         for _ in range(2):
             assert v.run(tests=["tests/test_ops.py"], stop_at_first_failure=_ == 1).passed
         zygote = v._zygote
@@ -141,7 +141,7 @@ def test_a_zygote_that_stops_answering_is_killed_and_runs_go_cold(
 ) -> None:
     from greenpatch.verify import zygote as zygote_module
 
-    with Verifier(clean, state_dir=tmp_path / "s", warm=True) as v:
+    with Verifier(clean, timeout=RUN_LIMIT, state_dir=tmp_path / "s", warm=True) as v:
         assert v.run(tests=["tests/test_ops.py"]).passed
         zygote = v._zygote
         assert zygote is not None and zygote.pid
@@ -158,7 +158,7 @@ def test_switched_off_by_the_environment_every_run_is_cold(
     clean: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GREENPATCH_VERIFY_WARM", "0")
-    with Verifier(clean, state_dir=tmp_path / "s") as v:
+    with Verifier(clean, timeout=RUN_LIMIT, state_dir=tmp_path / "s") as v:
         assert v.run(tests=["tests/test_ops.py"]).passed
         assert v.warm_runs == 0 and v._zygote is None
 
@@ -196,7 +196,7 @@ def test_the_zygote_and_its_runs_die_with_greenpatch(clean: Path, tmp_path: Path
 
 
 def test_byte_code_of_imported_files_is_reused_but_never_stands_for_an_edited_file(clean: Path, tmp_path: Path) -> None:
-    with Verifier(clean, state_dir=tmp_path / "s", warm=True) as v:
+    with Verifier(clean, timeout=RUN_LIMIT, state_dir=tmp_path / "s", warm=True) as v:
         assert v.run(tests=["tests/test_ops.py"]).passed
         assert _wait_for(lambda: {"calc/ops.py", "tests/test_ops.py"} <= set(v._pristine.compiled()))
         assert any("-pytest-" in pyc for pyc in v._pristine.compiled()["tests/test_ops.py"])
@@ -219,7 +219,9 @@ SLOW_TEST = (f"import os, time\n\ndef test_sleeps():\n"
              f"    open(os.path.join(os.getcwd(), {STARTED!r}), 'w').close()\n    time.sleep({{seconds}})\n")
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+def _wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
+    """Whether `condition` came true within `timeout`: a deadline for events that take milliseconds on a quiet
+    machine and that a bug would leave undone for ever, so a busy machine's seconds never decide it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
