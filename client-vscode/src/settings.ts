@@ -51,6 +51,14 @@ export const SETTINGS: readonly SettingSpec[] = [
       "Mean token log-probability below which a suggestion is withheld. 0 hides everything, -99 shows everything.",
   },
   {
+    key: "completions.cutLogprob",
+    type: "number",
+    default: -99,
+    maximum: 0,
+    description:
+      "Show a suggestion only up to its first token below this log-probability; typing or accepting that far shows the rest once the model is sure of it. -99: shown whole.",
+  },
+  {
     key: "completions.contextTokens",
     type: "integer",
     default: 1024,

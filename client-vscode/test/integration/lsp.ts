@@ -98,10 +98,18 @@ export class TestClient {
     private settings: JsonObject,
   ) {}
 
-  static async start(root: string, settings: JsonObject = defaultServerSettings()): Promise<TestClient> {
+  static async start(
+    root: string,
+    settings: JsonObject = defaultServerSettings(),
+    env: Record<string, string> = {},
+  ): Promise<TestClient> {
     const python = testPython();
     const command = serverCommand(python);
-    const child = spawn(command.command, command.args, { cwd: root, stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, PYTHONUNBUFFERED: "1" } });
+    const child = spawn(command.command, command.args, {
+      cwd: root,
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, PYTHONUNBUFFERED: "1", ...env },
+    });
     const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
     const client = new TestClient(child, connection, settings);
     child.stderr!.on("data", (chunk: Buffer) => {

@@ -3,7 +3,8 @@
 
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
@@ -78,21 +79,33 @@ describe("the real server in a trusted workspace", () => {
   });
 
   it("records a partial accept of an inline item with the length taken", async () => {
-    const uri = await client.open(join(workspace.root, "shop", "scratch3.py"), "def add(");
-    const result: any = await client.connection.sendRequest("textDocument/inlineCompletion", {
-      textDocument: { uri },
-      position: { line: 0, character: 8 },
-      context: { triggerKind: 2 },
-    });
-    const item = (Array.isArray(result) ? result : result?.items)?.[0];
-    const args = partialAcceptArguments(item?.command, 3);
-    assert.ok(args, "the item carries the server's command");
-    await client.connection.sendRequest("workspace/executeCommand", { command: ACCEPTED_COMMAND, arguments: args });
-    const stats: any = await client.connection.sendRequest("workspace/executeCommand", {
-      command: "greenpatch.suggestionStats",
-      arguments: [],
-    });
-    assert.equal(stats.data.overall.outcomes.partial, 1);
+    // recording on, into a cache of the test's own (the user's record stays untouched)
+    const cache = mkdtempSync(join(tmpdir(), "greenpatch-cache-"));
+    const recording = await TestClient.start(
+      workspace.root,
+      settingsWith({ ...FAKE_MODELS, "completions.record": true }, true),
+      { XDG_CACHE_HOME: cache },
+    );
+    try {
+      const uri = await recording.open(join(workspace.root, "shop", "scratch3.py"), "def add(");
+      const result: any = await recording.connection.sendRequest("textDocument/inlineCompletion", {
+        textDocument: { uri },
+        position: { line: 0, character: 8 },
+        context: { triggerKind: 2 },
+      });
+      const item = (Array.isArray(result) ? result : result?.items)?.[0];
+      const args = partialAcceptArguments(item?.command, 3);
+      assert.ok(args, "the item carries the server's command");
+      await recording.connection.sendRequest("workspace/executeCommand", { command: ACCEPTED_COMMAND, arguments: args });
+      const stats: any = await recording.connection.sendRequest("workspace/executeCommand", {
+        command: "greenpatch.suggestionStats",
+        arguments: [],
+      });
+      assert.equal(stats.data.overall.outcomes.partial, 1);
+    } finally {
+      await recording.stop();
+      rmSync(cache, { recursive: true, force: true });
+    }
   });
 
   it("stops completing when the completions setting is turned off", async () => {
