@@ -9,7 +9,7 @@ rest became sure nor lines the filters dropped), "noheal" (the server's mode wit
 mode, but the repo context is computed afresh for every request instead of being held while the cursor stays in one
 area), "noalt" (the server's mode without sampling other lines where the first one does not close the gap to the
 code below, see completion/alternatives.py), "nopark" (the server's mode without parking a prompt at a jump away for
-a jump back, see LlamaEngine._park), "prefetch" (the server's mode with `completions.prefetch` on: the next line's
+a jump back, see KvCache._park), "prefetch" (the server's mode with `completions.prefetch` on: the next line's
 suggestion computed ahead while a line's is shown, see CompletionService._prefetch_after) and "none" (the whole prompt every time; it
 stops after a few model calls, it is slow). The replayed user types a keystroke `--typing-ms` after the suggestion
 for the one before (untimed: the time work done ahead has). Reports p50/p95 over the keystrokes typed and over those
