@@ -1,7 +1,7 @@
 """Start llama-cpp-python's OpenAI-compatible server for the remote-engine tests.
 
 Same arguments as `python -m llama_cpp.server`. Weight repacking into llama.cpp's "extra buffer types" is turned
-off first, as the in-process engine does (engine/llama.py `_no_amx_repack`): a llama.cpp built natively on an AMX
+off first, as the in-process engine does (engine/llama_build.py `patched_defaults`): a llama.cpp built natively on an AMX
 CPU segfaults in `llama_decode` in VMs that do not grant AMX tile state, so the server would die on its first
 request. Plain buffers work everywhere, only slower on real AMX hardware.
 """

@@ -99,13 +99,13 @@ def test_a_cancelled_generation_stops_within_a_few_tokens(tiny_engine) -> None:
 
 
 def test_a_cancelled_prompt_stops_within_a_step_and_the_next_one_reuses_what_was_evaluated(tiny_engine) -> None:
-    from greenpatch.engine.llama import PROMPT_STEP
+    from greenpatch.engine.llama_kv import PROMPT_STEP
 
     tiny_engine._clear()
     long = "".join(f"def f{n}(x):\n    return x + {n}\n\n" for n in range(40))
     g = tiny_engine.infill(long, "", max_tokens=4, cancel=StopAfter(3))  # asked at the start, then every step
     assert g.stop_reason == "cancelled" and not g.logprobs
-    kept = len(tiny_engine._cached)
+    kept = len(tiny_engine._kv.cached)
     assert 0 < kept <= 2 * PROMPT_STEP < g.prompt_tokens, "stopped after a step or two, the start kept"
     again = tiny_engine.infill(long, "", max_tokens=4)
     assert again.stop_reason != "cancelled" and again.reused_tokens >= kept
@@ -148,16 +148,16 @@ def test_text_before_the_line_break_in_one_token_is_decoded_for_the_end_check_th
 
     prefix = "def add(a, b):\n    return a + b\n\n\nprint(add(1, 2)"
     first = tiny_engine.infill(prefix, "\n", max_tokens=16, stop=["\n"])
-    cached = list(tiny_engine._cached)
+    cached = list(tiny_engine._kv.cached)
     merged = tiny_engine.tokenize(" \n")
     assert len(merged) == 1, "precondition: the vocabulary has a token for a space and a line break"
-    from greenpatch.engine.llama import _Stream
+    from greenpatch.engine.llama_sampling import Stream
 
-    stream = _Stream(b"", ["\n"], 16, None, np.random.default_rng(0), start=len(cached), emitted=[merged[0]],
+    stream = Stream(b"", ["\n"], 16, None, np.random.default_rng(0), start=len(cached), emitted=[merged[0]],
                      logits=np.zeros(1, dtype=np.float32))
     end = tiny_engine._end_logprob(stream, merged[0])
     assert end is not None and end <= 0
-    assert tiny_engine._cached == cached, "the decoded text left the cache"
+    assert tiny_engine._kv.cached == cached, "the decoded text left the cache"
     assert tiny_engine.infill(prefix, "\n", max_tokens=16, stop=["\n"]).text == first.text
 
 
@@ -174,7 +174,7 @@ def test_samples_decoded_side_by_side_are_the_samples_one_by_one(tiny_engine) ->
     # line: batches sum in another order, and a sample drawn near the edge of a token's share takes the next one.
     many = tiny_engine.infill_many(prefix, "\n", [0, 1, 2], temperature=0.8, **kwargs)
     prompt, _ = tiny_engine._healed_prompt(prefix, "\n", "", 16)
-    assert tiny_engine._cached == prompt, "the samples' tokens left the cache; the prompt stays"
+    assert tiny_engine._kv.cached == prompt, "the samples' tokens left the cache; the prompt stays"
     assert [g.text for g in tiny_engine.infill_many(prefix, "\n", [0, 1, 2], temperature=0.8, **kwargs)] == [
         g.text for g in many], "the same seeds side by side again: the same samples"
     one_by_one = [tiny_engine.infill(prefix, "\n", seed=seed, temperature=0.8, **kwargs) for seed in (0, 1, 2)]
@@ -235,11 +235,11 @@ def test_a_jump_back_resumes_the_prompt_parked_at_the_jump_away(tiny_engine) -> 
     back_b = tiny_engine.infill(b, "\n", **kwargs)
     assert tiny_engine.resumed == resumed + 2, "the prompt left behind was parked in turn"
     assert back_b.text == first_b.text and back_b.reused_tokens == back_b.prompt_tokens - 1
-    assert len(tiny_engine._cached) < 2 * back_b.prompt_tokens, "parked prompts hold no cells in the cache"
+    assert len(tiny_engine._kv.cached) < 2 * back_b.prompt_tokens, "parked prompts hold no cells in the cache"
     tiny_engine.reuse = "none"
     try:
         tiny_engine.infill(a, "\n", **kwargs)
-        assert not tiny_engine._parked, "no reuse, nothing parked"
+        assert not tiny_engine._kv.parked, "no reuse, nothing parked"
     finally:
         tiny_engine.reuse = "prefix"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from greenpatch.bench.complete import _revisits, keystroke_streams
+from greenpatch.bench.retype import keystroke_streams, revisits
 
 
 def _module(path: Path, name: str) -> Path:
@@ -16,7 +16,7 @@ def _module(path: Path, name: str) -> Path:
 def test_a_jump_back_opens_a_new_line_below_the_last_line_typed_in_that_file(tmp_path: Path) -> None:
     files = [_module(tmp_path / "a.py", "alpha"), _module(tmp_path / "b.py", "beta")]
     streams = keystroke_streams(files, 40)
-    back = _revisits(streams)
+    back = revisits(streams)
     assert [b[0] for b in back] == files, "the file left before the last, then the last"
     for path, text, line, target in back:
         last = [s for s in streams if s[0] == path][-1]
@@ -29,4 +29,4 @@ def test_a_jump_back_opens_a_new_line_below_the_last_line_typed_in_that_file(tmp
 
 
 def test_one_file_has_no_jump_back(tmp_path: Path) -> None:
-    assert _revisits(keystroke_streams([_module(tmp_path / "a.py", "alpha")], 40)) == []
+    assert revisits(keystroke_streams([_module(tmp_path / "a.py", "alpha")], 40)) == []

@@ -47,7 +47,7 @@ def test_the_completion_benchmark_writes_a_report_with_typing_and_new_line_laten
 
 
 def test_the_quality_benchmark_can_put_the_cursor_after_the_indentation(tmp_path):
-    from greenpatch.bench.complete import _eval_dir
+    from greenpatch.bench.humaneval import _eval_dir
     from greenpatch.errors import UsageError
 
     try:

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from greenpatch.bench.retype import keystroke_streams
 from greenpatch.completion.cache import mean_after
 from greenpatch.completion.filters import SHOW_ALL, confident_end, passes_gate
 from greenpatch.completion.service import CompletionService
@@ -214,7 +215,6 @@ def measure(keystrokes: list[Keystroke], policy: Policy) -> dict[str, Any]:
 def replay(engine: Engine, files: list[Path], policies: list[Policy], lines_per_file: int = LINES_PER_FILE,
            log: Path | None = None) -> dict[str, Any]:
     """Type `files` with the gate open once, then judge every policy on the same keystrokes."""
-    from greenpatch.bench.complete import keystroke_streams
     from greenpatch.completion.command import _index, find_root
 
     streams = keystroke_streams(files, 0, lines_per_file)

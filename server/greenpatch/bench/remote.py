@@ -38,10 +38,10 @@ PREFIX_CHARS = 2000  # what a ~550-token prompt holds; keeps both sides inside t
 
 log = logging.getLogger(__name__)
 
-# bench.complete.keystroke_streams: file, text with the line cut, line number, the line's text
+# bench.retype.keystroke_streams: file, text with the line cut, line number, the line's text
 Stream = tuple[Path, str, int, str]
-# bench.complete's keystroke replay (service, streams, keystrokes, per line): passed in, so that module can
-# call this one without the two importing each other
+# bench.retype.replay (service, streams, keystrokes, per line): passed in by bench.complete, so that this module
+# needs nothing of the completion benchmark's
 Replay = Callable[[CompletionService, list[Stream], int, int], Coroutine[Any, Any, list[dict[str, Any]]]]
 
 

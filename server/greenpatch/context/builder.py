@@ -142,7 +142,7 @@ class HeldContext:
     evaluation. It is recomputed only when the cursor leaves the area (more than `lines` lines away) or when the
     prefix window moved its start, which changes the prompt from there on anyway; while it is held, the window keeps
     its start too, up to WINDOW_SLACK over its budget (see nearby). Held per file, a jump back to a
-    file finds the prompt it left there, whose evaluated state the engine parked at the jump away (LlamaEngine._park).
+    file finds the prompt it left there, whose evaluated state the engine parked at the jump away (KvCache._park).
     The price: a name used for the first time in this area, or a definition edited in another file, reaches the
     prompt only when the context is computed again."""
 

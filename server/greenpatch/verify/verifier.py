@@ -9,6 +9,8 @@ Safety, in one place (details in sandbox.py and process.py):
   no network (namespaces) where the OS allows; everything is killed and removed after the run, on cancel and on
   close()/interpreter exit.
 
+One run's pytest attempts are in pytest_run.py, runs kept for reuse in runcache.py.
+
 Cancellation returns a TestRun whose `cancelled` is true (it does not raise, see cancel.py); the process tree is
 gone when it returns.
 """
@@ -16,34 +18,23 @@ gone when it returns.
 from __future__ import annotations
 
 import atexit
-import hashlib
-import json
 import os
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from greenpatch.cancel import CANCELLED, CancelToken, LinkedToken
 from greenpatch.errors import UntrustedWorkspace, UsageError, VerifyError
 from greenpatch.resources import user_cache_dir, workspace_key
 from greenpatch.verify import process
-from greenpatch.verify.causes import FLAKY, workspace_names
+from greenpatch.verify.causes import FLAKY
 from greenpatch.verify.covmap import CoverageMap, content_hash, from_coverage_data
 from greenpatch.verify.pytest_args import TestFiles, narrow, split_args
+from greenpatch.verify.pytest_run import TIMED_OUT, run_pytest
 from greenpatch.verify.python import Interpreter, probe, resolve_python
-from greenpatch.verify.results import (
-    begun,
-    build_results,
-    collected,
-    ended,
-    hang_frames,
-    read_compared,
-    read_records,
-)
+from greenpatch.verify.runcache import RunCache, run_key
 from greenpatch.verify.sandbox import (
     Pristine,
     make_sandbox,
@@ -53,14 +44,11 @@ from greenpatch.verify.sandbox import (
     source_files,
 )
 from greenpatch.verify.select import Selection, importers, select
-from greenpatch.verify.types import Changes, Frame, TestResult, TestRun
-from greenpatch.verify.watch import TestWatch
+from greenpatch.verify.types import Changes, TestRun
 from greenpatch.verify.zygote import Zygote, warm_enabled
 
 PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
-CACHE_LIMIT = 512
 RECHECK_LIMIT = 100  # failing tests run a second time after a baseline, to tell flaky ones
-TIMED_OUT = "timed out after "  # how a test that ran past its own limit is reported (plugin and watch alike)
 
 
 def default_state_dir(root: Path) -> Path:
@@ -101,7 +89,7 @@ class Verifier:
         self._idle = threading.Condition(self._lock)
         self._work: Path | None = None
         self._pristine: Pristine | None = None
-        self._cache: dict[str, dict[str, object]] = self._load_cache()
+        self._cache = RunCache(self.state_dir)
         self._sources: dict[str, tuple[int, int, str]] = {}
         self.sessions: list[int] = []  # session ids of every test process tree started (all killed when runs end)
         self.warm = warm_enabled(warm)  # fork runs from a warm zygote (see zygote.py); None: GREENPATCH_VERIFY_WARM
@@ -276,11 +264,6 @@ class Verifier:
         self._pristine.sync()
         return self._pristine
 
-    def _cache_key(self, changes: Changes, targets: list[str], stop: bool, fingerprint: str) -> str:
-        blob = json.dumps([sorted(changes.items()), targets, stop, fingerprint, self.python, self.test_timeout,
-                           self.pytest_options], sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()
-
     def _execute(
         self, changes: Changes, targets: list[str], level: str, *, coverage: bool, stop: bool,
         cancel: CancelToken | None, incremental: bool = False, deadline: float | None = None,
@@ -295,9 +278,10 @@ class Verifier:
                 return TestRun(level=level, selected=list(targets), error=CANCELLED)
             pristine = self._prepare()
             fingerprint = pristine.fingerprint()
-            key = self._cache_key(changes, targets, stop, fingerprint)
-            if not coverage and key in self._cache:
-                return self._mark_flaky(_run_from_dict(self._cache[key]))
+            key = run_key(changes, targets, stop, fingerprint, self.python, self.test_timeout, self.pytest_options)
+            cached = self._cache.get(key) if not coverage else None
+            if cached is not None:
+                return self._mark_flaky(cached)
             if ends <= time.monotonic():
                 return TestRun(level=level, selected=list(targets), timed_out=True)
             assert self._work is not None
@@ -307,7 +291,11 @@ class Verifier:
             self._active += 1
         try:
             hashes.update({rel: content_hash(text) for rel, text in changes.items()} if coverage else {})
-            run = self._run_pytest(box, targets, level, coverage=coverage, stop=stop, cancel=token, ends=ends)
+            run = run_pytest(
+                box, targets, level, python=self.python, options=self.pytest_options, stop=stop,
+                test_timeout=self.test_timeout, memory_mb=self.memory_mb, cancel=token, ends=ends,
+                pristine=self._pristine, environment=lambda results: self._environment(box, results, coverage),
+                zygote=self._get_zygote, on_attempt=self._attempt_ended)
             # a run started again after a hang measured only part of the suite in each process: no map from it
             if coverage and run.error == "" and not run.timed_out and not run.restarts:
                 snapshot = {rel: (box.src / rel).read_text(encoding="utf-8", errors="replace")
@@ -335,8 +323,7 @@ class Verifier:
         if not coverage and not run.error and not run.timed_out and not run.restarts and not any(
                 r.message.startswith(TIMED_OUT) for r in run.results):  # a time limit depends on the load
             with self._lock:
-                self._cache[key] = asdict(run)
-                self._save_cache()
+                self._cache.put(key, run)
         return self._mark_flaky(run)
 
     def _mark_flaky(self, run: TestRun) -> TestRun:
@@ -360,92 +347,11 @@ class Verifier:
             self.flaky |= passed
         return self._mark_flaky(run)
 
-    def _run_pytest(
-        self, box: object, targets: list[str], level: str, *, coverage: bool, stop: bool, cancel: CancelToken,
-        ends: float,
-    ) -> TestRun:
-        """Run pytest in `box` until `ends` (time.monotonic()). When a test hangs past its limit (or ends the test
-        process), that test is recorded and the run is started again without the tests already run, so every
-        other test still gets its result."""
-        from greenpatch.verify.sandbox import Sandbox
-
-        assert isinstance(box, Sandbox)
-        argv = [self.python, "-m", "pytest", "-p", "greenpatch_pytest", "-p", "no:cacheprovider",
-                "--rootdir", str(box.src), "-q", "--color=no", "-o", "console_output_style=classic",
-                *self.pytest_options]
-        if stop:
-            argv.append("-x")
-        if len(targets) > 200:
-            args_file = box.out / "targets.txt"
-            args_file.write_text("\n".join(targets) + "\n", encoding="utf-8")
-            argv.append(f"@{args_file}")
-        else:
-            argv.extend(targets)
-        pristine = self._pristine
-        started_at = time.monotonic()
-        results: dict[str, TestResult] = {}
-        done: set[str] = set()  # node ids some attempt began
-        first_started = False
-        attempt = 0
-        while True:
-            results_file = box.out / ("results.jsonl" if attempt == 0 else f"results.{attempt}.jsonl")
-            env = self._environment(box, results_file, coverage)
-            if self.test_timeout:
-                env["GREENPATCH_TEST_TIMEOUT"] = f"{self.test_timeout:g}"
-            if done:
-                deselect = box.out / f"deselect.{attempt}.txt"
-                deselect.write_text("".join(f"{nodeid}\n" for nodeid in sorted(done)), encoding="utf-8")
-                env["GREENPATCH_DESELECT"] = str(deselect)
-            watch = TestWatch(cancel, results_file, self.test_timeout)
-            outcome = process.run(argv, cwd=box.src, env=env, output=box.out / "output.log",
-                                  timeout=max(0.1, ends - time.monotonic()), memory_mb=self.memory_mb,
-                                  cancel=watch, zygote=self._get_zygote())
-            self.sessions += [*outcome.abandoned, outcome.session]
-            self.warm_runs += outcome.warm
-            records = read_records(results_file)
-            if outcome.warm:
-                self._compile_imported(records)
-            hung = watch.overrun if not cancel.is_set() else ""
-            if hung:
-                outcome.cancelled, outcome.killed = False, f"{TIMED_OUT}{self.test_timeout:g} s"
-            failing = any(r.get("outcome") in ("failed", "error") or r.get("event") == "collect-error" for r in records)
-            names = workspace_names(pristine.files()) if failing and pristine is not None else None
-            attempt_results, started = build_results(records, box.src, outcome.killed, names,
-                                                     killed_outcome="failed" if hung else "error")
-            first_started = first_started or started
-            if hung:
-                stuck = next((r for r in attempt_results if r.nodeid == hung and not r.frames), None)
-                if stuck is not None:
-                    stuck.frames = hang_frames(_read_text(Path(f"{results_file}.hang")), hung, box.src)
-            for result in attempt_results:
-                results.setdefault(result.nodeid, result)
-            began = begun(records)
-            done.update(began)
-            wanted = collected(records)
-            # started again when one test hung past its limit, or ended the test process while it ran (no "end"
-            # record, the test never finished), and tests are left and time is too
-            cut_short = hung or (not outcome.killed and not any(r.get("event") == "end" for r in records)
-                                 and bool(set(began) - ended(records)))
-            left = [n for n in wanted or [] if n not in done]
-            if not (cut_short and left and not stop and not outcome.cancelled and not outcome.timed_out
-                    and ends - time.monotonic() > 0.5):
-                break
-            attempt += 1
-        run = TestRun(results=list(results.values()), level=level, selected=list(targets),
-                      seconds=time.monotonic() - started_at, timed_out=outcome.timed_out, restarts=attempt)
-        if outcome.cancelled:
-            run.error = CANCELLED
-        elif outcome.killed and not outcome.timed_out and not hung:
-            run.error = f"killed: {outcome.killed}"
-        elif not first_started:
-            run.error = _startup_error(outcome.output, self.python)
-        elif outcome.returncode in (2, 3, 4) and not run.results:
-            run.error = _last_lines(outcome.output) or f"pytest exited with code {outcome.returncode}"
-        elif outcome.returncode not in (0, 1, 2, 5) and not outcome.timed_out and not hung and not attempt:
-            # the interpreter died (SIGXCPU, SIGXFSZ, memory): pytest had no chance to report
-            run.error = f"the test process ended abnormally (exit {outcome.returncode}): " + _last_lines(
-                outcome.output, 3)
-        return run
+    def _attempt_ended(self, outcome: process.Outcome, records: list[dict[str, object]]) -> None:
+        self.sessions += [*outcome.abandoned, outcome.session]
+        self.warm_runs += outcome.warm
+        if outcome.warm:
+            self._compile_imported(records)
 
     def _get_zygote(self) -> Zygote | None:
         if not self.warm:
@@ -516,25 +422,6 @@ class Verifier:
         self._require_trust()
         return probe(self.python, self._base_environment(home="/nonexistent", tmp=tempfile.gettempdir()))
 
-    def _load_cache(self) -> dict[str, dict[str, object]]:
-        try:
-            data = json.loads((self.state_dir / "results-cache.json").read_text(encoding="utf-8"))
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
-
-    def _save_cache(self) -> None:
-        while len(self._cache) > CACHE_LIMIT:
-            self._cache.pop(next(iter(self._cache)))
-        try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            path = self.state_dir / "results-cache.json"
-            tmp = path.with_name(f"results-cache.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_text(json.dumps(self._cache), encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError:
-            pass  # the cache is an optimisation
-
 
 def base_environment(python: str, home: str, tmp: str) -> dict[str, str]:
     """The environment a sandboxed run of the workspace's code starts with: nothing of greenpatch's own but the
@@ -554,33 +441,3 @@ def base_environment(python: str, home: str, tmp: str) -> dict[str, str]:
     if os.name == "nt":
         env["SYSTEMROOT"] = os.environ.get("SYSTEMROOT", "")
     return env
-
-
-def _run_from_dict(data: dict[str, object]) -> TestRun:
-    raw: dict[str, Any] = dict(data)
-    results = [
-        TestResult(r["nodeid"], r["outcome"], r["duration"], r["message"], [Frame(**f) for f in r["frames"]],
-                   r.get("cause", ""), read_compared(r.get("compared")))
-        for r in raw.pop("results")
-    ]
-    run = TestRun(results=results, **raw)
-    run.cached = True
-    return run
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
-def _last_lines(text: str, count: int = 5) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return " | ".join(lines[-count:])
-
-
-def _startup_error(output: str, python: str) -> str:
-    if "No module named pytest" in output:
-        return f"pytest is not installed in {python}; install it there or set greenpatch.python"
-    return f"pytest did not start with {python}: {_last_lines(output)}"
