@@ -36,12 +36,11 @@ class Group:
 
 @dataclass
 class Verified:
-    """A candidate that passed the group's failing tests (`fixed` of them) and broke no test that passed before."""
+    """A candidate that passed the group's failing tests and broke no test that passed before."""
 
     candidate: Candidate
     run: TestRun
     tokens: int
-    fixed: int = 1  # how many of the group's failing tests it makes pass
     behaviour: int = 0  # size of the group of candidates behaving the same on extra inputs
     natural: float | None = None  # mean log-probability the model gives the changed lines in place
     note: str = ""

@@ -38,7 +38,6 @@ class Ranker:
             self.compare_behaviour(group, plausible)
             self.score_naturalness(plausible)
         plausible.sort(key=lambda v: (
-            -v.fixed,  # a fix of all the group's failures before one of some of them
             -v.behaviour,
             # Coder-Reviewer style: among fixes the tests cannot tell apart, the one the model finds most natural
             # in place (a 0.1-nat step per token: finer differences are noise), then the smaller edit.
