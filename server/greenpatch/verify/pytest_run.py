@@ -98,6 +98,9 @@ def run_pytest(
         run.error = CANCELLED
     elif outcome.killed and not outcome.timed_out and not hung:
         run.error = f"killed: {outcome.killed}"
+    elif not first_started and outcome.timed_out:
+        # on a busy machine pytest can still be starting when the run's time limit ends it: not a start-up error
+        run.error = f"the time limit ended the run before its first test ({run.seconds:.1f} s)"
     elif not first_started:
         run.error = _startup_error(outcome.output, python)
     elif outcome.returncode in (2, 3, 4) and not run.results:
