@@ -3,32 +3,15 @@ inserted on its own line by the model, and the kind of every fix in the report."
 
 from __future__ import annotations
 
-import concurrent.futures
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from greenpatch.cancel import CancelToken
 from greenpatch.config import RepairSettings
 from greenpatch.engine.fake import FakeEngine
 from greenpatch.repair.pipeline import RepairPipeline
 from greenpatch.verify.verifier import Verifier
-
-
-class InlineWorker:
-    """The EngineWorker interface, running each job on the calling thread."""
-
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-
-    def submit(self, fn: Callable[[Any], Any], cancel: CancelToken | None = None) -> concurrent.futures.Future[Any]:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        try:
-            future.set_result(fn(self.engine))
-        except BaseException as exc:  # noqa: BLE001 - the future carries it to the caller
-            future.set_exception(exc)
-        return future
+from inline_worker import InlineWorker
 
 
 @pytest.fixture

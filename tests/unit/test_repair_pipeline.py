@@ -3,7 +3,6 @@ model-free mutation generator and a scripted engine standing in for the model.""
 
 from __future__ import annotations
 
-import concurrent.futures
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,23 +16,9 @@ from greenpatch.engine.worker import EngineWorker
 from greenpatch.errors import Cancelled
 from greenpatch.repair import RepairPipeline
 from greenpatch.verify import Verifier
+from inline_worker import InlineWorker
 
 DATA = Path(__file__).parent.parent / "data"
-
-
-class InlineWorker:
-    """Runs engine jobs on the calling thread: the EngineWorker interface without a thread."""
-
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-
-    def submit(self, fn: Callable[[Any], Any], cancel: CancelToken | None = None) -> concurrent.futures.Future[Any]:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        try:
-            future.set_result(fn(self.engine))
-        except BaseException as exc:  # noqa: BLE001 - the future carries it to the caller
-            future.set_exception(exc)
-        return future
 
 
 @pytest.fixture

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import concurrent.futures
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from greenpatch.cancel import CancelToken
 from greenpatch.config import RepairSettings
 from greenpatch.engine.base import FimFormat
 from greenpatch.engine.fake import FakeEngine
@@ -18,6 +14,7 @@ from greenpatch.repair.rewrite import first_messages
 from greenpatch.verify import Verifier
 from greenpatch.verify.types import Frame
 from greenpatch.workspace.index import WorkspaceIndex
+from inline_worker import InlineWorker
 from verify_helpers import copy_workspace
 
 QWEN = FimFormat("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|repo_name|>", "<|file_sep|>")
@@ -113,21 +110,6 @@ def test_the_rewrite_prompt_shows_the_definitions_and_the_failure() -> None:
     assert "It uses these definitions from the package:\n\n```python\n# shop/pricing/rates.py\ndef rate_for" in user
     assert user.index("rate_for") < user.index("This test fails")
     assert "{context}" not in first_messages("a.py", "f", "def f(): ...", "def test(): ...", "boom")[1].content
-
-
-class InlineWorker:
-    """Runs engine jobs on the calling thread: the EngineWorker interface without a thread."""
-
-    def __init__(self, engine: FakeEngine) -> None:
-        self.engine = engine
-
-    def submit(self, fn: Callable[[Any], Any], cancel: CancelToken | None = None) -> concurrent.futures.Future[Any]:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        try:
-            future.set_result(fn(self.engine))
-        except BaseException as exc:  # noqa: BLE001 - the future carries it to the caller
-            future.set_exception(exc)
-        return future
 
 
 @pytest.mark.slow
