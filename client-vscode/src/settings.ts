@@ -99,6 +99,13 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: "While the model is idle, read ahead the code where you are likely to type next (where the cursor rests, a file you open, the line after a suggestion), so that the first suggestion there comes sooner. Typing always comes first: a request stops this work at once.",
   },
   {
+    key: "completions.shortPromptTokens",
+    type: "integer",
+    default: 192,
+    minimum: 0,
+    description: "With prepareAhead: the first suggestion at a place the model has not read yet comes from the lines around the cursor only (about this many tokens, no code from other files), so that it comes in seconds instead of ten or more on a slow machine; the full view is read behind it for what you type next there. 0: always the full view.",
+  },
+  {
     key: "completions.examples",
     type: "boolean",
     default: true,

@@ -57,6 +57,10 @@ class CompletionSettings:
     # resting, the first edit at a new place, the line after a shown suggestion; completion/ahead.py), so that the
     # first suggestion there does not wait for it. A request preempts it within a prompt step.
     prepare_ahead: bool = True
+    # With prepareAhead, the first suggestion at a place whose full prompt is not evaluated yet (a cold jump, a rest
+    # too short to prepare it) comes from a prompt of about this many tokens (the lines around the cursor, no repo
+    # context), and the full one is prepared behind it for the next keystroke there. 0: always the full prompt.
+    short_prompt_tokens: int = 192
     # Where the cursor is in a function whose docstring has doctest examples, run them on the suggestion in a
     # sandbox (trusted workspaces only; completion/examples.py): a line that fails them in a whole function is
     # replaced by the likeliest sampled line that passes them; where none does it stays. The gate decides after.

@@ -442,3 +442,14 @@ def test_a_cancelled_preparation_keeps_what_it_evaluated_for_the_request(tiny_en
     assert held == 2 * PREPARE_STEP, "stopped after two steps, which stay evaluated"
     answer = tiny_engine.infill(a, "\n", max_tokens=12, stop=["\n"], cancel=token)
     assert answer.reused_tokens == held
+
+
+def test_pending_counts_what_the_cache_and_the_parked_prompts_do_not_hold(tiny_engine) -> None:
+    a, b = _file("delta", 20), _file("epsilon", 20)
+    tiny_engine._clear()
+    cold = tiny_engine.pending(a, "\n", max_tokens=12)
+    assert cold == tiny_engine.infill(a, "\n", max_tokens=12, stop=["\n"]).prompt_tokens, "nothing held: all of it"
+    assert tiny_engine.pending(a, "\n", max_tokens=12) == 0, "the prompt just answered is held whole"
+    assert tiny_engine.pending(a + " x", "\n", max_tokens=12) <= 4, "typing on: the few new tokens"
+    tiny_engine.prepare(b, "\n", max_tokens=12)
+    assert tiny_engine.pending(a, "\n", max_tokens=12) == 0, "parked at the jump away, still held"

@@ -196,3 +196,55 @@ def test_a_cursor_notification_is_read_and_a_malformed_one_refused() -> None:
     assert cursor_at({"uri": URI, "position": {"line": True, "character": 0}}) is None
     assert cursor_at({"position": {"line": 1, "character": 0}}) is None
     assert cursor_at(None) is None
+
+
+# --- a short prompt first at a cold place ------------------------------------------------------------------------
+
+LONG = "".join(f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(60)) + "def g(a, b):\n    return a +\n"
+LONG_LINE = LONG.count("\n") - 1
+
+
+@pytest.fixture
+def cold_engine() -> FakeEngine:
+    return FakeEngine(cold_prompts=True)
+
+
+@pytest.fixture
+def cold_service(cold_engine: FakeEngine):
+    worker = EngineWorker(lambda: cold_engine)
+    yield CompletionService(worker, CompletionSettings(debounce_ms=0, short_prompt_tokens=64))
+    worker.close()
+
+
+async def test_a_cold_place_is_answered_from_a_short_prompt_and_the_full_one_is_prepared_behind_it(
+    cold_service: CompletionService, cold_engine: FakeEngine
+) -> None:
+    s = await cold_service.complete(URI, PATH, LONG, 1, LONG_LINE, 14, CancelToken())
+    assert s is not None and s.short and s.text == " b"
+    short_prefix = str(cold_engine.calls[0]["prefix"])
+    assert short_prefix.endswith("    return a +") and len(short_prefix) <= 64 * 3.5
+    await cold_service.ahead.wait()
+    full_prefix, _, done = cold_engine.prepared[-1]
+    assert done and len(full_prefix) > 2 * len(short_prefix), "the full window, prepared behind the short one"
+    assert cold_service.ahead.by_reason["behind"] == 1
+    typed = LONG[:-1] + " 2 *\n"  # the user typed on, not what was shown: the place's full prompt is there now
+    s = await cold_service.complete(URI, PATH, typed, 2, LONG_LINE, 18, CancelToken())
+    assert s is not None and not s.short and len(str(cold_engine.calls[-1]["prefix"])) > 2 * len(short_prefix)
+
+
+async def test_without_preparing_ahead_every_place_gets_the_full_prompt(cold_engine: FakeEngine) -> None:
+    worker = EngineWorker(lambda: cold_engine)
+    service = CompletionService(worker, CompletionSettings(debounce_ms=0, short_prompt_tokens=64,
+                                                           prepare_ahead=False))
+    try:
+        s = await service.complete(URI, PATH, LONG, 1, LONG_LINE, 14, CancelToken())
+    finally:
+        worker.close()
+    assert s is not None and not s.short and len(str(cold_engine.calls[0]["prefix"])) > 64 * 3.5
+
+
+async def test_a_resting_cursor_prepares_the_short_prompt_first(cold_service: CompletionService,
+                                                                cold_engine: FakeEngine) -> None:
+    cold_service.prepare_at(URI, PATH, LONG, 1, LONG_LINE, 14, "cursor")
+    await cold_service.ahead.wait()
+    assert [len(p) <= 64 * 3.5 for p, _, _ in cold_engine.prepared] == [True, False]

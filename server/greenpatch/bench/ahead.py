@@ -88,7 +88,8 @@ async def _events(service: CompletionService, path: Path, rest: float) -> list[d
         s = await service.complete(doc.uri, path, doc.text, doc.version, line, len(doc.rows[line]))
         out.append({"kind": kind, "seconds": round(time.perf_counter() - started, 4), "file": path.name,
                     "line": line, "model": bool(s and not s.cached), "shown": bool(s and s.shown),
-                    "prompt": s.prompt_tokens if s else 0, "reused": s.reused_tokens if s else 0})
+                    "prompt": s.prompt_tokens if s else 0, "reused": s.reused_tokens if s else 0,
+                    "short": bool(s and s.short)})
         return s
 
     first, second, third = chosen
@@ -155,7 +156,7 @@ def replay(engine: Engine, files: list[Path], rest_ms: int) -> dict[str, Any]:
                 for key, value in {**service.ahead.counts, **service.ahead.by_reason}.items():
                     counts[key] = counts.get(key, 0) + value
             # each file's events as they come: a long run that is stopped still says what it measured
-            done = [{k: e[k] for k in ("kind", "seconds", "prompt", "reused", "shown")}
+            done = [{k: e[k] for k in ("kind", "seconds", "prompt", "reused", "shown", "short")}
                     for e in samples[variant] if e["file"] == path.name]
             print(f"bench complete --ahead: {path.name} {variant} at {time.perf_counter() - started:.0f} s: "
                   f"{json.dumps(done)}", file=sys.stderr)

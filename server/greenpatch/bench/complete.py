@@ -35,10 +35,10 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from greenpatch.bench import LATENCY_MODES
-from greenpatch.bench.humaneval import quality
+from greenpatch.bench.humaneval import AlwaysCold, quality
 from greenpatch.bench.retype import keystroke_streams, replay
 from greenpatch.bench.stats import pct as _pct
 from greenpatch.completion.service import CompletionService
@@ -231,6 +231,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            indented, getattr(args, "alternatives", None))
 
         report["quality"] = run_quality()
+        if getattr(args, "short_prompt", False):
+            report["quality_short"] = quality(cast(Engine, AlwaysCold(engine)), args.tasks, getattr(args, "suffix_lines", None),
+                                              getattr(args, "offset", 0), indented,
+                                              getattr(args, "alternatives", None))
         if indented and hasattr(engine, "heal"):
             engine.heal = False
             report["quality_without_healing"] = run_quality()
@@ -289,6 +293,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         at = min(q["gate_sweep"], key=lambda g: abs(g["gate"] - threshold))
         summary.update({"without_healing_pass_rate": q["pass_rate"], "without_healing_shown_at_gate": at["shown"],
                         "without_healing_pass_of_shown_at_gate": at["pass_of_shown"]})
+    q = report.get("quality_short")
+    if q:
+        at = min(q["gate_sweep"], key=lambda g: abs(g["gate"] - threshold))
+        summary.update({"short_prompt_pass_rate": q["pass_rate"], "short_prompt_shown_at_gate": at["shown"],
+                        "short_prompt_pass_of_shown_at_gate": at["pass_of_shown"],
+                        "short_prompt_tasks_short": q.get("short_prompts")})
     report["summary"] = summary
     engine.close()
     replay_dir.cleanup()

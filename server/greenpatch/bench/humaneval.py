@@ -55,6 +55,20 @@ def _passes(program: str, timeout: float = 10.0) -> bool:
         os.unlink(name)
 
 
+class AlwaysCold:
+    """`engine` as if no prompt were ever evaluated ahead, each token costing ten: every task's suggestion comes
+    from the short prompt of a cold place wherever short_request cuts the window (CompletionService._short)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def pending(self, prefix: str, suffix: str, *, context: str = "", max_tokens: int = 64) -> int:
+        return 10 * self._engine.count_tokens(context + prefix + suffix)
+
+
 def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset: int = 0,
             indented: bool = False, alternatives: int | None = None) -> dict[str, Any]:
     path = _eval_dir() / EVAL
@@ -97,6 +111,7 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
             before_passed = passed if before == text else passes(before)
             results.append({
                 "task_id": row["task_id"], "text": text, "raw": s.raw if s else "", "filtered": not text,
+                "short": bool(s and s.short),
                 "mean_logprob": s.mean_logprob if s else None,
                 "logprobs": [round(x, 4) for x in s.logprobs or []] if s else [], "seconds": round(s.seconds, 3) if s else None,
                 "end_logprob": s.end_logprob if s else None, "sampled": s.sampled if s else 0,
@@ -138,6 +153,7 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
                         "pass_of_shown": round(ok / len(shown), 3) if shown else None})
     return {
         "dataset": str(path), "tasks": n, "pass_rate": round(passed / n, 3) if n else None,
+        "short_prompts": sum(1 for r in results if r["short"]),
         "exact_match": round(sum(r["exact"] for r in results) / n, 3) if n else None,
         "filtered": sum(r["filtered"] for r in results),
         "pass_rate_unfiltered_shown": round(passed / max(1, sum(not r["filtered"] for r in results)), 3),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from greenpatch.config import CompletionSettings
@@ -31,6 +31,7 @@ class CompletionRequest:
     full_prefix: str  # the whole document before the cursor (filters and the cache use these)
     full_suffix: str
     code_first: bool = False  # the cursor's line is empty: ask for text on it, not for nothing or a line break
+    short: bool = False  # a short window, no repo context (the first suggestion at a cold place: short_request)
 
 
 def wants_block(text: str, line: int, col: int) -> bool:
@@ -87,3 +88,31 @@ def build_request(
         stop, max_tokens = ["\n"], min(settings.max_tokens, LINE_MAX_TOKENS)
     blank_line = not full_prefix.rsplit("\n", 1)[-1].strip() and not full_suffix.split("\n", 1)[0].strip()
     return CompletionRequest(prefix, suffix, context, mode, stop, max_tokens, full_prefix, full_suffix, blank_line)
+
+
+def short_request(request: CompletionRequest, tokens: int) -> CompletionRequest | None:
+    """`request` with a window of about `tokens` tokens and no repo context, for the first suggestion at a place
+    whose full prompt is not evaluated yet (~1,000 tokens: ~10 s of the default model on 2 cores; see
+    CompletionService._short). The window is whole lines: a quarter at most below the cursor, the rest the lines
+    right above its line, so that typing on the line keeps the window's start (and its evaluated prompt). None when
+    the request's own prompt is no longer."""
+    budget = int(tokens * CHARS_PER_TOKEN)
+    head, newline, line = request.prefix.rpartition("\n")
+    below = request.suffix.split("\n")
+    suffix, size = below[0], len(below[0])
+    for row in below[1:]:
+        if size + len(row) + 1 > budget // 4:
+            break
+        suffix, size = suffix + "\n" + row, size + len(row) + 1
+    above = head.split("\n") if newline else []
+    kept: list[str] = []
+    room = budget - size
+    for row in reversed(above):
+        if len(row) + 1 > room:
+            break
+        kept.append(row)
+        room -= len(row) + 1
+    if len(kept) == len(above) and suffix == request.suffix and not request.context:
+        return None
+    prefix = "".join(row + "\n" for row in reversed(kept)) + line
+    return replace(request, prefix=prefix, suffix=suffix, context="", short=True)

@@ -29,7 +29,7 @@ from greenpatch.completion.filters import (
     passes_gate,
     post_filter,
 )
-from greenpatch.completion.prompt import CompletionRequest, build_request, wants_block
+from greenpatch.completion.prompt import CompletionRequest, build_request, short_request, wants_block
 from greenpatch.config import CompletionSettings
 from greenpatch.context.builder import HeldContext, RecentEdits, SymbolIndex, split_at
 from greenpatch.engine.base import Engine, Generation
@@ -61,6 +61,7 @@ class Suggestion:
     along: str = ""
     ahead: bool = False  # computed ahead as the next line (see _prefetch_after)
     token_ends: list[int] | None = None  # where each token of `logprobs` ends in `text` (for the benchmark)
+    short: bool = False  # made from a short prompt: the place's full one was not evaluated yet (see _short)
 
 
 class CompletionService:
@@ -93,7 +94,7 @@ class CompletionService:
         self.prefetches = 0  # next-line suggestions computed ahead (see _prefetch_after)
         # what the user did with earlier suggestions: the gate's threshold with completions.acceptTarget
         self.feedback: FeedbackLog | None = None
-        self.ahead = Ahead(worker, self._request_at)
+        self.ahead = Ahead(worker, self._request_at, shorten=self._short)
         # (version, line, col) of the last request or preparation in each document
         self._places: dict[str, tuple[int, int, int]] = {}
 
@@ -137,6 +138,22 @@ class CompletionService:
     def _request_at(self, engine: Engine, place: Place) -> CompletionRequest:
         return build_request(place.text, place.line, place.col, self.settings, fim=engine.fim, path=place.path,
                              root=self.root, index=self.index, recent=self.recent, held=self.held)
+
+    def _short(self, engine: Engine, request: CompletionRequest) -> CompletionRequest | None:
+        """The short prompt to ask with first (completions.shortPromptTokens, with prepareAhead: the full one is
+        then prepared behind it), when the engine would evaluate at least that many tokens more of the full one
+        than of the short one; None: the full one."""
+        tokens = self.settings.short_prompt_tokens
+        if tokens <= 0 or not self.settings.prepare_ahead:
+            return None
+        full = engine.pending(request.prefix, request.suffix, context=request.context, max_tokens=request.max_tokens)
+        if full < tokens:
+            return None
+        short = short_request(request, tokens)
+        if short is None:
+            return None
+        quick = engine.pending(short.prefix, short.suffix, context=short.context, max_tokens=short.max_tokens)
+        return short if full - quick >= tokens else None
 
     def update_settings(self, settings: CompletionSettings) -> None:
         self.settings = settings
@@ -224,6 +241,8 @@ class CompletionService:
                 self.ahead.notify(place, False)
             if generation.stop_reason == "cancelled" or token.is_set() or self._stale(uri, version):
                 return None
+            if request.short:  # the full prompt, behind the short one's answer, for the next keystroke here
+                self.ahead.at(place, "behind")
             made = _cached(request, generation, choice)
             judged = await self._judge(path, full_prefix, full_suffix, request, made, choice, token)
             if judged is None or token.is_set() or self._stale(uri, version):
@@ -236,6 +255,7 @@ class CompletionService:
                 self._sure_part(made), made.mean_logprob, False, time.perf_counter() - started, shown, mode,
                 generation.prompt_tokens, generation.reused_tokens, generation.text, generation.seconds,
                 made.logprobs, made.end_logprob, sampled, made.examples, unjudged, token_ends=made.token_ends,
+                short=request.short,
             )
         finally:
             self._inflight[uri].remove(entry)
@@ -253,6 +273,7 @@ class CompletionService:
                 text, line, col, self.settings, fim=engine.fim, path=path, root=self.root,
                 index=self.index, recent=self.recent, held=self.held, mode=mode,
             )
+            request = self._short(engine, request) or request
             request_box.append(request)
             if request.mode == "block" and self.settings.block_seconds > 0:
                 # the user waits from the request on: show the complete lines there are when time is up

@@ -144,6 +144,12 @@ class Engine(Protocol):
         state (a server keeps its own)."""
         ...
 
+    def pending(self, prefix: str, suffix: str, *, context: str = "", max_tokens: int = 64) -> int:
+        """How many prompt tokens an `infill` with these arguments would evaluate now, after what the engine holds
+        evaluated (its cache, prompts parked or prepared ahead); 0 when it cannot tell (a server keeps its own
+        state). The completions choose a short prompt at a place whose full one would keep the user waiting."""
+        ...
+
     def chat(
         self,
         messages: list[ChatMessage],
@@ -196,3 +202,7 @@ class EngineBase:
     ) -> list[float]:
         """Unscored: no log-probabilities to tell with."""
         return []
+
+    def pending(self, prefix: str, suffix: str, *, context: str = "", max_tokens: int = 64) -> int:
+        """Cannot tell: as if the prompt were held (a server keeps its own state)."""
+        return 0

@@ -60,6 +60,9 @@ class ChildEngine(EngineBase):
     def prepare(self, prefix: str, suffix: str, **kwargs: Any) -> int:
         return self._call("prepare", (prefix, suffix), kwargs)  # type: ignore[no-any-return]
 
+    def pending(self, prefix: str, suffix: str, **kwargs: Any) -> int:
+        return self._call("pending", (prefix, suffix), kwargs)  # type: ignore[no-any-return]
+
     def score(self, prefix: str, suffix: str, middle: str, **kwargs: Any) -> list[float]:
         return self._call("score", (prefix, suffix, middle), kwargs)  # type: ignore[no-any-return]
 

@@ -7,6 +7,7 @@ Settings: `model.completion = "fake"`.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -39,6 +40,12 @@ _RULES: list[tuple[str, str]] = [
 PREPARE_STEP = 0.01  # seconds: the fake's step of a prompt evaluated ahead
 
 
+def _prompt(prefix: str, suffix: str, context: str) -> str:
+    """The fake's notion of a FIM prompt: context, the prefix up to the cursor's line, suffix, then that line."""
+    head, _, line = prefix.rpartition("\n")
+    return f"{context}\x00{head}\x01{suffix}\x02{line}"
+
+
 class FakeEngine(EngineBase):
     name = "fake"
     fim: FimFormat | None = FAKE_FIM
@@ -46,7 +53,8 @@ class FakeEngine(EngineBase):
     def __init__(self, *, delay: float = 0.0, per_token: float = 0.0, text: str | None = None,
                  texts: list[str] | None = None,
                  logprobs: list[float] | None = None, end_logprob: float | None = None,
-                 samples: list[tuple[str, list[float], float]] | None = None, prepare_seconds: float = 0.0) -> None:
+                 samples: list[tuple[str, list[float], float]] | None = None, prepare_seconds: float = 0.0,
+                 cold_prompts: bool = False) -> None:
         self.delay = delay
         self.per_token = per_token
         self.text = text  # when set, every infill answers this
@@ -60,6 +68,10 @@ class FakeEngine(EngineBase):
         self.prepare_seconds = prepare_seconds
         self.prepared: list[tuple[str, str, bool]] = []  # (prefix, suffix, whether it was evaluated to its end)
         self.preparing = threading.Event()  # set when a prepare() starts (tests wait for it)
+        # when set, `pending` says a prompt neither infilled nor prepared to its end costs its tokens (a cold place);
+        # otherwise it says every prompt is held
+        self.cold_prompts = cold_prompts
+        self._held: set[str] = set()
         self._lock = threading.Lock()
 
     def _answer(self, prefix: str) -> str:
@@ -86,6 +98,7 @@ class FakeEngine(EngineBase):
         end_check: bool = False,
     ) -> Generation:
         with self._lock:
+            self._held.add(_prompt(prefix, suffix, context))
             self.calls.append({"prefix": prefix, "suffix": suffix, "context": context, "stop": stop,
                                "max_tokens": max_tokens, "code_first": code_first, "end_check": end_check,
                                "temperature": temperature, "seed": seed})
@@ -139,7 +152,19 @@ class FakeEngine(EngineBase):
         done = waited >= seconds
         with self._lock:
             self.prepared.append((prefix, suffix, done))
+            if done:
+                self._held.add(_prompt(prefix, suffix, context))
         return len(prefix) // 4 if done else int(len(prefix) // 4 * waited / seconds)
+
+    def pending(self, prefix: str, suffix: str, *, context: str = "", max_tokens: int = 64) -> int:
+        """With `cold_prompts`: the tokens of the prompt after its longest start held by a prompt infilled or prepared
+        to its end before (the cursor's line comes last, as in the local engine's); without: 0."""
+        if not self.cold_prompts:
+            return 0
+        prompt = _prompt(prefix, suffix, context)
+        with self._lock:
+            held = max((len(os.path.commonprefix([prompt, h])) for h in self._held), default=0)
+        return self.count_tokens(prompt[held:])
 
     def score(self, prefix: str, suffix: str, middle: str, *, context: str = "",
               cancel: CancelToken | None = None) -> list[float]:

@@ -118,6 +118,15 @@ class FallbackEngine(EngineBase):
         except GreenpatchError:
             return 0
 
+    def pending(self, prefix: str, suffix: str, *, context: str = "", max_tokens: int = 64) -> int:
+        """The local engine's, while it answers (see prepare)."""
+        if self._healthy or self._fallback is None:
+            return 0
+        try:
+            return self._fallback.pending(prefix, suffix, context=context, max_tokens=max_tokens)
+        except GreenpatchError:
+            return 0
+
     def score(self, prefix: str, suffix: str, middle: str, *, context: str = "",
               cancel: CancelToken | None = None) -> list[float]:
         """Teacher-forced scoring where the engine in use can (the local one); [] otherwise."""

@@ -96,13 +96,17 @@ def _find_chunks(
 
 
 PARK_MIN = 256  # a prompt about to lose at least this many cached tokens is parked (a jump to another place)
+SHORT_PARK_MIN = 128  # a shorter prompt is parked when it is lost (nearly) whole
 RESUME_MARGIN = 64  # a parked prompt is resumed when it shares this many more leading tokens than the cache does
 
 
 def worth_parking(cached: Sequence[int], prompt: Sequence[int]) -> bool:
     """The cache is about to lose much of what it holds (the cursor jumped to another file or place): keep it aside,
-    so a jump back finds it. Typing and the next line change only the prompt's last few hundred tokens."""
-    return len(cached) - common_prefix(cached, prompt) >= PARK_MIN
+    so a jump back finds it. Typing and the next line change only the prompt's last few hundred tokens. A short
+    prompt (the first one at a cold place, see completion/prompt.py short_request) is kept when most of it goes:
+    the full prompt prepared behind it replaces it, and the next keystroke there may still want it."""
+    lost = len(cached) - common_prefix(cached, prompt)
+    return lost >= PARK_MIN or len(cached) >= SHORT_PARK_MIN and lost >= len(cached) * 3 // 4
 
 
 def choose_parked(cached: Sequence[int], prompt: Sequence[int], parked: Sequence[Sequence[int]]) -> int | None:

@@ -297,6 +297,11 @@ class LlamaEngine(EngineBase):
         self._prepare(prompt, self.reuse, cancel, step=PREPARE_STEP)
         return common_prefix(self._kv.cached, prompt)
 
+    def pending(self, prefix: str, suffix: str, *, context: str = "", max_tokens: int = 64) -> int:
+        """The prompt's tokens after the longest start of it the cache or a parked prompt holds (see KvCache.held)."""
+        prompt, _ = self._healed_prompt(prefix, suffix, context, max_tokens)
+        return len(prompt) - self._kv.held(prompt)
+
     def infill_many(
         self,
         prefix: str,

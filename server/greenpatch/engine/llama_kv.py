@@ -15,7 +15,7 @@ import llama_cpp
 import numpy as np
 
 from greenpatch.engine.base import CancelToken
-from greenpatch.engine.kvplan import PARK_MIN, ReusePlan, kv_operations, plan_reuse, worth_parking
+from greenpatch.engine.kvplan import ReusePlan, common_prefix, kv_operations, plan_reuse, worth_parking
 from greenpatch.engine.parking import ParkedPrompts
 from greenpatch.errors import ModelError
 
@@ -83,6 +83,10 @@ class KvCache:
             self.clear()  # the generation cannot go on without the prompt it was decoding after
             raise ModelError("cannot remove drafted tokens from the KV cache", "the cache was cleared; try again")
 
+    def held(self, prompt: Sequence[int]) -> int:
+        """How many of `prompt`'s first tokens are evaluated already, in the cache or in a parked prompt."""
+        return max([common_prefix(self.cached, prompt), *(common_prefix(t, prompt) for t in self.parked.tokens())])
+
     def _park(self, prompt: list[int], mode: str, park: bool) -> None:
         """Resume a parked prompt that `prompt` shares more with than the cache (a jump back), parking the cache in
         its place; or park the cache when `prompt` leaves most of it behind (a jump away). See parking.py."""
@@ -92,7 +96,7 @@ class KvCache:
         cached = self.cached
         chosen = self.parked.take_best(cached, prompt)
         if chosen is not None:
-            if len(cached) >= PARK_MIN:
+            if worth_parking(cached, ()):
                 self._park_cache()
             llama_cpp.llama_memory_seq_rm(self.mem, 0, -1, -1)
             self.cached = []
