@@ -53,7 +53,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   {
     key: "completions.cutLogprob",
     type: "number",
-    default: -99,
+    default: -0.75,
     maximum: 0,
     description:
       "Show a suggestion only up to its first token below this log-probability; typing or accepting that far shows the rest once the model is sure of it. -99: shown whole.",

@@ -289,11 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
                          + ", ".join(LATENCY_MODES))
     bp.add_argument("--real-lines", type=int, default=8, metavar="N",
                     help="lines per file typed to their end for what is shown on code the model has not seen: "
-                         "greenpatch's replay files and a held-out sdist's, the fixed gate and the server's side by "
+                         "greenpatch's replay files and held-out sdists', the fixed gate and the server's side by "
                          "side (%(default)s; 0: skip)")
-    bp.add_argument("--real-sets", nargs="+", choices=("greenpatch", "heldout"), metavar="SET",
-                    help="which files that measurement types: greenpatch (the tuning set), heldout (an sdist's, "
-                         "downloaded once with pip, never tuned on); default: both")
+    bp.add_argument("--real-sets", nargs="+", choices=("greenpatch", "heldout", "heldout-b"), metavar="SET",
+                    help="which files that measurement types: greenpatch (the tuning set), heldout (pydantic-graph's, "
+                         "downloaded once with pip; seen when the cut and gate were chosen), heldout-b (mcp's, never "
+                         "tuned on); default: all")
     bp.add_argument("--real-log", metavar="DIR",
                     help="log that measurement's keystrokes as they come to DIR/SET.jsonl")
     bp.add_argument("--typing-ms", type=int, default=150, metavar="MS",

@@ -31,3 +31,14 @@ def test_typing_on_the_line_keeps_the_start_of_the_window() -> None:
 def test_a_request_that_is_short_already_stays_as_it_is() -> None:
     request = CompletionRequest("x = 1\ny =", "\n", "", "line", ["\n"], 48, "x = 1\ny =", "\n")
     assert short_request(request, 100) is None
+
+
+def test_the_next_lines_keep_the_start_of_the_window_mostly() -> None:
+    starts = []
+    for n in range(40, 80):
+        text = "".join(f"x{i} = {i}\n" for i in range(n))
+        request = CompletionRequest(text, "\n" + BELOW, "ctx", "line", ["\n"], 48, text, "\n" + BELOW)
+        short = short_request(request, 40)
+        assert short is not None
+        starts.append(short.prefix.split(" ", 1)[0])
+    assert len(set(starts)) <= 40 // 8 + 1, "the start moves in steps of SHORT_ALIGN lines"

@@ -7,9 +7,11 @@ that what a gate policy would have shown at that keystroke follows without askin
 and the tuned one are judged on the same suggestions, in one run. A withheld suggestion is typed along too in the
 server (see TypedAlong), so the model is asked at the same keystrokes whatever the gate.
 
-Two sets of files, neither one the model can have seen: greenpatch's own files as of REPLAY_COMMIT (the tuning
-set: filters and gate were tuned on it), and HELDOUT, files of a PyPI sdist released after the model (never tuned
-on; downloaded once into the user cache, outside any repository).
+Sets of files none of which the model can have seen: greenpatch's own files as of REPLAY_COMMIT (the tuning set:
+filters and gate were tuned on it), and HELDOUT's, files of PyPI sdists released after the model (downloaded once
+into the user cache, outside any repository): "heldout" (pydantic-graph; its figures for the whole grid of gates
+and cuts were read when completions.cutLogprob and gateThreshold were chosen on 2026-12-07, so it is held out no
+more for those two), and "heldout-b" (mcp; never tuned on).
 
 Per policy and set:
 - shown characters and the share of them the file has next (the first line shown at each keystroke against the
@@ -42,9 +44,13 @@ from greenpatch.engine.base import Engine
 from greenpatch.errors import UsageError
 from greenpatch.resources import user_cache_dir
 
-# Released after the default model (Qwen2.5-Coder, 2024): an sdist, the files replayed from it.
-HELDOUT = ("pydantic-graph", "2.68.0", ["pydantic_graph/decision.py", "pydantic_graph/join.py",
-                                        "pydantic_graph/paths.py"])
+# Released after the default model (Qwen2.5-Coder, 2024): per set, an sdist and the files replayed from it.
+HELDOUT = {
+    "heldout": ("pydantic-graph", "2.68.0", ["pydantic_graph/decision.py", "pydantic_graph/join.py",
+                                             "pydantic_graph/paths.py"]),
+    "heldout-b": ("mcp", "2.3.0", ["src/mcp/shared/uri_template.py", "src/mcp/server/mcpserver/resolve.py",
+                                   "src/mcp/cli/cli.py"]),
+}
 LINES_PER_FILE = 8  # typed lines per file (in pairs: a line, then the next line of code after it)
 FOLLOWS_CHARS = 600  # what the file has next is compared this far
 
@@ -75,9 +81,9 @@ class Keystroke:
     follows: str
 
 
-def heldout_files(cache: Path | None = None) -> list[Path]:
-    """HELDOUT's files, its sdist downloaded with pip and unpacked under the user cache the first time."""
-    name, version, files = HELDOUT
+def heldout_files(cache: Path | None = None, which: str = "heldout") -> list[Path]:
+    """The files of HELDOUT[which], its sdist downloaded with pip and unpacked under the user cache the first time."""
+    name, version, files = HELDOUT[which]
     home = (cache or user_cache_dir() / "bench" / "heldout") / f"{name}-{version}"
     top = home / "src"
     if not all((top / f).exists() for f in files):
@@ -92,7 +98,7 @@ def heldout_files(cache: Path | None = None) -> list[Path]:
             unpacked.rename(top)
         except (OSError, subprocess.SubprocessError, tarfile.TarError, StopIteration) as exc:
             raise UsageError(f"the held-out sdist {name}=={version} could not be fetched: {exc}",
-                             "check that pip can reach PyPI, or pass --no-heldout") from None
+                             "check that pip can reach PyPI, or pass --real-sets greenpatch") from None
     return [top / f for f in files]
 
 
@@ -260,7 +266,7 @@ GRID = [Policy(f"gate {t:g} cut {c:g}" if c is not None else f"gate {t:g}", t, c
         for t in (-0.15, -0.25, -0.4, -0.6, -1.0, SHOW_ALL) for c in (None, -0.5, -1.0, -1.5, -2.5)]
 
 
-SETS = ("greenpatch", "heldout")
+SETS = ("greenpatch", *HELDOUT)
 
 
 def real_code(engine: Engine, files: list[Path], settings: CompletionSettings, lines_per_file: int = LINES_PER_FILE,
@@ -270,8 +276,8 @@ def real_code(engine: Engine, files: list[Path], settings: CompletionSettings, l
     fixed = Policy("fixed", CompletionSettings.gate_threshold)
     server = Policy("server", settings.gate_threshold, settings.cut_logprob)
     wanted = sets or list(SETS)
-    chosen = {name: (files if name == "greenpatch" else heldout_files()) for name in SETS if name in wanted}
-    out: dict[str, Any] = {"heldout": f"{HELDOUT[0]}=={HELDOUT[1]}", "summary": {}}
+    chosen = {name: (files if name == "greenpatch" else heldout_files(which=name)) for name in SETS if name in wanted}
+    out: dict[str, Any] = {"heldout": {k: f"{n}=={v}" for k, (n, v, _) in HELDOUT.items()}, "summary": {}}
     for name, paths in chosen.items():
         log = log_dir / f"{name}.jsonl" if log_dir is not None else None
         result = replay(engine, paths, [fixed, server, *GRID], lines_per_file, log)

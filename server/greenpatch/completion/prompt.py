@@ -90,14 +90,17 @@ def build_request(
     return CompletionRequest(prefix, suffix, context, mode, stop, max_tokens, full_prefix, full_suffix, blank_line)
 
 
+SHORT_ALIGN = 8  # a short window starts at a line number that is a multiple of this (see short_request)
+
+
 def short_request(request: CompletionRequest, tokens: int) -> CompletionRequest | None:
     """`request` with a window of about `tokens` tokens and no repo context, for the first suggestion at a place
     whose full prompt is not evaluated yet (~1,000 tokens: ~10 s of the default model on 2 cores; see
-    CompletionService._short). The window is whole lines: a quarter at most below the cursor, the rest the lines
-    right above its line, so that typing on the line keeps the window's start (and its evaluated prompt). None when
-    the request's own prompt is no longer."""
+    CompletionService._short). The window is whole lines: a quarter at most below the cursor, the rest above it,
+    starting at a line number that is a multiple of SHORT_ALIGN, so that typing on the line and the next lines keep
+    its start (and the prompt evaluated for it). None when the request's own prompt is no longer."""
     budget = int(tokens * CHARS_PER_TOKEN)
-    head, newline, line = request.prefix.rpartition("\n")
+    head, newline, line = request.full_prefix.rpartition("\n")
     below = request.suffix.split("\n")
     suffix, size = below[0], len(below[0])
     for row in below[1:]:
@@ -105,14 +108,12 @@ def short_request(request: CompletionRequest, tokens: int) -> CompletionRequest 
             break
         suffix, size = suffix + "\n" + row, size + len(row) + 1
     above = head.split("\n") if newline else []
-    kept: list[str] = []
-    room = budget - size
-    for row in reversed(above):
-        if len(row) + 1 > room:
-            break
-        kept.append(row)
-        room -= len(row) + 1
-    if len(kept) == len(above) and suffix == request.suffix and not request.context:
+    start, room = len(above), budget - size
+    while start > 0 and len(above[start - 1]) + 1 <= room:
+        start -= 1
+        room -= len(above[start]) + 1
+    start = min(-(-start // SHORT_ALIGN) * SHORT_ALIGN, len(above))
+    prefix = "".join(row + "\n" for row in above[start:]) + line
+    if not request.context and suffix == request.suffix and len(request.prefix) <= len(prefix):
         return None
-    prefix = "".join(row + "\n" for row in reversed(kept)) + line
     return replace(request, prefix=prefix, suffix=suffix, context="", short=True)
