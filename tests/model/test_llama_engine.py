@@ -453,3 +453,14 @@ def test_pending_counts_what_the_cache_and_the_parked_prompts_do_not_hold(tiny_e
     assert tiny_engine.pending(a + " x", "\n", max_tokens=12) <= 4, "typing on: the few new tokens"
     tiny_engine.prepare(b, "\n", max_tokens=12)
     assert tiny_engine.pending(a, "\n", max_tokens=12) == 0, "parked at the jump away, still held"
+
+
+def test_a_short_prompt_prepared_before_a_long_one_stays_held(tiny_engine) -> None:
+    short, long = _file("zeta", 3), _file("eta", 30)
+    tiny_engine._clear()
+    assert 64 <= tiny_engine.pending(short, "\n", max_tokens=12) < 256, "a short prompt, as a cold place's"
+    tiny_engine.prepare(short, "\n", max_tokens=12)
+    tiny_engine.prepare(long, "\n", max_tokens=12)
+    assert tiny_engine.pending(short, "\n", max_tokens=12) == 0, "parked when the long one replaced it"
+    answer = tiny_engine.infill(short, "\n", max_tokens=8, stop=["\n"])
+    assert answer.reused_tokens == answer.prompt_tokens - 1

@@ -96,7 +96,7 @@ def _find_chunks(
 
 
 PARK_MIN = 256  # a prompt about to lose at least this many cached tokens is parked (a jump to another place)
-SHORT_PARK_MIN = 128  # a shorter prompt is parked when it is lost (nearly) whole
+SHORT_PARK_MIN = 64  # a shorter prompt is parked when it is lost (nearly) whole
 RESUME_MARGIN = 64  # a parked prompt is resumed when it shares this many more leading tokens than the cache does
 
 
