@@ -185,6 +185,28 @@ def test_the_report_says_where_the_time_went_on_the_runs_clock_and_the_models(wo
     assert json.loads(json.dumps(report.to_dict()))["timing"] == spent
 
 
+def test_the_report_says_where_it_looked_and_which_candidates_it_made_and_tried(workspace, verifier_for) -> None:
+    from greenpatch.bench.real import miss_cause
+    from greenpatch.bench.slips import Slip
+    from greenpatch.repair.candidates import digest
+
+    root = workspace("buggy_offbyone")
+    report = _pipeline(root, verifier_for(root), None).repair()
+    fix = report.fixes[0]
+    (search,) = report.search
+    assert search["suspects"][0]["path"] == fix.path and search["suspects"][0]["score"] > 0
+    made = {c["key"]: c for c in search["candidates"]}
+    assert made[digest(fix.new_text)]["tried"], "the fix is among the candidates tried"
+    assert len(made) == len(search["candidates"]) > 1, "each program once"
+    line = search["suspects"][0]["line"]
+    slip = Slip(fix.path, "f", "operator", line, "", "")
+    assert miss_cause(slip, fix.new_text, [search]) == "right candidate failed"
+    assert miss_cause(slip, "x = 1\n", [search]) == "no candidate right"
+    assert miss_cause(Slip(fix.path, "f", "operator", 999, "", ""), "x = 1\n", [search]) == "not localized"
+    assert miss_cause(slip, "", [{"candidates": [{"key": digest(""), "tried": False}]}]) == (
+        "right candidate not verified in time")
+
+
 def test_repair_prints_no_progress_when_stderr_is_not_a_terminal(workspace, private_cache, capsys) -> None:
     root = workspace("buggy_offbyone")
     main(["repair", str(root), "--model", "none"])

@@ -33,6 +33,7 @@ import greenpatch
 from greenpatch.bench.real_projects import PROJECTS, Prepared, Project, SetupFailed, local_project, prepare
 from greenpatch.bench.slips import Slip, draw, named_in, parses, slips_in
 from greenpatch.bench.stats import describe, machine
+from greenpatch.repair.candidates import digest
 from greenpatch.verify.select import is_test_file
 
 SEED = 24
@@ -316,10 +317,30 @@ def _repair_one(slip: Slip, prepared: Prepared, ws_path: Path, opts: Options, de
         result["outcome"] = "bug not seen"  # the project's pytest fails on this slip; greenpatch saw nothing fail
     else:
         result["outcome"] = "timed out" if result["hit_time_limit"] else "no fix"
+        result["cause"] = miss_cause(slip, pristine, data.get("search") or [])
     if done.crashed and result["outcome"] not in ("fixed", "wrong fix"):
         result["outcome"] = "crash"
     shutil.rmtree(ws, ignore_errors=True)
     return result
+
+
+MISS_CAUSES = ("not localized", "no candidate right", "right candidate not verified in time",
+               "right candidate failed")
+
+
+def miss_cause(slip: Slip, pristine: str, search: list[dict[str, Any]]) -> str:
+    """Why a slip got no fix, from where the run looked and what it made (RepairReport.search): its line among
+    no suspect's; no candidate the program the slip was made in (candidates.digest, formatting aside); that one made
+    but its tests never run (time ran out first); or run and failed (the tests, not the search, are at fault)."""
+    right = digest(pristine)
+    made = [c for group in search for c in group.get("candidates", []) if c.get("key") == right]
+    if any(c.get("tried") for c in made):
+        return MISS_CAUSES[3]
+    if made:
+        return MISS_CAUSES[2]
+    localized = any(s.get("path") == slip.path and s.get("line", 0) - 1 <= slip.line <= s.get("last", 0) + 1
+                    for group in search for s in group.get("suspects", []))
+    return MISS_CAUSES[1] if localized else MISS_CAUSES[0]
 
 
 def _judge(prepared: Prepared, folder: Path, fix: dict[str, Any], deselect: list[str], limit: float) -> bool:
@@ -355,6 +376,8 @@ def _slip_figures(slips: list[dict[str, Any]]) -> dict[str, Any]:
         # which kind of edit (repair/budget.py) the shown fixes were: right ones, and wrong ones
         "fixed_by_kind": dict(Counter(s.get("kind") or s.get("generator", "") for s in fixed)),
         "wrong_by_kind": dict(Counter(s.get("kind") or s.get("generator", "") for s in shown if not s["fixed"])),
+        # the slips with no fix, by why (see miss_cause)
+        "misses_by_cause": dict(Counter(s["cause"] for s in slips if s.get("cause"))),
     }
 
 
@@ -410,6 +433,10 @@ def table(rows: list[dict[str, Any]]) -> str:
             lines.append(f"    setup failure, {failure['step']}: {failure['message'][:150]}")
         if s["outcomes"]:
             lines.append("    outcomes: " + ", ".join(f"{n} {what}" for what, n in sorted(s["outcomes"].items())))
+        if s.get("misses_by_cause"):
+            lines.append("    misses: " + ", ".join(f"{n} {why}" for why, n in sorted(s["misses_by_cause"].items())))
+        if s.get("fixed_by_kind"):
+            lines.append("    fixed by: " + ", ".join(f"{n} {kind}" for kind, n in sorted(s["fixed_by_kind"].items())))
         spent = (s.get("timing") or {}).get("seconds") or {}
         if spent:
             lines.append("    repair time (s, all slips): " + ", ".join(f"{what} {spent[what]}" for what in TIME_PARTS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import hashlib
 import importlib.util
 import io
 import sys
@@ -37,6 +38,12 @@ def normalized(text: str) -> str | None:
     except (SyntaxError, ValueError):
         return None
     return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
+def digest(text: str) -> str:
+    """A short fingerprint of a module's text, whitespace aside (cheap: every candidate made gets one): two
+    candidates, or a candidate and a known fix, with equal digests are the same program."""
+    return hashlib.sha1("".join(text.split()).encode("utf-8")).hexdigest()[:16]
 
 
 def imported_modules(text: str) -> set[str]:

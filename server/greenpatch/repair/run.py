@@ -24,6 +24,7 @@ from greenpatch.repair.candidates import (
     adds_dead_code,
     changed_range,
     changed_tokens,
+    digest,
     new_imports_exist,
     normalized,
     replace_lines,
@@ -53,6 +54,7 @@ LINES_PER_ROUND = 4  # suspicious statements each round works on
 ENOUGH = 3  # stop verifying a round once this many distinct candidates passed
 EXTRA_AFTER_FIRST = 2  # batches verified after the first passing candidate (alternatives for ranking)
 MAX_FIXES = 3  # fixes reported per failure group
+SEARCH_SUSPECTS = 20  # suspicious statements a report's `search` lists per group
 
 
 @dataclass
@@ -89,6 +91,7 @@ class RepairRun:
         self._verified = 0  # candidates that passed, all groups
         self._tried = self._queued = 0  # candidates of the current group
         self._where = ""
+        self._made: dict[str, dict[str, object]] = {}  # the current group's candidates in report.search, by key
         self._group_no = (1, 1)
         self._baseline = TestRun()
         self._passed_before: set[str] = set()
@@ -244,6 +247,13 @@ class RepairRun:
         if group.kind is GroupKind.SYNTAX:
             return self._repair_syntax(group)
         work = _GroupWork(group, [r.nodeid for r in group.failing], {})
+        self._made = {}
+        self.report.search.append({
+            "where": group.where,
+            "suspects": [{"path": s.path, "line": s.line, "last": s.last, "score": round(s.score, 4)}
+                         for s in group.suspects[:SEARCH_SUSPECTS]],
+            "candidates": [],
+        })
         for rel in {s.path for s in group.suspects}:
             text = self.files.text(rel)
             if text is not None and (key := normalized(text)):
@@ -277,12 +287,14 @@ class RepairRun:
             # The likeliest model-free candidates first, then the model's (ready by then), then the rest: more
             # kinds of model-free edits must not keep the model's fills waiting behind unlikely ones.
             head, tail = (queue[: budget * 2], queue[budget * 2:]) if pending.futures else (queue, [])
+            self._note(queue)
             self._verify(work, self._dedupe(head, work.seen))
             # With a verified fix in hand, the model's first fill of the most suspicious line has its say (it often
             # agrees with, or beats, what passed). Where few tests cover the code they can let a wrong mutation
             # through, so then every suspicious line gets its first fill: an alternative to compare on extra inputs.
             settle = (pending.first_fills if weak else 1) if work.plausible else 0
             model_candidates = self.jobs.finish(pending, settle=settle)
+            self._note(model_candidates)
             # The model's candidates get their own allowance of extra batches: the mutants may have spent theirs,
             # and a fill that passes too is what tells a right fix from a wrong mutation.
             self._verify(work, self._dedupe(model_candidates, work.seen), enough=ENOUGH + 2)
@@ -290,6 +302,23 @@ class RepairRun:
                 self._verify(work, self._dedupe(tail, work.seen))
             if work.plausible:
                 break
+
+    def _note(self, candidates: list[Candidate], tried: bool = False) -> None:
+        """Candidates made (and tried) for the current group, in report.search (what `bench real` tells its misses
+        by cause from)."""
+        if not self.report.search:
+            return
+        made = self.report.search[-1]["candidates"]
+        assert isinstance(made, list)
+        for cand in candidates:
+            key = f"{cand.path}\0{digest(cand.text)}"
+            entry = self._made.get(key)
+            if entry is None:
+                entry = {"path": cand.path, "line": cand.line, "kind": cand.kind or cand.generator,
+                         "key": digest(cand.text), "tried": False}
+                self._made[key] = entry
+                made.append(entry)
+            entry["tried"] = bool(entry["tried"]) or tried
 
     def _dedupe(self, candidates: list[Candidate], seen: dict[str, Candidate]) -> list[Candidate]:
         fresh: list[Candidate] = []
@@ -312,6 +341,7 @@ class RepairRun:
             cand.generators.add(cand.generator)
             seen[full] = cand
             fresh.append(cand)
+
         return fresh
 
     # --- verify ------------------------------------------------------------------------------------------
@@ -337,6 +367,8 @@ class RepairRun:
                        f"/{self._queued}", self._group_percent())
             self.report.candidates_tried += len(batch)
             self._tried += len(batch)
+            for cand in batch:
+                self._note([cand], tried=True)
             # Every target must pass: a candidate that fixes some of a group's failures passed the tests on
             # real projects while it was wrong (`bench real`: a condition that fixed 1 of 3 failures of one slip).
             with self.clock.spent.spending("tests"):

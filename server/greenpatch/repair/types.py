@@ -53,6 +53,10 @@ class RepairReport:
     # time, mostly spent while tests ran (see repair/clock.py).
     timing: dict[str, float] = field(default_factory=dict)
     model_tokens: dict[str, int] = field(default_factory=dict)  # prompt (of which reused) and generated tokens
+    # Per failure group repaired, where the run looked and what it made of it (`bench real` tells its misses by
+    # cause from this): "where", "suspects" (path, line, last, score; most suspicious first) and "candidates"
+    # (path, line, kind, "key": candidates.digest of the new file, "tried": whether its tests ran)
+    search: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def unfixed(self) -> list[Failure]:
