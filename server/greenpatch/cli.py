@@ -316,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="quality with the cursor after the line's indentation, as an editor leaves it after Enter "
                          "(and the same tasks without token healing, side by side)")
     bp.add_argument("--short-prompt", action="store_true",
-                    help="quality also as at a cold place, side by side: every task's suggestion from the short "
-                         "prompt a first request there asks with (completions.shortPromptTokens)")
+                    help="quality and the real-code replay also as at a cold place, side by side: every request "
+                         "from the short prompt a first request there asks with (completions.shortPromptTokens)")
     bp.add_argument("--output", "-o", help="JSON report path (default: bench-NAME.json)")
     bp = bsub.add_parser("repair", help="fix rate and precision on HumanEvalFix")
     bp.add_argument("--dataset", default="../shared/eval/humanevalfix-python.jsonl",

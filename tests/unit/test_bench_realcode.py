@@ -44,3 +44,18 @@ def test_the_simulated_user_accepts_a_cut_suggestion_the_file_continues() -> Non
     strokes = [_answer(0, "abcd", [-0.05, -0.05, -2.0, -0.05], "abXY")]
     assert measure(strokes, Policy("fixed", -99.0))["accepted"] == 0
     assert measure(strokes, Policy("cut", -99.0, -1.0))["accepted"] == 1
+
+
+def test_the_replay_types_with_the_full_prompt_or_as_at_a_cold_place_with_the_short_one(tmp_path) -> None:
+    from greenpatch.bench.realcode import replay
+    from greenpatch.engine.fake import FakeEngine
+
+    source = tmp_path / "mod.py"
+    source.write_text("".join(f"def function_{i}(value):\n    return value * {i} + 1000\n\n" for i in range(60)))
+    for cold, longest in ((False, 1000), (True, 192 * 3.5)):
+        engine = FakeEngine(text="value")
+        result = replay(engine, [source], [Policy("fixed", -0.25)], lines_per_file=2, cold=cold)
+        prefixes = [len(str(c["prefix"])) for c in engine.calls]
+        assert result["lines"] == 2 and prefixes
+        assert (max(prefixes) <= longest) if cold else (min(prefixes) >= longest), (cold, prefixes)
+        assert all(c["context"] == "" for c in engine.calls) or not cold

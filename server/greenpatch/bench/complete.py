@@ -244,7 +244,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         log_dir = getattr(args, "real_log", None)
         report["real_code"] = real_code(engine, files, settings.completions, args.real_lines,
-                                        getattr(args, "real_sets", None), Path(log_dir) if log_dir else None)
+                                        getattr(args, "real_sets", None), Path(log_dir) if log_dir else None,
+                                        getattr(args, "short_prompt", False))
     if args.engine:
         from greenpatch.bench.remote import remote_latency
 

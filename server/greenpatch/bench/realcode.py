@@ -32,7 +32,7 @@ import tarfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from greenpatch.bench.retype import keystroke_streams
 from greenpatch.completion.cache import mean_after
@@ -219,8 +219,10 @@ def measure(keystrokes: list[Keystroke], policy: Policy) -> dict[str, Any]:
 
 
 def replay(engine: Engine, files: list[Path], policies: list[Policy], lines_per_file: int = LINES_PER_FILE,
-           log: Path | None = None) -> dict[str, Any]:
-    """Type `files` with the gate open once, then judge every policy on the same keystrokes."""
+           log: Path | None = None, cold: bool = False) -> dict[str, Any]:
+    """Type `files` with the gate open once, then judge every policy on the same keystrokes. Every request has the
+    full prompt (nothing is prepared ahead: the replay does not pause, so what would be is a matter of timing), or
+    with `cold` the short prompt of a cold place (completions.shortPromptTokens; bench/humaneval.py AlwaysCold)."""
     from greenpatch.completion.command import _index, find_root
 
     streams = keystroke_streams(files, 0, lines_per_file)
@@ -229,7 +231,11 @@ def replay(engine: Engine, files: list[Path], policies: list[Policy], lines_per_
     worker = EngineWorker(lambda: engine, owns_engine=False)
     # the gate open: every suggestion is kept with its log-probabilities, the policies decide afterwards
     settings = CompletionSettings(debounce_ms=0, prefetch=False, gate_threshold=SHOW_ALL, cut_logprob=SHOW_ALL,
-                                  record=False)
+                                  record=False, prepare_ahead=cold)
+    if cold:
+        from greenpatch.bench.humaneval import AlwaysCold
+
+        engine = cast(Engine, AlwaysCold(engine))
     service = CompletionService(worker, settings, index=index, root=root)
     started = time.perf_counter()
     keystrokes = asyncio.run(_type(service, streams, log))
@@ -270,7 +276,7 @@ SETS = ("greenpatch", *HELDOUT)
 
 
 def real_code(engine: Engine, files: list[Path], settings: CompletionSettings, lines_per_file: int = LINES_PER_FILE,
-              sets: list[str] | None = None, log_dir: Path | None = None) -> dict[str, Any]:
+              sets: list[str] | None = None, log_dir: Path | None = None, short: bool = False) -> dict[str, Any]:
     """The fixed gate and the server's policy side by side on `files` (greenpatch's, the tuning set) and on
     HELDOUT's files, each typed once (the keystrokes logged under `log_dir`, SET.jsonl, when given)."""
     fixed = Policy("fixed", CompletionSettings.gate_threshold)
@@ -293,4 +299,12 @@ def real_code(engine: Engine, files: list[Path], settings: CompletionSettings, l
             out["summary"][f"real_{name}_{key}_fixed"] = a
             out["summary"][f"real_{name}_{key}_server"] = b
         out["summary"][f"real_{name}_shown_chars_ratio"] = result["side_by_side"]["shown_chars_ratio"]
+        if short:  # the same lines typed as at a cold place: every request from the short prompt
+            cold = replay(engine, paths, [fixed, server], lines_per_file, cold=True)
+            result["short_prompt"] = {k: v for k, v in cold.items() if k != "keystroke_log"}
+            for p in cold["policies"]:
+                out["summary"][f"real_{name}_short_prompt_shown_chars_right_{p['policy']}"] = p["shown_chars_right"]
+                out["summary"][f"real_{name}_short_prompt_shown_chars_{p['policy']}"] = p["shown_chars"]
+                print(f"bench complete: real code, short prompts: {name}: {p['policy']}: {p['shown_chars']} chars "
+                      f"shown, {p['shown_chars_right']} right", file=sys.stderr)
     return out
