@@ -79,7 +79,10 @@ def quality(engine: Engine, tasks: int, suffix_lines: int | None = None, offset:
     worker = EngineWorker(lambda: engine, owns_engine=False)
     # one request a task; whole lines, judged by their tests (how much of each the cut would show: `sure`)
     cut = CompletionSettings().cut_logprob
-    settings = CompletionSettings(debounce_ms=0, gate_threshold=-1e9, prefetch=False, cut_logprob=SHOW_ALL)
+    # every task with its full prompt (a place prepared ahead, or typed at a while); AlwaysCold: with the short
+    # prompt of a cold place (CompletionService._short, which only asks with one when preparing ahead is on)
+    settings = CompletionSettings(debounce_ms=0, gate_threshold=-1e9, prefetch=False, cut_logprob=SHOW_ALL,
+                                  prepare_ahead=isinstance(engine, AlwaysCold))
     if suffix_lines is not None:
         settings.suffix_lines = suffix_lines
     if alternatives is not None:
