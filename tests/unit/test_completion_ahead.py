@@ -248,3 +248,15 @@ async def test_a_resting_cursor_prepares_the_short_prompt_first(cold_service: Co
     cold_service.prepare_at(URI, PATH, LONG, 1, LONG_LINE, 14, "cursor")
     await cold_service.ahead.wait()
     assert [len(p) <= 64 * 3.5 for p, _, _ in cold_engine.prepared] == [True, False]
+
+
+async def test_a_cursor_resting_at_the_end_of_a_finished_line_prepares_the_line_after_it(
+    service: CompletionService, engine: FakeEngine
+) -> None:
+    doc = "def add(a, b):\n    total = a + b\n\n\ndef sub(a, b):\n    return a -\n"
+    service.prepare_at(URI, PATH, doc, 1, 1, 17, "cursor")
+    await service.ahead.wait()
+    assert engine.prepared[-1][0].endswith("    total = a + b\n    ") and service.ahead.by_reason["next line"] == 1
+    service.prepare_at(URI, PATH, doc, 2, 5, 14, "cursor")  # `return a -` goes on: the place itself
+    await service.ahead.wait()
+    assert engine.prepared[-1][0].endswith("    return a -") and service.ahead.by_reason["cursor"] == 1

@@ -12,8 +12,8 @@ sees it: the didChange first, the request after it):
   pass, the first character of the line is typed.
 - "rest": the cursor moves to the third place and rests `rest` seconds, then the first character is typed.
 - "cold": a jump to the second place and a character typed at once (no warning but the didChange).
-- "next line": the suggestion there is accepted (the file's own line where none was shown), `rest` seconds pass
-  (reading it, typing along it), Enter: the first request on the new line below.
+- "next line": the line there is finished (the suggestion accepted where it is the file's line, else the user types
+  it), `rest` seconds pass, Enter: the first request on the new line below.
 """
 
 from __future__ import annotations
@@ -102,9 +102,12 @@ async def _events(service: CompletionService, path: Path, rest: float) -> list[d
     await edit(third, doc.rows[third] + targets[third].lstrip()[:1])
     await ask("rest", third)
     await edit(second, doc.rows[second] + targets[second].lstrip()[:1])
-    s = await ask("cold", second)
-    line_text = doc.rows[second] + s.text if s is not None and s.shown and "\n" not in s.text else targets[second]
+    await ask("cold", second)
+    # the user takes the suggestion where it is their line, or types their line: either way the line is the file's
+    # (a suggestion shown in part, completions.cutLogprob, is not a line to press Enter after)
+    line_text = targets[second]
     await edit(second, line_text)
+    cursor(second, "cursor")  # the cursor rests at the end of the finished line (VS Code: greenpatch/cursor)
     await asyncio.sleep(rest)
     indent = indent_after_enter(line_text, doc.text)
     doc.rows.insert(second + 1, indent)

@@ -133,6 +133,11 @@ class CompletionService:
         if last is not None and (reason == "edit" and last[1] == line or last == (version, line, col)):
             return
         self._places[uri] = (version, line, col)
+        if reason == "cursor":
+            after = _after_enter(text, line, col)
+            if after is not None:  # resting at the end of a finished line: Enter comes next
+                text, line, col = after
+                reason = "next line"
         self.ahead.at(Place(uri, path, text, version, line, col), reason)
 
     def _request_at(self, engine: Engine, place: Place) -> CompletionRequest:
@@ -469,6 +474,25 @@ class _Prefetch:
     key: tuple[str, str, str]  # the suggestion cache's key of the place computed ahead
     token: CancelToken
     task: asyncio.Task[None]
+
+
+# a line ending so is not finished: the user goes on typing it, Enter would not come next
+_UNFINISHED = tuple("([{,=+-*/%<>&|^~.@\\")
+
+
+def _after_enter(text: str, line: int, col: int) -> tuple[str, int, int] | None:
+    """The document and cursor as they will be once Enter is pressed, where the cursor is at the end of a finished
+    line of code with nothing after it on the line; else None."""
+    rows = text.split("\n")
+    if line >= len(rows) or col != len(rows[line]):
+        return None
+    current = rows[line]
+    code = current.split("#", 1)[0].rstrip()
+    if not code.strip() or code.endswith(_UNFINISHED) or code.lstrip().startswith(("#", '"', "'")):
+        return None
+    indent = indent_after_enter(current, "\n".join(rows[max(0, line - 200) : line]))
+    rows.insert(line + 1, indent)
+    return "\n".join(rows), line + 1, len(indent)
 
 
 def _cached(request: CompletionRequest, generation: Generation, choice: alternatives.Choice | None) -> Cached:
