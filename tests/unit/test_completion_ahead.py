@@ -11,6 +11,7 @@ import pytest
 from greenpatch.cancel import CancelToken
 from greenpatch.completion.service import CompletionService
 from greenpatch.config import CompletionSettings
+from greenpatch.context.builder import split_at
 from greenpatch.engine.fake import FakeEngine
 from greenpatch.engine.parking import ParkedPrompts
 from greenpatch.engine.worker import EngineWorker
@@ -260,3 +261,36 @@ async def test_a_cursor_resting_at_the_end_of_a_finished_line_prepares_the_line_
     service.prepare_at(URI, PATH, doc, 2, 5, 14, "cursor")  # `return a -` goes on: the place itself
     await service.ahead.wait()
     assert engine.prepared[-1][0].endswith("    return a -") and service.ahead.by_reason["cursor"] == 1
+
+
+async def test_the_line_after_a_finished_one_has_its_suggestion_ready_when_enter_is_pressed(
+    service: CompletionService, engine: FakeEngine
+) -> None:
+    doc = "def add(a, b):\n    total = a + b\n\n\ndef sub(a, b):\n    return a -\n"
+    service.prepare_at(URI, PATH, doc, 1, 1, 17, "cursor")
+    await service.ahead.wait()
+    assert service.suggested_ahead == 1
+    calls = len(engine.calls)
+    entered = doc.replace("a + b\n", "a + b\n    \n", 1)
+    s = await service.complete(URI, PATH, entered, 2, 2, 4, CancelToken())
+    assert s is not None and s.ahead and s.cached and len(engine.calls) == calls, "from the cache, no model call"
+
+
+async def test_a_request_elsewhere_stops_the_suggestion_being_made_ahead(engine: FakeEngine) -> None:
+    engine.per_token = 0.2
+    engine.text = "return total * 2 if total else 0"
+    worker = EngineWorker(lambda: engine)
+    service = CompletionService(worker, CompletionSettings(debounce_ms=0))
+    try:
+        doc = "def add(a, b):\n    total = a + b\n\n\ndef sub(a, b):\n    return a -\n"
+        service.prepare_at(URI, PATH, doc, 1, 1, 17, "cursor")
+        await asyncio.sleep(0.3)
+        engine.text, engine.per_token = " b", 0.0
+        started = time.perf_counter()
+        s = await service.complete(URI, PATH, doc, 2, 5, 14, CancelToken())
+        assert s is not None and s.text == " b" and time.perf_counter() - started < 1.0
+        await service.ahead.wait()
+        entered = doc.replace("a + b\n", "a + b\n    \n", 1)
+        assert service.cache.get(*split_at(entered, 2, 4), "line") is None, "stopped, not finished later"
+    finally:
+        worker.close()

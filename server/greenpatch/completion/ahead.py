@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +61,8 @@ OnPreparing = Callable[[Place, bool], None]
 BuildRequest = Callable[[Engine, Place], CompletionRequest]
 # the short prompt a request there would ask with first, or None (CompletionService._short)
 Shorten = Callable[[Engine, CompletionRequest], "CompletionRequest | None"]
+# computes a place's suggestion while idle, into the suggestion cache (CompletionService._suggest_ahead)
+Suggest = Callable[[Place, CancelToken], Awaitable[None]]
 
 
 @dataclass
@@ -75,10 +77,11 @@ class Ahead:
     """Schedules the preparation of one place at a time on the worker's idle slot."""
 
     def __init__(self, worker: EngineWorker, build: BuildRequest, on_preparing: OnPreparing | None = None,
-                 shorten: Shorten | None = None) -> None:
+                 shorten: Shorten | None = None, suggest: Suggest | None = None) -> None:
         self.worker = worker
         self.build = build
         self.shorten = shorten
+        self.suggest = suggest
         self.on_preparing = on_preparing
         self._running: _Running | None = None
         self._done: tuple[str, int, int, int] | None = None  # the last place evaluated to its end
@@ -97,7 +100,7 @@ class Ahead:
             running.token.cancel()
         token = CancelToken()
         self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
-        task = asyncio.get_running_loop().create_task(self._prepare(place, token))
+        task = asyncio.get_running_loop().create_task(self._prepare(place, token, reason))
         self._running = _Running(place, reason, token, task)
 
     def busy_at(self, uri: str) -> bool:
@@ -121,22 +124,28 @@ class Ahead:
         if running is not None:
             await asyncio.wait({running.task})
 
-    async def _prepare(self, place: Place, token: CancelToken) -> None:
-        def job(engine: Engine) -> tuple[int, bool]:
+    async def _prepare(self, place: Place, token: CancelToken, reason: str = "") -> None:
+        def first(engine: Engine) -> tuple[int, bool]:
+            """The prompt a request there would ask with now (the short one, while the full one is not held)."""
             request = self.build(engine, place)
             short = self.shorten(engine, request) if self.shorten is not None else None
-            if short is not None:  # what a request there would ask with first, then the full prompt behind it
-                engine.prepare(short.prefix, short.suffix, context=short.context, max_tokens=short.max_tokens,
-                               cancel=token)
-                if token.is_set():
-                    return 0, False
-            held = engine.prepare(request.prefix, request.suffix, context=request.context,
+            ask = short or request
+            held = engine.prepare(ask.prefix, ask.suffix, context=ask.context, max_tokens=ask.max_tokens,
+                                  cancel=token)
+            return held, short is not None
+
+        def full(engine: Engine) -> int:
+            request = self.build(engine, place)
+            return engine.prepare(request.prefix, request.suffix, context=request.context,
                                   max_tokens=request.max_tokens, cancel=token)
-            return held, not token.is_set()
 
         self.notify(place, True)
         try:
-            held, finished = await self.worker.run_idle(job, token)
+            held, short = await self.worker.run_idle(first, token)
+            if reason == "next line" and self.suggest is not None and not token.is_set():
+                await self.suggest(place, token)  # Enter comes next: its suggestion, ready in the cache
+            if short and not token.is_set():
+                held = await self.worker.run_idle(full, token)  # the full prompt behind it
         except (Cancelled, asyncio.CancelledError):
             self.counts["preempted"] += 1
             return
@@ -145,7 +154,7 @@ class Ahead:
             return
         finally:
             self.notify(place, False)
-        if finished:
+        if not token.is_set():
             self._done = place.key
             self.counts["prepared"] += 1
             log.debug("prepared %s:%d:%d ahead (%d prompt tokens held)", place.uri, place.line, place.col, held)

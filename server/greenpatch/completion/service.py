@@ -92,9 +92,10 @@ class CompletionService:
         self._changed: dict[str, asyncio.Event] = {}
         self._prefetch: _Prefetch | None = None
         self.prefetches = 0  # next-line suggestions computed ahead (see _prefetch_after)
+        self.suggested_ahead = 0  # next-line suggestions computed ahead while idle (see _suggest_ahead)
         # what the user did with earlier suggestions: the gate's threshold with completions.acceptTarget
         self.feedback: FeedbackLog | None = None
-        self.ahead = Ahead(worker, self._request_at, shorten=self._short)
+        self.ahead = Ahead(worker, self._request_at, shorten=self._short, suggest=self._suggest_ahead)
         # (version, line, col) of the last request or preparation in each document
         self._places: dict[str, tuple[int, int, int]] = {}
 
@@ -159,6 +160,26 @@ class CompletionService:
             return None
         quick = engine.pending(short.prefix, short.suffix, context=short.context, max_tokens=short.max_tokens)
         return short if full - quick >= tokens else None
+
+    async def _suggest_ahead(self, place: Place, token: CancelToken) -> None:
+        """The suggestion for `place` (the line after a finished one, once Enter is pressed), computed while the
+        engine is idle and kept in the suggestion cache for the request there; any other job cancels it."""
+        full_prefix, full_suffix = split_at(place.text, place.line, place.col)
+        mode = "block" if wants_block(place.text, place.line, place.col) else "line"
+        if self.cache.get(full_prefix, full_suffix, mode) is not None:
+            return
+        try:
+            request, generation, choice = await self._fill(place.path, place.text, place.line, place.col, mode, token,
+                                                           time.monotonic(), idle=True)
+        except (Cancelled, GreenpatchError):
+            return
+        if generation.stop_reason == "cancelled" or token.is_set():
+            return
+        judged = await self._judge(place.path, full_prefix, full_suffix, request,
+                                   _cached(request, generation, choice), choice, token)
+        if judged is not None and not token.is_set():
+            self.cache.put(full_prefix, full_suffix, mode, replace(judged[0], ahead=True))
+            self.suggested_ahead += 1
 
     def update_settings(self, settings: CompletionSettings) -> None:
         self.settings = settings
@@ -266,7 +287,7 @@ class CompletionService:
             self._inflight[uri].remove(entry)
 
     async def _fill(self, path: Path | None, text: str, line: int, col: int, mode: str, token: CancelToken,
-                    asked: float) -> tuple[CompletionRequest, Generation, alternatives.Choice | None]:
+                    asked: float, idle: bool = False) -> tuple[CompletionRequest, Generation, alternatives.Choice | None]:
         """The model call on the engine's worker: the request built there (the repo context needs the index), the
         generation, and the better line chosen where the first one did not close the gap (or the line with the body
         it opens, see completion/body.py)."""
@@ -300,7 +321,7 @@ class CompletionService:
             choice_box.append(choice)
             return choice.generation
 
-        generation = await self.worker.run(job, token)
+        generation = await (self.worker.run_idle(job, token) if idle else self.worker.run(job, token))
         return request_box[0], generation, (choice_box[0] if choice_box else None)
 
     async def _judge(self, path: Path | None, full_prefix: str, full_suffix: str, request: CompletionRequest,
