@@ -3,8 +3,10 @@
 The LSP handler calls `complete()` per request and `notify_change()` per didChange; both run on the event loop.
 The model runs on the engine worker's thread; a newer version of the document cancels older work at once.
 Show a suggestion only when `suggestion.shown` (non-empty text that passed the filters and the gate).
-With `completions.prefetch`, a shown line suggestion also starts the next line's, as it will be once accepted and
-Enter pressed (see _prefetch_after).
+The line after a finished one (a shown line suggestion being typed along, or the cursor resting at the end of a
+line) gets its suggestion ahead, as it will be once Enter is pressed: while the engine is idle with
+`completions.prepareAhead` (_suggest_ahead, stopped by any other job), or at once with `completions.prefetch`
+(_prefetch_after). A place whose full prompt is not evaluated yet is answered from a short one first (_short).
 """
 
 from __future__ import annotations
