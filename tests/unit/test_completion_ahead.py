@@ -294,3 +294,23 @@ async def test_a_request_elsewhere_stops_the_suggestion_being_made_ahead(engine:
         assert service.cache.get(*split_at(entered, 2, 4), "line") is None, "stopped, not finished later"
     finally:
         worker.close()
+
+
+async def test_enter_pressed_while_the_next_line_is_being_suggested_waits_for_that_suggestion(
+    engine: FakeEngine,
+) -> None:
+    engine.text, engine.per_token = "return total", 0.15
+    worker = EngineWorker(lambda: engine)
+    service = CompletionService(worker, CompletionSettings(debounce_ms=0))
+    try:
+        doc = "def add(a, b):\n    total = a + b\n\n\ndef sub(a, b):\n    return a -\n"
+        service.prepare_at(URI, PATH, doc, 1, 1, 17, "cursor")
+        await asyncio.sleep(0.1)
+        entered = doc.replace("a + b\n", "a + b\n    \n", 1)
+        service.notify_change(URI, 2)
+        service.prepare_at(URI, PATH, entered, 2, 2, 4, "edit")  # the didChange of Enter
+        s = await service.complete(URI, PATH, entered, 2, 2, 4, CancelToken())
+        assert s is not None and s.ahead and s.text == "return total"
+        assert len([c for c in engine.calls if str(c["prefix"]).endswith("a + b\n    ")]) == 1, "made once, ahead"
+    finally:
+        worker.close()

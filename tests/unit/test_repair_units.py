@@ -52,6 +52,14 @@ def test_mutations_include_off_by_one_on_range_stops() -> None:
     assert SOURCE.replace("range(n)", "range(n + 1)") in texts
 
 
+def test_a_condition_can_be_negated() -> None:
+    text = "def f(key, xs):\n    if callable(key):\n        return 1\n    while a and b:\n        pass\n"
+    found = {new for new, desc in mutations(text, 2, 4) if desc == "negate the condition"}
+    assert found == {text.replace("if callable", "if not callable"), text.replace("while a and b", "while not (a and b)")}
+    negated = "def f(x):\n    if not x:\n        return 1\n"
+    assert "negate the condition" not in {desc for _, desc in mutations(negated, 2, 2)}, "`drop not` instead"
+
+
 def test_every_mutation_parses() -> None:
     text = "def f(xs, k):\n    if not xs or k <= 0:\n        return xs[1:-1]\n    return max(xs) - min(xs) * k\n"
     for new, _ in mutations(text, 2, 4):

@@ -52,7 +52,8 @@ class Place:
 
     @property
     def key(self) -> tuple[str, int, int, int]:
-        return self.uri, self.version, self.line, self.col
+        """The same place in the same text, whatever the version (Enter pressed where its line was prepared)."""
+        return self.uri, hash(self.text), self.line, self.col
 
 
 # (place, busy): a place's preparation started (True) or ended (False); the editor may show it (greenpatch/preparing)

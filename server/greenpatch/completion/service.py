@@ -95,6 +95,7 @@ class CompletionService:
         self._prefetch: _Prefetch | None = None
         self.prefetches = 0  # next-line suggestions computed ahead (see _prefetch_after)
         self.suggested_ahead = 0  # next-line suggestions computed ahead while idle (see _suggest_ahead)
+        self._suggesting: tuple[tuple[str, str, str], asyncio.Event] | None = None
         # what the user did with earlier suggestions: the gate's threshold with completions.acceptTarget
         self.feedback: FeedbackLog | None = None
         self.ahead = Ahead(worker, self._request_at, shorten=self._short, suggest=self._suggest_ahead)
@@ -165,11 +166,36 @@ class CompletionService:
 
     async def _suggest_ahead(self, place: Place, token: CancelToken) -> None:
         """The suggestion for `place` (the line after a finished one, once Enter is pressed), computed while the
-        engine is idle and kept in the suggestion cache for the request there; any other job cancels it."""
+        engine is idle and kept in the suggestion cache for the request there (which waits for it, see
+        _join_suggesting); any other job cancels it."""
         full_prefix, full_suffix = split_at(place.text, place.line, place.col)
         mode = "block" if wants_block(place.text, place.line, place.col) else "line"
         if self.cache.get(full_prefix, full_suffix, mode) is not None:
             return
+        done = asyncio.Event()
+        self._suggesting = (SuggestionCache.key(full_prefix, full_suffix, mode), done)
+        try:
+            await self._suggest(place, token, full_prefix, full_suffix, mode)
+        finally:
+            done.set()
+            if self._suggesting is not None and self._suggesting[1] is done:
+                self._suggesting = None
+
+    async def _join_suggesting(self, key: tuple[str, str, str], token: CancelToken) -> bool:
+        """Before a model call: wait for the suggestion being computed ahead when it is for this place (True; the
+        request is not a job of its own, so it does not stop it), until it ends or the request is cancelled."""
+        running = self._suggesting
+        if running is None or running[0] != key:
+            return False
+        while not running[1].is_set() and not token.is_set():
+            try:
+                await asyncio.wait_for(running[1].wait(), 0.05)
+            except asyncio.TimeoutError:
+                pass
+        return True
+
+    async def _suggest(self, place: Place, token: CancelToken, full_prefix: str, full_suffix: str,
+                       mode: str) -> None:
         try:
             request, generation, choice = await self._fill(place.path, place.text, place.line, place.col, mode, token,
                                                            time.monotonic(), idle=True)
@@ -248,7 +274,8 @@ class CompletionService:
         try:
             if self.settings.debounce_ms > 0 and not await self._debounce(uri, version, token):
                 return None
-            if await self._join_prefetch(SuggestionCache.key(full_prefix, full_suffix, mode)):
+            key = SuggestionCache.key(full_prefix, full_suffix, mode)
+            if await self._join_prefetch(key) or await self._join_suggesting(key, token):
                 # the suggestion for this place was being computed ahead: it is in the cache now, unless cancelled
                 hit = self.cache.get(full_prefix, full_suffix, mode)
                 if token.is_set() or self._stale(uri, version):

@@ -135,6 +135,14 @@ def _ast_mutations(text: str, starts: list[int], first: int, last: int) -> Itera
             line_start, line_end = starts[node.lineno - 1], starts[node.end_lineno] - 1
             if not text[line_start:a].strip() and not text[b:line_end].strip():
                 yield text[:line_start] + text[line_end + 1:], "drop the statement"
+        if (isinstance(node, (ast.If, ast.While)) and node.test.lineno == line
+                and not (isinstance(node.test, ast.UnaryOp) and isinstance(node.test.op, ast.Not))):
+            # a condition the wrong way round (`if callable(key)` for `if not callable(key)`); a `not` already
+            # there is dropped by the token mutations
+            a, b = _segment(text, starts, node.test)
+            seg = text[a:b]
+            simple = isinstance(node.test, (ast.Name, ast.Call, ast.Attribute, ast.Subscript))
+            yield text[:a] + (f"not {seg}" if simple else f"not ({seg})") + text[b:], "negate the condition"
         if isinstance(node, ast.Return) and isinstance(node.value, ast.UnaryOp) and isinstance(node.value.op, ast.Not):
             a, b = _segment(text, starts, node.value)
             oa, ob = _segment(text, starts, node.value.operand)
