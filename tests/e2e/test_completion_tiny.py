@@ -19,7 +19,8 @@ async def tiny_client(lsp_client: LanguageClient, tmp_path_factory: pytest.TempP
                       tiny_model_path: Path):
     await begin(lsp_client, tmp_path_factory, {
         "model": {"completion": str(tiny_model_path), "repair": "fake"},
-        "completions": {"debounceMs": 0, "gateThreshold": -5},  # the tiny model is unsure of most things
+        # the tiny model is unsure of most things: shown, and whole
+        "completions": {"debounceMs": 0, "gateThreshold": -5, "cutLogprob": -99},
     })
     yield
     await lsp_client.shutdown_session()
