@@ -300,7 +300,8 @@ def real_code(engine: Engine, files: list[Path], settings: CompletionSettings, l
             out["summary"][f"real_{name}_{key}_server"] = b
         out["summary"][f"real_{name}_shown_chars_ratio"] = result["side_by_side"]["shown_chars_ratio"]
         if short:  # the same lines typed as at a cold place: every request from the short prompt
-            cold = replay(engine, paths, [fixed, server], lines_per_file, cold=True)
+            cold_log = log_dir / f"{name}-short.jsonl" if log_dir is not None else None
+            cold = replay(engine, paths, [fixed, server, *GRID], lines_per_file, cold_log, cold=True)
             result["short_prompt"] = {k: v for k, v in cold.items() if k != "keystroke_log"}
             for p in cold["policies"]:
                 out["summary"][f"real_{name}_short_prompt_shown_chars_right_{p['policy']}"] = p["shown_chars_right"]
