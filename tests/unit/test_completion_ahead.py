@@ -314,3 +314,21 @@ async def test_enter_pressed_while_the_next_line_is_being_suggested_waits_for_th
         assert len([c for c in engine.calls if str(c["prefix"]).endswith("a + b\n    ")]) == 1, "made once, ahead"
     finally:
         worker.close()
+
+
+async def test_a_short_prompts_suggestion_needs_more_confidence_to_be_shown(cold_engine: FakeEngine) -> None:
+    from greenpatch.completion.filters import SHORT_PROMPT_GATE
+
+    cold_engine.logprobs = [(SHORT_PROMPT_GATE + CompletionSettings.gate_threshold) / 2]  # between the two gates
+    cold_engine.text = " b"
+    worker = EngineWorker(lambda: cold_engine)
+    service = CompletionService(worker, CompletionSettings(debounce_ms=0, short_prompt_tokens=64))
+    try:
+        s = await service.complete(URI, PATH, LONG, 1, LONG_LINE, 14, CancelToken())
+        assert s is not None and s.short and s.text == " b" and not s.shown
+        await service.ahead.wait()
+        typed = LONG[:-1] + " 2 *\n"
+        s = await service.complete(URI, PATH, typed, 2, LONG_LINE, 18, CancelToken())
+        assert s is not None and not s.short and s.shown, "the full prompt's, as confident, is shown"
+    finally:
+        worker.close()

@@ -36,7 +36,7 @@ from typing import Any, cast
 
 from greenpatch.bench.retype import keystroke_streams
 from greenpatch.completion.cache import mean_after
-from greenpatch.completion.filters import SHOW_ALL, confident_end, passes_gate
+from greenpatch.completion.filters import SHORT_PROMPT_GATE, SHOW_ALL, confident_end, passes_gate
 from greenpatch.completion.service import CompletionService
 from greenpatch.config import CompletionSettings
 from greenpatch.engine import EngineWorker
@@ -301,7 +301,9 @@ def real_code(engine: Engine, files: list[Path], settings: CompletionSettings, l
         out["summary"][f"real_{name}_shown_chars_ratio"] = result["side_by_side"]["shown_chars_ratio"]
         if short:  # the same lines typed as at a cold place: every request from the short prompt
             cold_log = log_dir / f"{name}-short.jsonl" if log_dir is not None else None
-            cold = replay(engine, paths, [fixed, server, *GRID], lines_per_file, cold_log, cold=True)
+            # the server's policy there: its gate at least SHORT_PROMPT_GATE
+            cold_server = Policy("server", max(settings.gate_threshold, SHORT_PROMPT_GATE), settings.cut_logprob)
+            cold = replay(engine, paths, [fixed, cold_server, *GRID], lines_per_file, cold_log, cold=True)
             result["short_prompt"] = {k: v for k, v in cold.items() if k != "keystroke_log"}
             for p in cold["policies"]:
                 out["summary"][f"real_{name}_short_prompt_shown_chars_right_{p['policy']}"] = p["shown_chars_right"]

@@ -25,6 +25,7 @@ class Cached:
     # verdict), "" (not run: no examples there)
     examples: str = ""
     ahead: bool = False  # computed ahead for the next line (CompletionService._prefetch_after), for the feedback log
+    short: bool = False  # made from a cold place's short prompt (gated by SHORT_PROMPT_GATE at least)
 
 
 class SuggestionCache:

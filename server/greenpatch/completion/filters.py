@@ -274,6 +274,11 @@ ENDS = math.log(0.5)  # the fill ends after the text at least as likely as not: 
 SHOW_ALL = -99.0  # a gate threshold at or below this shows everything
 
 
+# The gate is at least this strict for a suggestion made from a cold place's short prompt (completion/prompt.py
+# short_request). Chosen on the real-code replay as at a cold place (`greenpatch bench complete --short-prompt`).
+SHORT_PROMPT_GATE = -0.15
+
+
 def passes_gate(mean_logprob: float | None, threshold: float, end_logprob: float | None = None) -> bool:
     """Confidence gate on the mean token log-probability; an engine without logprobs cannot be judged, so it shows.
 

@@ -25,6 +25,7 @@ from greenpatch.completion.ahead import Ahead, OnPreparing, Place
 from greenpatch.completion.cache import Cached, SuggestionCache, TypedAlong
 from greenpatch.completion.feedback import FeedbackLog
 from greenpatch.completion.filters import (
+    SHORT_PROMPT_GATE,
     SHOW_ALL,
     confident_end,
     indent_after_enter,
@@ -410,8 +411,11 @@ class CompletionService:
                   made: Cached, version: int = 0) -> bool:
         """Gate a suggestion made for the cursor, keep it for typing along, and compute the next line ahead when it
         is shown. Whether it is shown."""
+        threshold = self.threshold()
+        if made.short:  # no repo context, a few lines: right less often at the same confidence
+            threshold = max(threshold, SHORT_PROMPT_GATE)
         passed = bool(made.text) and made.examples != "failed" and passes_gate(
-            made.mean_logprob, self.threshold(), made.end_logprob)
+            made.mean_logprob, threshold, made.end_logprob)
         sure = self._sure_part(made)
         shown = passed and bool(sure.strip())
         if made.text and made.examples == "failed":
@@ -558,7 +562,7 @@ def _cached(request: CompletionRequest, generation: Generation, choice: alternat
     if not text and request.mode == "line" and generation.stop_reason in ("stop", "eos"):
         dropped = generation.text.split("\n", 1)[0]
     return Cached(text, generation.mean_logprob, bool(text), generation.logprobs, generation.token_ends,
-                  generation.end_logprob, dropped)
+                  generation.end_logprob, dropped, short=request.short)
 
 
 def describe(s: Suggestion | None) -> dict[str, Any]:
