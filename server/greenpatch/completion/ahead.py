@@ -11,7 +11,8 @@ A warning too short to evaluate the whole prompt (~1,000 tokens: a 2 s rest prep
 2 cores) still helps: a place is prepared short prompt first (completion/prompt.py short_request: the lines around
 the cursor, no repo context), which is what a request there asks with while the full prompt is not evaluated
 (CompletionService._short); the full prompt comes after it, and "behind" a short request's answer, for the next
-keystroke there.
+keystroke there. For the line after a finished one (Enter comes next), the whole suggestion is made ahead too, into
+the suggestion cache (CompletionService._suggest_ahead).
 
 Work ahead never delays a request: it runs as the worker's idle job, which any other job cancels, and the engine
 checks its token between prompt steps (~0.25 s of the default model on 2 cores, see LlamaEngine.prepare). One place
