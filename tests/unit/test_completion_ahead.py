@@ -316,19 +316,19 @@ async def test_enter_pressed_while_the_next_line_is_being_suggested_waits_for_th
         worker.close()
 
 
-async def test_a_short_prompts_suggestion_needs_more_confidence_to_be_shown(cold_engine: FakeEngine) -> None:
-    from greenpatch.completion.filters import SHORT_PROMPT_GATE
+async def test_a_short_prompts_suggestion_is_cut_at_a_surer_token(cold_engine: FakeEngine) -> None:
+    from greenpatch.completion.filters import SHORT_PROMPT_CUT
 
-    cold_engine.logprobs = [(SHORT_PROMPT_GATE + CompletionSettings.gate_threshold) / 2]  # between the two gates
-    cold_engine.text = " b"
+    between = (SHORT_PROMPT_CUT + CompletionSettings.cut_logprob) / 2  # unsure for a short prompt, not for a full one
+    cold_engine.text, cold_engine.logprobs = " b + c", [-0.01, between, -0.01]
     worker = EngineWorker(lambda: cold_engine)
     service = CompletionService(worker, CompletionSettings(debounce_ms=0, short_prompt_tokens=64))
     try:
         s = await service.complete(URI, PATH, LONG, 1, LONG_LINE, 14, CancelToken())
-        assert s is not None and s.short and s.text == " b" and not s.shown
+        assert s is not None and s.short and s.shown and s.text == " b", "shown up to its unsure token"
         await service.ahead.wait()
         typed = LONG[:-1] + " 2 *\n"
         s = await service.complete(URI, PATH, typed, 2, LONG_LINE, 18, CancelToken())
-        assert s is not None and not s.short and s.shown, "the full prompt's, as confident, is shown"
+        assert s is not None and not s.short and s.text == " b + c", "the full prompt's, as sure, is shown whole"
     finally:
         worker.close()

@@ -41,7 +41,6 @@ from greenpatch.bench import LATENCY_MODES
 from greenpatch.bench.humaneval import AlwaysCold, quality
 from greenpatch.bench.retype import keystroke_streams, replay
 from greenpatch.bench.stats import pct as _pct
-from greenpatch.completion.filters import SHORT_PROMPT_GATE
 from greenpatch.completion.service import CompletionService
 from greenpatch.config import CompletionSettings, Settings
 from greenpatch.context.builder import HeldContext
@@ -296,9 +295,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         summary.update({"without_healing_pass_rate": q["pass_rate"], "without_healing_shown_at_gate": at["shown"],
                         "without_healing_pass_of_shown_at_gate": at["pass_of_shown"]})
     q = report.get("quality_short")
-    if q:  # at the gate a short prompt's suggestion gets
-        short_gate = max(threshold, SHORT_PROMPT_GATE)
-        at = min(q["gate_sweep"], key=lambda g: abs(g["gate"] - short_gate))
+    if q:
+        at = min(q["gate_sweep"], key=lambda g: abs(g["gate"] - threshold))
         summary.update({"short_prompt_pass_rate": q["pass_rate"], "short_prompt_shown_at_gate": at["shown"],
                         "short_prompt_pass_of_shown_at_gate": at["pass_of_shown"],
                         "short_prompt_tasks_short": q.get("short_prompts")})

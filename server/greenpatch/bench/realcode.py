@@ -36,7 +36,7 @@ from typing import Any, cast
 
 from greenpatch.bench.retype import keystroke_streams
 from greenpatch.completion.cache import mean_after
-from greenpatch.completion.filters import SHORT_PROMPT_GATE, SHOW_ALL, confident_end, passes_gate
+from greenpatch.completion.filters import SHORT_PROMPT_CUT, SHOW_ALL, confident_end, passes_gate
 from greenpatch.completion.service import CompletionService
 from greenpatch.config import CompletionSettings
 from greenpatch.engine import EngineWorker
@@ -301,8 +301,9 @@ def real_code(engine: Engine, files: list[Path], settings: CompletionSettings, l
         out["summary"][f"real_{name}_shown_chars_ratio"] = result["side_by_side"]["shown_chars_ratio"]
         if short:  # the same lines typed as at a cold place: every request from the short prompt
             cold_log = log_dir / f"{name}-short.jsonl" if log_dir is not None else None
-            # the server's policy there: its gate at least SHORT_PROMPT_GATE
-            cold_server = Policy("server", max(settings.gate_threshold, SHORT_PROMPT_GATE), settings.cut_logprob)
+            # the server's policy there: its cut at SHORT_PROMPT_CUT at least
+            cut = max(settings.cut_logprob, SHORT_PROMPT_CUT) if settings.cut_logprob > SHOW_ALL else None
+            cold_server = Policy("server", settings.gate_threshold, cut)
             cold = replay(engine, paths, [fixed, cold_server, *GRID], lines_per_file, cold_log, cold=True)
             result["short_prompt"] = {k: v for k, v in cold.items() if k != "keystroke_log"}
             for p in cold["policies"]:

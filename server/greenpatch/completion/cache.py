@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from greenpatch.completion.filters import confident_end
+from greenpatch.completion.filters import SHORT_PROMPT_CUT, confident_end
 
 KEY_PREFIX_CHARS = 4000
 KEY_SUFFIX_CHARS = 1000
@@ -25,7 +25,7 @@ class Cached:
     # verdict), "" (not run: no examples there)
     examples: str = ""
     ahead: bool = False  # computed ahead for the next line (CompletionService._prefetch_after), for the feedback log
-    short: bool = False  # made from a cold place's short prompt (gated by SHORT_PROMPT_GATE at least)
+    short: bool = False  # made from a cold place's short prompt (cut at SHORT_PROMPT_CUT at least)
 
 
 class SuggestionCache:
@@ -73,6 +73,7 @@ class _Made:
     logprobs: list[float]
     token_ends: list[int]
     dropped: bool = False
+    short: bool = False  # made from a cold place's short prompt: cut at SHORT_PROMPT_CUT at least
 
 
 @dataclass
@@ -100,13 +101,14 @@ class TypedAlong:
         self._last: dict[str, _Made] = {}
 
     def remember(self, uri: str, full_prefix: str, full_suffix: str, text: str, mean_logprob: float | None, *,
-                 shown: bool = True, logprobs: list[float] | None = None, token_ends: list[int] | None = None) -> None:
+                 shown: bool = True, logprobs: list[float] | None = None, token_ends: list[int] | None = None,
+                 short: bool = False) -> None:
         logprobs, token_ends = list(logprobs or []), list(token_ends or [])
         if not shown and (not self.keep_withheld or not logprobs or len(logprobs) != len(token_ends)):
             self._last.pop(uri, None)  # a withheld suggestion whose rest cannot be judged is of no use later
             return
         self._last[uri] = _Made(full_prefix, full_suffix[:KEY_SUFFIX_CHARS], text, mean_logprob, shown, logprobs,
-                                token_ends)
+                                token_ends, short=short)
 
     def remember_dropped(self, uri: str, full_prefix: str, full_suffix: str, line: str) -> None:
         """The model's line for this place was dropped by the filters (see the class)."""
@@ -136,6 +138,8 @@ class TypedAlong:
             return None
         sure = None
         if cut is not None:
+            if last.short:
+                cut = max(cut, SHORT_PROMPT_CUT)
             sure = confident_end(last.logprobs, last.token_ends, len(typed), cut, len(last.text)) - len(typed)
         if last.shown:
             return Along(rest, last.mean_logprob, True, sure=sure)

@@ -25,7 +25,7 @@ from greenpatch.completion.ahead import Ahead, OnPreparing, Place
 from greenpatch.completion.cache import Cached, SuggestionCache, TypedAlong
 from greenpatch.completion.feedback import FeedbackLog
 from greenpatch.completion.filters import (
-    SHORT_PROMPT_GATE,
+    SHORT_PROMPT_CUT,
     SHOW_ALL,
     confident_end,
     indent_after_enter,
@@ -411,11 +411,8 @@ class CompletionService:
                   made: Cached, version: int = 0) -> bool:
         """Gate a suggestion made for the cursor, keep it for typing along, and compute the next line ahead when it
         is shown. Whether it is shown."""
-        threshold = self.threshold()
-        if made.short:  # no repo context, a few lines: right less often at the same confidence
-            threshold = max(threshold, SHORT_PROMPT_GATE)
         passed = bool(made.text) and made.examples != "failed" and passes_gate(
-            made.mean_logprob, threshold, made.end_logprob)
+            made.mean_logprob, self.threshold(), made.end_logprob)
         sure = self._sure_part(made)
         shown = passed and bool(sure.strip())
         if made.text and made.examples == "failed":
@@ -423,7 +420,7 @@ class CompletionService:
             self.typed.remember_dropped(uri, full_prefix, full_suffix, made.text)
         elif made.text:
             self.typed.remember(uri, full_prefix, full_suffix, made.text, made.mean_logprob, shown=passed,
-                                logprobs=made.logprobs, token_ends=made.token_ends)
+                                logprobs=made.logprobs, token_ends=made.token_ends, short=made.short)
         else:
             self.typed.remember_dropped(uri, full_prefix, full_suffix, made.dropped)
         if shown and sure == made.text:  # a suggestion shown only in part is not the line accepted whole
@@ -439,6 +436,8 @@ class CompletionService:
         cut = self._cut()
         if cut is None:
             return made.text
+        if made.short:  # no repo context, a few lines: its guesses go wrong sooner
+            cut = max(cut, SHORT_PROMPT_CUT)
         return made.text[: confident_end(made.logprobs, made.token_ends, 0, cut, len(made.text))]
 
     def _answer(self, uri: str, path: Path | None, full_prefix: str, full_suffix: str, mode: str, hit: Cached,
