@@ -20,6 +20,9 @@ from greenpatch.errors import Cancelled
 URI = "file:///work/calc.py"
 PATH = Path("/work/calc.py")
 DOC = "def add(a, b):\n    return a +\n\n\ndef sub(a, b):\n    return a -\n"
+# a finished line (`total = a + b`), and the same with Enter pressed at its end
+FINISHED = "def add(a, b):\n    total = a + b\n\n\ndef sub(a, b):\n    return a -\n"
+ENTERED = FINISHED.replace("a + b\n", "a + b\n    \n", 1)
 
 
 @pytest.fixture
@@ -254,11 +257,10 @@ async def test_a_resting_cursor_prepares_the_short_prompt_first(cold_service: Co
 async def test_a_cursor_resting_at_the_end_of_a_finished_line_prepares_the_line_after_it(
     service: CompletionService, engine: FakeEngine
 ) -> None:
-    doc = "def add(a, b):\n    total = a + b\n\n\ndef sub(a, b):\n    return a -\n"
-    service.prepare_at(URI, PATH, doc, 1, 1, 17, "cursor")
+    service.prepare_at(URI, PATH, FINISHED, 1, 1, 17, "cursor")
     await service.ahead.wait()
     assert engine.prepared[-1][0].endswith("    total = a + b\n    ") and service.ahead.by_reason["next line"] == 1
-    service.prepare_at(URI, PATH, doc, 2, 5, 14, "cursor")  # `return a -` goes on: the place itself
+    service.prepare_at(URI, PATH, FINISHED, 2, 5, 14, "cursor")  # `return a -` goes on: the place itself
     await service.ahead.wait()
     assert engine.prepared[-1][0].endswith("    return a -") and service.ahead.by_reason["cursor"] == 1
 
@@ -266,54 +268,39 @@ async def test_a_cursor_resting_at_the_end_of_a_finished_line_prepares_the_line_
 async def test_the_line_after_a_finished_one_has_its_suggestion_ready_when_enter_is_pressed(
     service: CompletionService, engine: FakeEngine
 ) -> None:
-    doc = "def add(a, b):\n    total = a + b\n\n\ndef sub(a, b):\n    return a -\n"
-    service.prepare_at(URI, PATH, doc, 1, 1, 17, "cursor")
+    service.prepare_at(URI, PATH, FINISHED, 1, 1, 17, "cursor")
     await service.ahead.wait()
     assert service.suggested_ahead == 1
     calls = len(engine.calls)
-    entered = doc.replace("a + b\n", "a + b\n    \n", 1)
-    s = await service.complete(URI, PATH, entered, 2, 2, 4, CancelToken())
+    s = await service.complete(URI, PATH, ENTERED, 2, 2, 4, CancelToken())
     assert s is not None and s.ahead and s.cached and len(engine.calls) == calls, "from the cache, no model call"
 
 
-async def test_a_request_elsewhere_stops_the_suggestion_being_made_ahead(engine: FakeEngine) -> None:
+async def test_a_request_elsewhere_stops_the_suggestion_being_made_ahead(service: CompletionService,
+                                                                       engine: FakeEngine) -> None:
     engine.per_token = 0.2
     engine.text = "return total * 2 if total else 0"
-    worker = EngineWorker(lambda: engine)
-    service = CompletionService(worker, CompletionSettings(debounce_ms=0))
-    try:
-        doc = "def add(a, b):\n    total = a + b\n\n\ndef sub(a, b):\n    return a -\n"
-        service.prepare_at(URI, PATH, doc, 1, 1, 17, "cursor")
-        await asyncio.sleep(0.3)
-        engine.text, engine.per_token = " b", 0.0
-        started = time.perf_counter()
-        s = await service.complete(URI, PATH, doc, 2, 5, 14, CancelToken())
-        assert s is not None and s.text == " b" and time.perf_counter() - started < 1.0
-        await service.ahead.wait()
-        entered = doc.replace("a + b\n", "a + b\n    \n", 1)
-        assert service.cache.get(*split_at(entered, 2, 4), "line") is None, "stopped, not finished later"
-    finally:
-        worker.close()
+    service.prepare_at(URI, PATH, FINISHED, 1, 1, 17, "cursor")
+    await asyncio.sleep(0.3)
+    engine.text, engine.per_token = " b", 0.0
+    started = time.perf_counter()
+    s = await service.complete(URI, PATH, FINISHED, 2, 5, 14, CancelToken())
+    assert s is not None and s.text == " b" and time.perf_counter() - started < 1.0
+    await service.ahead.wait()
+    assert service.cache.get(*split_at(ENTERED, 2, 4), "line") is None, "stopped, not finished later"
 
 
 async def test_enter_pressed_while_the_next_line_is_being_suggested_waits_for_that_suggestion(
-    engine: FakeEngine,
+    service: CompletionService, engine: FakeEngine
 ) -> None:
     engine.text, engine.per_token = "return total", 0.15
-    worker = EngineWorker(lambda: engine)
-    service = CompletionService(worker, CompletionSettings(debounce_ms=0))
-    try:
-        doc = "def add(a, b):\n    total = a + b\n\n\ndef sub(a, b):\n    return a -\n"
-        service.prepare_at(URI, PATH, doc, 1, 1, 17, "cursor")
-        await asyncio.sleep(0.1)
-        entered = doc.replace("a + b\n", "a + b\n    \n", 1)
-        service.notify_change(URI, 2)
-        service.prepare_at(URI, PATH, entered, 2, 2, 4, "edit")  # the didChange of Enter
-        s = await service.complete(URI, PATH, entered, 2, 2, 4, CancelToken())
-        assert s is not None and s.ahead and s.text == "return total"
-        assert len([c for c in engine.calls if str(c["prefix"]).endswith("a + b\n    ")]) == 1, "made once, ahead"
-    finally:
-        worker.close()
+    service.prepare_at(URI, PATH, FINISHED, 1, 1, 17, "cursor")
+    await asyncio.sleep(0.1)
+    service.notify_change(URI, 2)
+    service.prepare_at(URI, PATH, ENTERED, 2, 2, 4, "edit")  # the didChange of Enter
+    s = await service.complete(URI, PATH, ENTERED, 2, 2, 4, CancelToken())
+    assert s is not None and s.ahead and s.text == "return total"
+    assert len([c for c in engine.calls if str(c["prefix"]).endswith("a + b\n    ")]) == 1, "made once, ahead"
 
 
 async def test_a_short_prompts_suggestion_is_cut_at_a_surer_token(cold_engine: FakeEngine) -> None:
