@@ -176,7 +176,8 @@ class CompletionService:
         done = asyncio.Event()
         self._suggesting = (SuggestionCache.key(full_prefix, full_suffix, mode), done)
         try:
-            await self._suggest(place, token, full_prefix, full_suffix, mode)
+            if await self._suggest(place, token, full_prefix, full_suffix, mode):
+                self.suggested_ahead += 1
         finally:
             done.set()
             if self._suggesting is not None and self._suggesting[1] is done:
@@ -195,20 +196,22 @@ class CompletionService:
                 pass
         return True
 
-    async def _suggest(self, place: Place, token: CancelToken, full_prefix: str, full_suffix: str,
-                       mode: str) -> None:
+    async def _suggest(self, place: Place, token: CancelToken, full_prefix: str, full_suffix: str, mode: str,
+                       idle: bool = True) -> bool:
+        """Make the suggestion for `place` ahead of its request, into the cache (True), unless cancelled or failed."""
         try:
             request, generation, choice = await self._fill(place.path, place.text, place.line, place.col, mode, token,
-                                                           time.monotonic(), idle=True)
+                                                           time.monotonic(), idle=idle)
         except (Cancelled, GreenpatchError):
-            return
+            return False
         if generation.stop_reason == "cancelled" or token.is_set():
-            return
+            return False
         judged = await self._judge(place.path, full_prefix, full_suffix, request,
                                    _cached(request, generation, choice), choice, token)
-        if judged is not None and not token.is_set():
-            self.cache.put(full_prefix, full_suffix, mode, replace(judged[0], ahead=True))
-            self.suggested_ahead += 1
+        if judged is None or token.is_set():
+            return False
+        self.cache.put(full_prefix, full_suffix, mode, replace(judged[0], ahead=True))
+        return True
 
     def update_settings(self, settings: CompletionSettings) -> None:
         self.settings = settings
@@ -477,21 +480,10 @@ class CompletionService:
             running.token.cancel()
         token = CancelToken()
 
-        async def ahead() -> None:
-            try:
-                request, generation, choice = await self._fill(path, document, line, col, next_mode, token,
-                                                               time.monotonic())
-            except (Cancelled, GreenpatchError):
-                return
-            if generation.stop_reason == "cancelled" or token.is_set():
-                return
-            judged = await self._judge(path, prefix, full_suffix, request, _cached(request, generation, choice),
-                                       choice, token)
-            if judged is not None and not token.is_set():
-                self.cache.put(prefix, full_suffix, next_mode, replace(judged[0], ahead=True))
-
+        place = Place(uri, path, document, version, line, col)
+        ahead = self._suggest(place, token, prefix, full_suffix, next_mode, idle=False)
         self.prefetches += 1
-        self._prefetch = _Prefetch(key, token, asyncio.get_running_loop().create_task(ahead()))
+        self._prefetch = _Prefetch(key, token, asyncio.get_running_loop().create_task(ahead))
 
     async def _join_prefetch(self, key: tuple[str, str, str]) -> bool:
         """Before a model call: wait for the suggestion being computed ahead when it is for this place (True), else
@@ -526,7 +518,7 @@ class CompletionService:
 class _Prefetch:
     key: tuple[str, str, str]  # the suggestion cache's key of the place computed ahead
     token: CancelToken
-    task: asyncio.Task[None]
+    task: asyncio.Task[bool]  # whether the suggestion landed in the cache
 
 
 # a line ending so is not finished: the user goes on typing it, Enter would not come next
