@@ -269,7 +269,7 @@ def side_by_side(fixed: dict[str, Any], tuned: dict[str, Any]) -> dict[str, Any]
 
 # Policies judged besides the fixed gate and the server's, to see around the chosen one (thresholds x cuts).
 GRID = [Policy(f"gate {t:g} cut {c:g}" if c is not None else f"gate {t:g}", t, c)
-        for t in (-0.15, -0.25, -0.4, -0.6, -1.0, SHOW_ALL) for c in (None, -0.5, -1.0, -1.5, -2.5)]
+        for t in (-0.15, -0.25, -0.4, -0.6, -1.0, SHOW_ALL) for c in (None, -0.4, -0.5, -0.6, -0.75, -1.0, -1.5, -2.5)]
 
 
 SETS = ("greenpatch", *HELDOUT)
