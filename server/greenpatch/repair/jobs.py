@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from greenpatch.cancel import CancelToken, LinkedToken
-from greenpatch.engine.base import ChatMessage, Engine, FimFormat, Generation
+from greenpatch.engine.base import ChatMessage, Engine, Generation
 from greenpatch.errors import Cancelled, EngineUnavailable, GreenpatchError, ModelError, ModelNotInstalled
 from greenpatch.repair import infill, rewrite
 from greenpatch.repair.budget import INFILL, INSERT, likelihood
@@ -19,7 +19,6 @@ from greenpatch.repair.candidates import Candidate, replace_lines
 from greenpatch.repair.clock import RunClock
 from greenpatch.repair.files import RunFiles
 from greenpatch.repair.group import Group
-from greenpatch.repair.holes import insertion_holes, masked_holes
 from greenpatch.repair.localize import Suspect
 from greenpatch.repair.prompt_context import PromptContext
 
@@ -61,6 +60,10 @@ class Pending:
 
     futures: list[concurrent.futures.Future[list[Candidate]]] = field(default_factory=list)
     first_fills: int = 0  # the first fill of every suspicious line comes first in `futures`
+
+    def done(self) -> bool:
+        """Every sample is made (or failed, or was cancelled)."""
+        return all(future.done() for future in self.futures)
 
 
 class ModelJobs:
@@ -105,17 +108,14 @@ class ModelJobs:
                 for suspect, text, hole in single]
         others = [(likelihood(spec.kind, suspect.score, spec.weight), suspect, text, spec)
                   for suspect, text, _ in single
-                  for spec in [*insertion_holes(suspect.path, text, suspect.line),
-                               *masked_holes(suspect.path, text, suspect.line)]]
+                  for spec in self.context.holes(suspect, text)]
         for _, suspect, text, spec in sorted(others, key=lambda item: -item[0]):
             jobs.append((suspect, text, _Place(spec.hole, spec.kind, spec.where), greedy, round_no * 100))
         for sample in range(1, samples):
             jobs += [(suspect, text, _Place(hole, INFILL, f"line {suspect.line}"), 0.4 + 0.2 * round_no,
                       round_no * 100 + sample) for suspect, text, hole in single]
-        fim = self._fim()
         for suspect, text, place, temperature, seed in jobs[:budget]:
-            context = self.context.infill(group, suspect, place.hole, fim)
-            future = self.submit(self._fill_job(suspect, text, place, context, temperature, seed))
+            future = self.submit(self._fill_job(group, suspect, text, place, temperature, seed))
             if future is not None:
                 pending.futures.append(future)
         # The chat rewrite mostly echoes the bug with small models (see FACTS.md), so it runs from round 2, or in
@@ -127,19 +127,18 @@ class ModelJobs:
                 pending.futures.append(future)
         return pending
 
-    def _fim(self) -> FimFormat | None:
-        """The model's fill-in-the-middle format: the repo context is written in its file-separator tokens."""
-        loaded = self.engine.engine if self.engine is not None else None
-        return loaded.fim if loaded is not None else None
-
     def _fill_job(
-        self, suspect: Suspect, text: str, place: _Place, context: str, temperature: float, seed: int
+        self, group: Group, suspect: Suspect, text: str, place: _Place, temperature: float, seed: int
     ) -> Callable[[Engine], list[Candidate]]:
         hole = place.hole
 
         def job(engine: Engine) -> list[Candidate]:
             if self.clock.cancel.is_set() or self.clock.out_of_time():
                 return []
+            # Built here, with the loaded model's FIM format (its file-separator tokens): built when the job was
+            # queued, round 1's context was plain comments (the model was not loaded yet) and round 2's the
+            # model's own, so no prompt of round 2 reused round 1's evaluated start (`bench real`, toolz).
+            context = self.context.infill(group, suspect, hole, engine.fim)
             started, generated = time.perf_counter(), list[Generation]()
             try:
                 try:
@@ -150,6 +149,9 @@ class ModelJobs:
                                          generated=generated)
             finally:
                 self.clock.spent.model_job(started, generated)
+                log.debug("fill %s %s: %d prompt tokens, %d reused, %.2f s", suspect.path, place.where,
+                          sum(g.prompt_tokens for g in generated), sum(g.reused_tokens for g in generated),
+                          time.perf_counter() - started)
             if filled is None:
                 return []
             new_lines, gen = filled
@@ -218,16 +220,21 @@ class ModelJobs:
         return [Candidate(group.path, new_text, "rewrite", fn.first, f"{group.function} rewritten", gen.mean_logprob,
                           prior=group.suspects[0].score if group.suspects else 0.0)]
 
-    def score(self, holes: list[Hole]) -> list[list[float]] | None:
+    def score(self, holes: list[Hole], group: Group | None = None) -> list[list[float]] | None:
         """The model's log-probabilities of each hole's middle in place (None: no model, or it could not say in
-        the time left)."""
+        the time left). With a `group`, after the context its fills had (the same for every hole, so that the
+        scores compare, and already evaluated: the fills' prompts start with it)."""
 
         def job(engine: Engine) -> list[list[float]]:
             started = time.perf_counter()
+            suspect = group.suspects[0] if group is not None and group.suspects else None
+            context = self.context.infill(group, suspect, None, engine.fim) if group and suspect else ""
             try:
-                return [engine.score(prefix, suffix, middle, cancel=self.stop) for prefix, middle, suffix in holes]
+                return [engine.score(prefix, suffix, middle, context=context, cancel=self.stop)
+                        for prefix, middle, suffix in holes]
             finally:
                 self.clock.spent.model_job(started, [], all_prompt=True)
+                log.debug("scored %d passing candidates: %.2f s", len(holes), time.perf_counter() - started)
 
         self.stop = ModelStop(self.clock.cancel, self.clock.deadline)
         future = self.submit(job)

@@ -18,6 +18,7 @@ from greenpatch.repair import rewrite
 from greenpatch.repair.failure import Definitions, FailureFacts, FailureReader, imported_names, resolve
 from greenpatch.repair.files import RunFiles
 from greenpatch.repair.group import Group
+from greenpatch.repair.holes import HoleSpec, insertion_holes, masked_holes
 from greenpatch.repair.infill import Hole, Window, enclosing, hole_window, make_hole
 from greenpatch.repair.localize import Suspect
 from greenpatch.repair.paths import test_file_of
@@ -174,7 +175,7 @@ class PromptContext:
         self.files = files
         self.failures = failures
         self._windows: dict[tuple[str, int, int], Window | None] = {}
-        self._infill: dict[tuple[str, int, int, str], str] = {}  # the samples of one hole share their context
+        self._infill: dict[tuple[str, int, int, str, bool], str] = {}  # the samples of one hole share their context
 
     def window(self, path: str, text: str, first: int, last: int) -> Window | None:
         key = (path, first, last)
@@ -187,11 +188,17 @@ class PromptContext:
         return make_hole(suspect.path, text, suspect.line, suspect.last,
                          self.window(suspect.path, text, suspect.line, suspect.last))
 
-    def infill(self, group: Group, suspect: Suspect, hole: Hole, fim: FimFormat | None = None) -> str:
+    def holes(self, suspect: Suspect, text: str) -> list[HoleSpec]:
+        """The other holes at the suspect (a line inserted, 2-3 lines masked), in the same window as its own."""
+        window = self.window(suspect.path, text, suspect.line, suspect.last)
+        return [*insertion_holes(suspect.path, text, suspect.line, window),
+                *masked_holes(suspect.path, text, suspect.line, window=window)]
+
+    def infill(self, group: Group, suspect: Suspect, hole: Hole | None, fim: FimFormat | None = None) -> str:
         """Text put before the file in an infill prompt: "" with nothing to add."""
         if not INFILL_DEFINITIONS and not INFILL_TEST:
             return ""
-        key = (suspect.path, suspect.line, suspect.last, group.failing[0].nodeid)
+        key = (suspect.path, suspect.line, suspect.last, group.failing[0].nodeid, fim is not None)
         if key not in self._infill:
             self._infill[key] = self._infill_context(group, suspect, fim)
         return self._infill[key]

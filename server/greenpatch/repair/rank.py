@@ -10,9 +10,11 @@ from greenpatch.repair import probe
 from greenpatch.repair.clock import RunClock
 from greenpatch.repair.files import RunFiles
 from greenpatch.repair.group import Group, GroupKind, Verified
+from greenpatch.repair.infill import hole_window, window_text
 from greenpatch.repair.jobs import Hole, ModelJobs
 from greenpatch.repair.localize import Coverage
 from greenpatch.repair.paths import test_file_of
+from greenpatch.repair.prompt_context import HOLE_WINDOW
 from greenpatch.workspace.files import differing_span
 
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ class Ranker:
         """Sort the passing candidates best first, and note what the user should know about them."""
         if len(plausible) > 1 and group.kind is GroupKind.FUNCTION and not self.clock.out_of_time():
             self.compare_behaviour(group, plausible)
-            self.score_naturalness(plausible)
+            self.score_naturalness(plausible, group)
         plausible.sort(key=lambda v: (
             -v.behaviour,
             # Coder-Reviewer style: among fixes the tests cannot tell apart, the one the model finds most natural
@@ -54,7 +56,7 @@ class Ranker:
         for v in plausible:
             v.note = "; ".join(notes + ([v.note] if v.note else []))
 
-    def score_naturalness(self, plausible: list[Verified]) -> None:
+    def score_naturalness(self, plausible: list[Verified], group: Group | None = None) -> None:
         """Score every passing candidate's changed lines with the model, the same way for every generator
         (model-free mutations included), so that ranking compares like with like."""
         holes: list[Hole] = []
@@ -62,11 +64,18 @@ class Ranker:
             old = (self.files.text(v.candidate.path) or "").split("\n")
             new = v.candidate.text.split("\n")
             start, _, end_new = differing_span(old, new)
-            prefix = "\n".join(new[:start]) + "\n"
             middle = "\n".join(new[start:end_new])
+            # the changed lines in the window a fill of them would see (the whole file where there is none): a
+            # 1,000-line module scored whole costs ~4,000 prompt tokens per candidate
+            window = hole_window(v.candidate.text, start + 1, max(start + 1, end_new)) if HOLE_WINDOW else None
+            if window is not None and window.first <= start + 1 and end_new <= window.last:
+                prefix, suffix = window_text(new, window, start + 1, end_new)
+                holes.append((prefix, middle, suffix if middle else suffix[1:]))
+                continue
+            prefix = "\n".join(new[:start]) + "\n"
             rest = "\n".join(new[end_new:])
             holes.append((prefix, middle, "\n" + rest if middle else rest))
-        scores = self.jobs.score(holes)
+        scores = self.jobs.score(holes, group)
         if scores is None:
             return
         if len(scores) == len(plausible) and all(scores):

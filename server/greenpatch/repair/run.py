@@ -35,7 +35,7 @@ from greenpatch.repair.edit_sources import default_sources
 from greenpatch.repair.failure import FailureReader
 from greenpatch.repair.files import RunFiles
 from greenpatch.repair.group import Group, GroupKind, Verified
-from greenpatch.repair.jobs import ModelJobs
+from greenpatch.repair.jobs import ModelJobs, Pending
 from greenpatch.repair.localize import Coverage, localize
 from greenpatch.repair.paths import is_test_path
 from greenpatch.repair.prompt_context import PromptContext
@@ -289,6 +289,8 @@ class RepairRun:
             head, tail = (queue[: budget * 2], queue[budget * 2:]) if pending.futures else (queue, [])
             self._note(queue)
             self._verify(work, self._dedupe(head, work.seen))
+            if pending.futures and not work.plausible:
+                tail = self._while_model(work, pending, tail, round_no, budget)
             # With a verified fix in hand, the model's first fill of the most suspicious line has its say (it often
             # agrees with, or beats, what passed). Where few tests cover the code they can let a wrong mutation
             # through, so then every suspicious line gets its first fill: an alternative to compare on extra inputs.
@@ -302,6 +304,34 @@ class RepairRun:
                 self._verify(work, self._dedupe(tail, work.seen))
             if work.plausible:
                 break
+
+    def _while_model(self, work: _GroupWork, pending: Pending, tail: list[Candidate], round_no: int,
+                     budget: int) -> list[Candidate]:
+        """While the model works on this round's holes, verify the model-free candidates it would otherwise keep
+        waiting: the rest of this round's, then those of the suspects the next rounds work on (tried then, they
+        are not tried again). Model-free edits fixed 4 of 12 real slips in ~15 s alone, while with the model the
+        run waited for round 1's fills before round 2's lines were looked at (`bench real`: toolz's dropped `not`,
+        fixed in 8 s without the model, not in 120 s with it). Returns this round's candidates not tried."""
+        group = work.group
+        chunk = max(1, getattr(self.verifier, "parallel", 2))
+        later = [group.suspects[n * LINES_PER_ROUND: (n + 1) * LINES_PER_ROUND]
+                 for n in range(round_no, max(1, self.settings.rounds))]
+        sources: list[list[Candidate]] = [tail]
+        for window in later:
+            if window:
+                request = Request(group, window, round_no + 1, self.files)
+                sources.append([c for source in self.sources for c in source.generate(request, source.limit(budget))])
+        left: list[Candidate] = []
+        for number, queue in enumerate(sources):
+            if number:
+                self._note(queue)
+            for start in range(0, len(queue), chunk):
+                if pending.done() or work.plausible or self.clock.out_of_time():
+                    if number == 0:
+                        left = queue[start:]
+                    return left
+                self._verify(work, self._dedupe(queue[start: start + chunk], work.seen))
+        return left
 
     def _note(self, candidates: list[Candidate], tried: bool = False) -> None:
         """Candidates made (and tried) for the current group, in report.search (what `bench real` tells its misses
