@@ -12,7 +12,7 @@ from greenpatch.repair import budget
 from greenpatch.repair.budget import Edit, by_likelihood, likelihood
 from greenpatch.repair.candidates import replace_lines
 from greenpatch.repair.holes import insertion_holes, masked_holes
-from greenpatch.repair.infill import fill
+from greenpatch.repair.infill import fill, hole_window
 from greenpatch.repair.literals import literal_edits
 from greenpatch.repair.signatures import lookup, runtime_signature
 from greenpatch.repair.structural import structural_edits
@@ -230,6 +230,27 @@ def test_an_inserted_fill_adds_one_line_and_keeps_every_other_line() -> None:
     assert new_text.split("\n")[line - 1] == "    settings = dict(settings)"
     assert new_text.split("\n")[line:] == CONFIG.split("\n")[line - 1:]
     assert engine.calls[0]["stop"] == ["\n"]
+
+
+MODULE = (
+    "import os\n\n\ndef other():\n    return os.sep\n\n\n"
+    "def f(a):\n    x = a + 1\n    y = x * 2\n    return y\n\n\n"
+    "def last():\n    return 2\n"
+)
+
+
+def test_holes_in_a_window_show_the_function_and_imports_not_the_whole_module() -> None:
+    window = hole_window(MODULE, 9, 9)
+    specs = [*insertion_holes("m.py", MODULE, 9, window), *masked_holes("m.py", MODULE, 9, window=window)]
+    assert [s.where for s in specs] == ["before line 9", "after line 9", "lines 9-10", "lines 9-11"]
+    for spec in specs:
+        hole = spec.hole
+        assert hole.prefix.startswith("import os\n") and "def f(a):\n" in hole.prefix
+        assert "def other" not in hole.prefix + hole.suffix and "def last" not in hole.prefix + hole.suffix
+        new_text = replace_lines(MODULE, hole.first, hole.last, ["    z = 0"] * hole.lines)
+        assert "def other():" in new_text and new_text.endswith("def last():\n    return 2\n")
+    before = specs[0].hole
+    assert before.prefix.endswith("def f(a):\n") and before.suffix.startswith("\n    x = a + 1\n")
 
 
 def test_masked_holes_cover_two_and_three_simple_statements_of_one_block() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from greenpatch.config import RepairSettings
 from greenpatch.engine.fake import FakeEngine
+from greenpatch.engine.worker import EngineWorker
 from greenpatch.repair.pipeline import RepairPipeline
 from greenpatch.verify.verifier import Verifier
 from inline_worker import InlineWorker
@@ -45,3 +46,36 @@ def test_a_missing_call_is_inserted_on_its_own_line_by_the_model(ranking_project
     assert best.kind == "insert" and best.generator == "infill"
     assert "     ordered = list(scores)\n+    ordered.sort()\n     return ordered[:count]\n" in best.diff
     assert report.to_dict()["fixes"][0]["kind"] == "insert"
+
+
+@pytest.mark.slow
+def test_model_free_candidates_of_the_next_lines_are_tried_while_the_model_works(tmp_path: Path) -> None:
+    # The slip is on the sixth most suspicious line (round 2's): its mutation is verified while a slow model fills
+    # round 1's four lines, not after all of them.
+    root = tmp_path / "summary"
+    (root / "tests").mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\npythonpath = ["."]\n')
+    (root / "summary.py").write_text(
+        "def summary(values):\n"
+        "    count = len(values) - 1\n"
+        "    total = sum(values)\n"
+        "    low = min(values)\n"
+        "    high = max(values)\n"
+        "    middle = (low + high) / 2\n"
+        '    return {"count": count, "total": total, "middle": middle}\n'
+    )
+    (root / "tests" / "test_summary.py").write_text(
+        "from summary import summary\n\n\n"
+        'def test_summary():\n    assert summary([1, 2, 3]) == {"count": 3, "total": 6, "middle": 2.0}\n'
+    )
+    engine = FakeEngine(text="pass", delay=4.0)  # 4 s a fill, never a fix: 8 fills a round
+    worker = EngineWorker(lambda: engine)
+    verifier = Verifier(root, timeout=60, state_dir=tmp_path / "state")
+    try:
+        report = RepairPipeline(root, verifier, worker, RepairSettings(max_seconds=240.0)).repair()
+    finally:
+        worker.close()
+        verifier.close()
+    assert report.fixes and "count = len(values) - 1\n" not in report.fixes[0].new_text, report
+    assert report.fixes[0].generator == "mutation"
+    assert len(engine.calls) < 8, "round 1's eight fills were not all waited for"

@@ -280,7 +280,8 @@ class RepairRun:
             self.report.rounds = max(self.report.rounds, round_no)
             window = group.suspects[(round_no - 1) * LINES_PER_ROUND: round_no * LINES_PER_ROUND]
             window = window or group.suspects[:LINES_PER_ROUND]
-            pending = self.jobs.start(group, window, round_no, budget, work.feedback, work.last_error)
+            pending = self.jobs.start(group, window, round_no, budget, work.feedback, work.last_error,
+                                      earlier=group.suspects[: (round_no - 1) * LINES_PER_ROUND])
             request = Request(group, window, round_no, self.files)
             queue = [c for source in self.sources for c in source.generate(request, source.limit(budget))
                      ] if window else []
