@@ -60,6 +60,19 @@ def test_a_condition_can_be_negated() -> None:
     assert "negate the condition" not in {desc for _, desc in mutations(negated, 2, 2)}, "`drop not` instead"
 
 
+def test_a_variable_is_replaced_by_those_assigned_above_it_nearest_first() -> None:
+    text = ("def f(pre_lines, n):\n    ret = []\n    for i, item in enumerate(ret):\n        ret.append(item)\n"
+            "    return ret\n")
+    swaps = [(desc, new.split("\n")[2]) for new, desc in mutations(text, 3, 3) if desc.startswith("`ret` ->")]
+    # the loop's own targets are not assigned yet where `ret` is used; nearest above first, then the parameters
+    assert swaps == [("`ret` -> `pre_lines`", "    for i, item in enumerate(pre_lines):"),
+                     ("`ret` -> `n`", "    for i, item in enumerate(n):")]
+    body = {desc for _, desc in mutations(text, 4, 4)}
+    assert {"`item` -> `i`", "`ret` -> `item`", "`item` -> `ret`"} <= body
+    method = "class A:\n    def f(self, other):\n        return self.x + other.x\n"
+    assert not any("self" in desc for _, desc in mutations(method, 3, 3)), "self and cls are never swapped"
+
+
 def test_every_mutation_parses() -> None:
     text = "def f(xs, k):\n    if not xs or k <= 0:\n        return xs[1:-1]\n    return max(xs) - min(xs) * k\n"
     for new, _ in mutations(text, 2, 4):

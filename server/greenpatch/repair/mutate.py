@@ -93,11 +93,54 @@ def _segment(text: str, starts: list[int], node: ast.AST) -> tuple[int, int]:
     return a, b
 
 
+SWAPS_PER_NAME = 4  # other variables tried in place of one use of a variable, the nearest defined first
+
+
+def _variables(function: ast.FunctionDef | ast.AsyncFunctionDef, line: int) -> list[str]:
+    """The function's parameters and the local variables assigned above `line`, the one assigned nearest above it
+    first (self/cls left out)."""
+    args = function.args
+    nearest: dict[str, int] = {}
+    for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs, *(a for a in (args.vararg, args.kwarg) if a)]:
+        nearest[arg.arg] = line - function.lineno
+    for node in ast.walk(function):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.lineno < line:
+            nearest[node.id] = min(nearest.get(node.id, 10**9), line - node.lineno)
+    return [n for n in sorted(nearest, key=lambda n: nearest[n]) if n not in ("self", "cls")]
+
+
+def _variable_swaps(tree: ast.Module, text: str, starts: list[int], first: int,
+                    last: int) -> Iterator[tuple[str, str]]:
+    """A variable used in place of another of the same function (`enumerate(ret)` for `enumerate(lines)`,
+    `other.peek(...)` for `source.peek(...)`): each use on the lines, replaced by the nearest-defined others."""
+    function = None
+    for node in ast.walk(tree):
+        if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and node.lineno <= first <= (node.end_lineno or node.lineno)
+                and (function is None or node.lineno > function.lineno)):
+            function = node
+    if function is None:
+        return
+    names = _variables(function, first)
+    uses = sorted((n for n in ast.walk(function) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+                   and first <= n.lineno <= last and n.id in names), key=lambda n: (n.lineno, n.col_offset))
+    for use in uses:
+        a, b = _segment(text, starts, use)
+        for other in [n for n in names if n != use.id][:SWAPS_PER_NAME]:
+            yield text[:a] + other + text[b:], f"`{use.id}` -> `{other}`"
+
+
 def _ast_mutations(text: str, starts: list[int], first: int, last: int) -> Iterator[tuple[str, str]]:
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return
+    yield from _node_mutations(tree, text, starts, first, last)
+    yield from _variable_swaps(tree, text, starts, first, last)
+
+
+def _node_mutations(tree: ast.Module, text: str, starts: list[int], first: int,
+                    last: int) -> Iterator[tuple[str, str]]:
     for node in ast.walk(tree):
         line = getattr(node, "lineno", None)
         if line is None or not first <= line <= last:
