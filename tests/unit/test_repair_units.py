@@ -7,10 +7,12 @@ from pathlib import Path
 
 from greenpatch.repair.candidates import (
     adds_dead_code,
+    adds_undefined_name,
     changed_range,
     changed_tokens,
     new_imports_exist,
     normalized,
+    undefined_names,
     unified_diff,
 )
 from greenpatch.repair.localize import SourceMap, localize
@@ -82,6 +84,20 @@ def test_every_mutation_parses() -> None:
 def test_normalized_key_ignores_formatting_and_comments() -> None:
     assert normalized("x = (1 +  2)  # c\n") == normalized("x = 1 + 2\n")
     assert normalized("x = 1 -") is None
+
+
+def test_a_candidate_that_reads_a_name_nothing_binds_is_told() -> None:
+    original = ("def count_primes(n):\n    def is_prime(k):\n        for j in range(2, k):\n"
+                "            if k % j == 0:\n                return False\n        return True\n"
+                "    return sum(1 for x in range(n) if is_prime(x))\n")
+    broken = original.replace("for j in range(2, k):", "if k <= 1:")  # passes a test that never reaches `k % j`
+    assert undefined_names(broken) == {"j"} and adds_undefined_name(original, broken)
+    assert not adds_undefined_name(original, original.replace("range(2, k)", "range(3, k)"))
+    scoped = ("import os\nLIMIT = 1\nclass A:\n    size = LIMIT\n    def f(self):\n        global SEEN\n"
+              "        SEEN = 2\n        return [c for c in os.sep] + [__file__, len, self]\n"
+              "def g():\n    x = 1\n    def h():\n        nonlocal x\n        return x + SEEN\n    return A, h\n")
+    assert undefined_names(scoped) == set()
+    assert undefined_names("from m import *\nprint(anything)\n") is None  # anything may be bound by the import
 
 
 def test_candidates_importing_missing_modules_are_dropped(tmp_path: Path) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ast
+import builtins
 import difflib
+import functools
 import hashlib
 import importlib.util
 import io
+import symtable
 import sys
 import tokenize
 from dataclasses import dataclass, field
@@ -105,6 +108,37 @@ def adds_dead_code(original: str, text: str) -> bool:
     """The candidate makes code unreachable (a `return` inserted above the line it should have replaced): it can
     pass the tests while it only hides the bug, so it is never tried."""
     return unreachable_statements(text) > unreachable_statements(original)
+
+
+_MODULE_DUNDERS = {"__file__", "__name__", "__doc__", "__spec__", "__loader__", "__package__", "__builtins__",
+                   "__path__", "__annotations__", "__dict__", "__cached__"}
+
+
+@functools.lru_cache(maxsize=16)
+def undefined_names(text: str) -> frozenset[str] | None:
+    """Names the module reads that nothing binds: not a parameter or local of the scope, of an enclosing one, of
+    the module, nor a builtin (None: it does not parse, or a `from m import *` could bind anything)."""
+    try:
+        top = symtable.symtable(text, "<candidate>", "exec")
+    except (SyntaxError, ValueError):
+        return None
+    if any(s.is_imported() and s.get_name() == "*" for s in top.get_symbols()) or "import *" in text:
+        return None
+    tables = [top]
+    for table in tables:
+        tables.extend(table.get_children())
+    bound = {s.get_name() for table in tables for s in table.get_symbols()
+             if (table is top or s.is_declared_global()) and (s.is_assigned() or s.is_imported() or s.is_namespace())}
+    known = bound | _MODULE_DUNDERS | set(dir(builtins))
+    return frozenset(s.get_name() for table in tables for s in table.get_symbols()
+                     if s.is_referenced() and (table is top or s.is_global()) and s.get_name() not in known)
+
+
+def adds_undefined_name(original: str, text: str) -> bool:
+    """The candidate reads a name nothing binds where the original did not (`if n % j` after the loop that bound
+    `j` was replaced): it raises NameError on a path the tests may not take, so it is never tried."""
+    before, after = undefined_names(original), undefined_names(text)
+    return before is not None and after is not None and bool(after - before)
 
 
 def _tokens(text: str) -> list[str]:

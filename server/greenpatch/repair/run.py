@@ -22,6 +22,7 @@ from greenpatch.errors import Cancelled
 from greenpatch.repair.candidates import (
     Candidate,
     adds_dead_code,
+    adds_undefined_name,
     changed_range,
     changed_tokens,
     digest,
@@ -366,7 +367,8 @@ class RepairRun:
                     other.logprob = cand.logprob
                 continue
             original = self.files.text(cand.path) or ""
-            if not new_imports_exist(original, cand.text, self.root) or adds_dead_code(original, cand.text):
+            if (not new_imports_exist(original, cand.text, self.root) or adds_dead_code(original, cand.text)
+                    or adds_undefined_name(original, cand.text)):
                 continue
             cand.key = full
             cand.generators.add(cand.generator)
