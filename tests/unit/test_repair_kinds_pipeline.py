@@ -51,7 +51,8 @@ def test_a_missing_call_is_inserted_on_its_own_line_by_the_model(ranking_project
 @pytest.mark.slow
 def test_model_free_candidates_of_the_next_lines_are_tried_while_the_model_works(tmp_path: Path) -> None:
     # The slip is on the sixth most suspicious line (round 2's): its mutation is verified while a slow model fills
-    # round 1's four lines, not after all of them.
+    # round 1's four lines, not after all of them. Three tests cover it: with fewer, every line's first fill would
+    # be waited for after a fix passed (an alternative to compare).
     root = tmp_path / "summary"
     (root / "tests").mkdir(parents=True)
     (root / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\npythonpath = ["."]\n')
@@ -66,9 +67,12 @@ def test_model_free_candidates_of_the_next_lines_are_tried_while_the_model_works
     )
     (root / "tests" / "test_summary.py").write_text(
         "from summary import summary\n\n\n"
-        'def test_summary():\n    assert summary([1, 2, 3]) == {"count": 3, "total": 6, "middle": 2.0}\n'
+        # no other variable equals the count here: `"count": high` would pass with [1, 2, 3]
+        'def test_summary():\n    assert summary([5, 7, 9]) == {"count": 3, "total": 21, "middle": 7.0}\n\n\n'
+        'def test_summary_of_one():\n    assert summary([4]) == {"count": 1, "total": 4, "middle": 4.0}\n\n\n'
+        'def test_summary_of_two():\n    assert summary([2, 6]) == {"count": 2, "total": 8, "middle": 4.0}\n'
     )
-    engine = FakeEngine(text="pass", delay=4.0)  # 4 s a fill, never a fix: 8 fills a round
+    engine = FakeEngine(text="pass", delay=20.0)  # 20 s a fill, never a fix: 8 fills a round
     worker = EngineWorker(lambda: engine)
     verifier = Verifier(root, timeout=60, state_dir=tmp_path / "state")
     try:
