@@ -15,18 +15,23 @@ from greenpatch.verify.verifier import Verifier
 from inline_worker import InlineWorker
 
 
-@pytest.fixture
-def ranking_project(tmp_path: Path) -> Iterator[tuple[Path, Verifier]]:
-    root = tmp_path / "ranking"
+def _project(root: Path, module: str, source: str, tests: str) -> Path:
+    """A one-module project with its tests under tests/, importable from the root."""
     (root / "tests").mkdir(parents=True)
     (root / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\npythonpath = ["."]\n')
-    (root / "ranking.py").write_text(
+    (root / f"{module}.py").write_text(source)
+    (root / "tests" / f"test_{module}.py").write_text(tests)
+    return root
+
+
+@pytest.fixture
+def ranking_project(tmp_path: Path) -> Iterator[tuple[Path, Verifier]]:
+    root = _project(
+        tmp_path / "ranking", "ranking",
         "def lowest(scores, count):\n"
         '    """The `count` lowest scores, lowest first."""\n'
         "    ordered = list(scores)\n"
-        "    return ordered[:count]\n"
-    )
-    (root / "tests" / "test_ranking.py").write_text(
+        "    return ordered[:count]\n",
         "from ranking import lowest\n\n\n"
         "def test_lowest_two():\n    assert lowest([3, 1, 2], 2) == [1, 2]\n\n\n"
         "def test_lowest_of_none():\n    assert lowest([], 3) == []\n"
@@ -53,19 +58,15 @@ def test_model_free_candidates_of_the_next_lines_are_tried_while_the_model_works
     # The slip is on the sixth most suspicious line (round 2's): its mutation is verified while a slow model fills
     # round 1's four lines, not after all of them. Three tests cover it: with fewer, every line's first fill would
     # be waited for after a fix passed (an alternative to compare).
-    root = tmp_path / "summary"
-    (root / "tests").mkdir(parents=True)
-    (root / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\npythonpath = ["."]\n')
-    (root / "summary.py").write_text(
+    root = _project(
+        tmp_path / "summary", "summary",
         "def summary(values):\n"
         "    count = len(values) - 1\n"
         "    total = sum(values)\n"
         "    low = min(values)\n"
         "    high = max(values)\n"
         "    middle = (low + high) / 2\n"
-        '    return {"count": count, "total": total, "middle": middle}\n'
-    )
-    (root / "tests" / "test_summary.py").write_text(
+        '    return {"count": count, "total": total, "middle": middle}\n',
         "from summary import summary\n\n\n"
         # no other variable equals the count here: `"count": high` would pass with [1, 2, 3]
         'def test_summary():\n    assert summary([5, 7, 9]) == {"count": 3, "total": 21, "middle": 7.0}\n\n\n'
