@@ -12,7 +12,8 @@ from greenpatch.repair import budget
 from greenpatch.repair.budget import Edit, by_likelihood, likelihood
 from greenpatch.repair.candidates import replace_lines
 from greenpatch.repair.holes import insertion_holes, masked_holes
-from greenpatch.repair.infill import fill, hole_window
+from greenpatch.repair.infill import fill, hole_window, make_hole
+from greenpatch.repair.initialize import initialization_edits, missing_attributes
 from greenpatch.repair.literals import literal_edits
 from greenpatch.repair.signatures import lookup, runtime_signature
 from greenpatch.repair.structural import structural_edits
@@ -251,6 +252,49 @@ def test_holes_in_a_window_show_the_function_and_imports_not_the_whole_module() 
         assert "def other():" in new_text and new_text.endswith("def last():\n    return 2\n")
     before = specs[0].hole
     assert before.prefix.endswith("def f(a):\n") and before.suffix.startswith("\n    x = a + 1\n")
+
+
+MEMOIZE = (
+    "def memoize(func):\n"
+    "    cache = {}\n\n"
+    "    def memof(*args):\n"
+    "        try:\n"
+    "            return cache[args]\n"
+    "        except KeyError:\n"
+    "            return result\n"
+    "    return memof\n"
+)
+
+
+def test_a_nested_functions_window_is_its_outermost_function_which_binds_what_it_reads() -> None:
+    hole = make_hole("m.py", MEMOIZE, 8, 8, hole_window(MEMOIZE, 8, 8))
+    assert hole.prefix.startswith("def memoize(func):\n    cache = {}\n")
+
+
+PERMS = (
+    "class Perms:\n"
+    "    class _Bits:\n"
+    "        def update(self, obj, value):\n"
+    "            obj._integer |= value\n\n"
+    "    def __init__(self, user=''):\n"
+    "        \"\"\"Permissions.\"\"\"\n"
+    "        self._user = ''\n"
+    "        self.user = user\n"
+)
+
+
+def test_an_attribute_the_failure_says_is_missing_is_set_first_in_its_classs_init() -> None:
+    message = "AttributeError: 'Perms' object has no attribute '_integer'. Did you mean: '_user'?"
+    assert missing_attributes([message, message]) == [("Perms", "_integer")]
+    edits = list(initialization_edits(PERMS, "Perms", "_integer"))
+    first = edits[0]
+    assert first.kind == budget.INIT and "`self._integer = 0` at the start of Perms.__init__" == first.description
+    assert first.text == PERMS.replace("        self._user = ''\n", "        self._integer = 0\n        self._user = ''\n")
+    assert [e.description.split("`")[1] for e in edits] == ["self._integer = 0", "self._integer = None"] * 2
+    # not for an attribute the module never assigns (a typo), nor one __init__ sets already
+    assert list(initialization_edits(PERMS, "Perms", "_intger")) == []
+    assert list(initialization_edits(PERMS, "Perms", "_user")) == []
+    assert list(initialization_edits(PERMS, "Other", "_integer")) == []
 
 
 def test_masked_holes_cover_two_and_three_simple_statements_of_one_block() -> None:

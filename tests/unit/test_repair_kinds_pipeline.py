@@ -84,3 +84,32 @@ def test_model_free_candidates_of_the_next_lines_are_tried_while_the_model_works
     assert report.fixes and "count = len(values) - 1\n" not in report.fixes[0].new_text, report
     assert report.fixes[0].generator == "mutation"
     assert len(engine.calls) < 8, "round 1's eight fills were not all waited for"
+
+
+@pytest.mark.slow
+def test_an_attribute_dropped_from_init_is_set_there_not_worked_around_where_it_is_read(tmp_path: Path) -> None:
+    # The failure is in `add` (`self._total += amount`): localization ranks `add`, and the message names the class
+    # and the attribute, so the initialization goes back into `__init__` without the model.
+    root = _project(
+        tmp_path / "tally", "tally",
+        "class Tally:\n"
+        "    def __init__(self, name):\n"
+        "        self.name = name\n\n"
+        "    def add(self, amount):\n"
+        "        self._total += amount\n"
+        "        return self\n\n"
+        "    def total(self):\n"
+        "        return self._total\n",
+        "from tally import Tally\n\n\n"
+        "def test_add():\n    assert Tally('a').add(2).add(3).total() == 5\n\n\n"
+        "def test_name():\n    assert Tally('b').name == 'b'\n"
+    )
+    verifier = Verifier(root, timeout=60, state_dir=tmp_path / "state")
+    try:
+        report = RepairPipeline(root, verifier, None, RepairSettings(max_seconds=120.0)).repair()
+    finally:
+        verifier.close()
+    assert report.fixes, report
+    best = report.fixes[0]
+    assert best.kind == "init" and "`self._total = 0` at the start of Tally.__init__" in best.title, best
+    assert "     def __init__(self, name):\n+        self._total = 0\n         self.name = name\n" in best.diff

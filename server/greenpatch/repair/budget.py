@@ -20,6 +20,7 @@ CONDITION = "condition"  # a condition strengthened, weakened, negated or made N
 LITERAL = "literal"  # a string or regular-expression literal edited
 LOOKUP = "lookup"  # a lookup made tolerant of a missing key: `d[k]` -> `d.get(k)`
 OPEN_MODE = "open-mode"  # a file opened in another mode
+INIT = "init"  # an attribute the failure says is missing set in its class's __init__ (repair/initialize.py)
 INFILL = "infill"  # one statement masked and filled by the model
 INFILL_LINES = "infill-lines"  # two or three statements masked and filled by the model
 INSERT = "insert"  # a new line inserted by the model at a suspicious point
@@ -38,6 +39,7 @@ PRIORS: dict[str, float] = {
     LITERAL: 0.06,  # the constant-argument part of MC-DAP and AS-CE
     LOOKUP: 0.03,
     OPEN_MODE: 0.02,
+    INIT: 0.30,  # only made when the failure names the missing attribute: then it is the likeliest fix
     INFILL: 0.15,
     INFILL_LINES: 0.06,
     INSERT: 0.10,  # SQ-AMO, SQ-AROB and added precondition statements

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from greenpatch.repair.budget import by_likelihood, likelihood
 from greenpatch.repair.candidates import Candidate
+from greenpatch.repair.initialize import initialization_edits, missing_attributes
 from greenpatch.repair.literals import literal_edits
 from greenpatch.repair.signatures import SignatureLookup, lookup
 from greenpatch.repair.sources import CandidateSource, Mutations
@@ -92,6 +93,44 @@ class LiteralEdits:
         return by_likelihood(made, [c.likelihood for c in made], limit=limit)
 
 
+class MissingAttributes:
+    """An attribute the failure says an object lacks, set in its class's `__init__` (repair/initialize.py): the
+    class is looked for in the files of the suspects and of the failure's frames."""
+
+    kind = "mutation"
+
+    def limit(self, budget: int) -> int:
+        return budget
+
+    def generate(self, request: Request, limit: int) -> list[Candidate]:
+        failing = request.group.failing
+        missing = missing_attributes(result.message for result in failing)
+        if not missing or request.round_no != 1:  # not tied to the round's lines: made once
+            return []
+        paths = dict.fromkeys([request.group.path, *(s.path for s in request.window),
+                               *(f.path for result in failing for f in reversed(result.frames))])
+        suspicion = max((s.score for s in request.group.suspects), default=1.0)
+        made: list[Candidate] = []
+        for path in paths:
+            text = request.files.text(path)
+            if text is None:
+                continue
+            for cls, attribute in missing:
+                for edit in initialization_edits(text, cls, attribute):
+                    made.append(Candidate(path, edit.text, self.kind, _line_of(edit.text, text), edit.description,
+                                          prior=suspicion, kind=edit.kind,
+                                          likelihood=likelihood(edit.kind, suspicion, edit.weight)))
+        return by_likelihood(made, [c.likelihood for c in made], limit=limit)
+
+
+def _line_of(new: str, old: str) -> int:
+    """The first line (1-based) where `new` differs from `old`."""
+    for number, (a, b) in enumerate(zip(new.split("\n"), old.split("\n")), start=1):
+        if a != b:
+            return number
+    return 1
+
+
 class _LazyIndex:
     """The workspace index, scanned when a callee's signature is first looked up outside its own file (most
     repairs never need it)."""
@@ -134,4 +173,4 @@ def compared(failing: list[TestResult]) -> tuple[str, str] | None:
 
 def default_sources() -> list[CandidateSource]:
     # one queue, likeliest first across kinds (repair/budget.py), not one source after the other
-    return [Likeliest([Mutations(), StructuralEdits(), LiteralEdits()])]
+    return [Likeliest([Mutations(), StructuralEdits(), LiteralEdits(), MissingAttributes()])]

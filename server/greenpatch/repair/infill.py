@@ -39,8 +39,10 @@ class Window:
     last: int = 1
 
 
-def enclosing(tree: ast.Module, line: int) -> tuple[list[ast.ClassDef], ast.FunctionDef | ast.AsyncFunctionDef | None]:
-    """The classes and the innermost function around `line`."""
+def enclosing(tree: ast.Module, line: int, outermost: bool = False
+              ) -> tuple[list[ast.ClassDef], ast.FunctionDef | ast.AsyncFunctionDef | None]:
+    """The classes and the innermost function around `line` (with `outermost`, the outermost one: a closure's
+    window is the function that defines what it reads)."""
     classes: list[ast.ClassDef] = []
     function: ast.FunctionDef | ast.AsyncFunctionDef | None = None
     body: list[ast.stmt] = tree.body
@@ -54,6 +56,8 @@ def enclosing(tree: ast.Module, line: int) -> tuple[list[ast.ClassDef], ast.Func
                 return classes, function  # a class inside a function: the function is the unit
             classes.append(inside)
         else:
+            if function is not None and outermost:
+                return classes, function
             function = inside
         body = inside.body
 
@@ -83,7 +87,10 @@ def hole_window(text: str, first: int, last: int) -> Window | None:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return None
-    classes, function = enclosing(tree, first)
+    # The outermost function: a nested function (a decorator's wrapper, a closure) reads names its enclosing
+    # function binds; without them in view the model cannot write a line that uses them (`bench real`, toolz
+    # memoize's wrapper: its window was the wrapper alone, without `cache` and `func`).
+    classes, function = enclosing(tree, first, outermost=True)
     if function is None:
         return None
     start, end = _start(function), function.end_lineno or function.lineno

@@ -154,6 +154,7 @@ class ModelJobs:
             # model's own, so no prompt of round 2 reused round 1's evaluated start (`bench real`, toolz).
             context = self.context.infill(group, suspect, hole, engine.fim)
             started, generated = time.perf_counter(), list[Generation]()
+            filled: tuple[list[str], Generation] | None = None
             try:
                 try:
                     filled = infill.fill(engine, hole, context, temperature=temperature, seed=seed, cancel=self.stop,
@@ -163,9 +164,10 @@ class ModelJobs:
                                          generated=generated)
             finally:
                 self.clock.spent.model_job(started, generated)
-                log.debug("fill %s %s: %d prompt tokens, %d reused, %.2f s", suspect.path, place.where,
+                log.debug("fill %s %s: %d prompt tokens, %d reused, %.2f s%s", suspect.path, place.where,
                           sum(g.prompt_tokens for g in generated), sum(g.reused_tokens for g in generated),
-                          time.perf_counter() - started)
+                          time.perf_counter() - started,
+                          f" -> {' | '.join(line.strip() for line in filled[0])!r}" if filled else ", no fill")
             if filled is None:
                 return []
             new_lines, gen = filled
