@@ -11,7 +11,7 @@ from greenpatch.engine.fake import FakeEngine
 from greenpatch.repair import budget
 from greenpatch.repair.budget import Edit, by_likelihood, likelihood
 from greenpatch.repair.candidates import replace_lines
-from greenpatch.repair.holes import insertion_holes, masked_holes
+from greenpatch.repair.holes import insertion_holes, masked_holes, reads_any, unbound_names
 from greenpatch.repair.infill import fill, hole_window, make_hole
 from greenpatch.repair.initialize import initialization_edits, missing_attributes
 from greenpatch.repair.literals import literal_edits
@@ -214,11 +214,22 @@ def test_insertion_holes_sit_before_after_and_at_the_start_of_a_block() -> None:
     line = line_of(CONFIG, "for key, value in extra.items():")
     specs = insertion_holes("config.py", CONFIG, line)
     assert [s.where for s in specs] == [f"at the start of the block of line {line}", f"before line {line}",
-                                        f"after line {line}"]
+                                        f"after line {line}", f"before line {line}"]
     block = specs[0].hole
     assert block.first == line + 1 and block.last == line and block.indent == " " * 8 and block.lines == 1
     after = specs[2].hole
     assert after.first == line_of(CONFIG, "return result") and after.indent == "    "
+    two = specs[3].hole  # two new lines: a dropped `cache[k] = result = f(x)` written back as two
+    assert (two.first, two.last, two.lines) == (line, line - 1, 2) and specs[3].weight < specs[2].weight
+
+
+def test_a_name_the_failure_says_is_unbound_is_read_on_the_line() -> None:
+    messages = ["UnboundLocalError: local variable 'result' referenced before assignment",
+                "UnboundLocalError: cannot access local variable 'total' where it is not associated with a value",
+                "NameError: name 'helper' is not defined", "AssertionError: assert 1 == 2"]
+    assert unbound_names(messages) == {"result", "total", "helper"}
+    assert reads_any(MEMOIZE, 8, {"result"}) and not reads_any(MEMOIZE, 6, {"result"})
+    assert reads_any("if result:\n    pass\n", 1, {"result"}) and not reads_any("if x:\n    result\n", 1, {"result"})
 
 
 def test_an_inserted_fill_adds_one_line_and_keeps_every_other_line() -> None:
@@ -243,7 +254,7 @@ MODULE = (
 def test_holes_in_a_window_show_the_function_and_imports_not_the_whole_module() -> None:
     window = hole_window(MODULE, 9, 9)
     specs = [*insertion_holes("m.py", MODULE, 9, window), *masked_holes("m.py", MODULE, 9, window=window)]
-    assert [s.where for s in specs] == ["before line 9", "after line 9", "lines 9-10", "lines 9-11"]
+    assert [s.where for s in specs] == ["before line 9", "after line 9", "before line 9", "lines 9-10", "lines 9-11"]
     for spec in specs:
         hole = spec.hole
         assert hole.prefix.startswith("import os\n") and "def f(a):\n" in hole.prefix

@@ -19,6 +19,7 @@ from greenpatch.repair.candidates import Candidate, replace_lines
 from greenpatch.repair.clock import RunClock
 from greenpatch.repair.files import RunFiles
 from greenpatch.repair.group import Group
+from greenpatch.repair.holes import reads_any, unbound_names
 from greenpatch.repair.localize import Suspect
 from greenpatch.repair.prompt_context import PromptContext
 
@@ -116,8 +117,12 @@ class ModelJobs:
         jobs = [(suspect, text, _Place(hole, INFILL, f"line {suspect.line}"), 0.0, round_no * 100)
                 for suspect, text, hole in fresh]
         others: list[tuple[float, tuple[Suspect, str, _Place, float, int]]] = []
+        unbound = unbound_names(result.message for result in group.failing)
         for suspect, text, hole in fresh:
-            others += [(likelihood(spec.kind, suspect.score, spec.weight),
+            # A name the failure says is unbound, read on this line: the line that bound it is likely what is
+            # missing, so the new lines before it go first (a dropped `result = f(x)`: UnboundLocalError).
+            boost = 3.0 if unbound and reads_any(text, suspect.line, unbound) else 1.0
+            others += [(likelihood(spec.kind, suspect.score, spec.weight * (boost if spec.kind == INSERT else 1.0)),
                         (suspect, text, _Place(spec.hole, spec.kind, spec.where), 0.0, round_no * 100))
                        for spec in self.context.holes(suspect, text)]
             others += [(likelihood(INFILL, suspect.score, decay(sample)),
@@ -174,7 +179,8 @@ class ModelJobs:
             new_text = replace_lines(text, hole.first, hole.last, new_lines)
             shown = " ".join(line.strip() for line in new_lines)
             shown = shown if len(shown) <= 60 else shown[:57] + "..."
-            what = f"new line {place.where}: `{shown}`" if place.kind == INSERT else f"{place.where} -> `{shown}`"
+            lines = "new lines" if len(new_lines) > 1 else "new line"
+            what = f"{lines} {place.where}: `{shown}`" if place.kind == INSERT else f"{place.where} -> `{shown}`"
             return [Candidate(suspect.path, new_text, "infill", suspect.line, what, gen.mean_logprob, suspect.score,
                               kind=place.kind)]
 
