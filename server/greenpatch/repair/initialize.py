@@ -34,9 +34,9 @@ def missing_attributes(messages: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def initialization_edits(text: str, cls: str, attribute: str) -> Iterator[Edit]:
-    """`self.<attribute> = <value>` inserted at the start (then at the end) of class `cls`'s `__init__` in `text`,
-    where the module assigns that attribute somewhere (a typo in the name is a mutation's job, not this) and the
-    `__init__` does not set it already."""
+    """`self.<attribute> = <value>` inserted at the start of class `cls`'s `__init__` in `text` (at its end when it
+    only calls the base's), where the module assigns that attribute somewhere (a typo in the name is a mutation's
+    job, not this) and the `__init__` does not set it already."""
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
@@ -57,19 +57,18 @@ def initialization_edits(text: str, cls: str, attribute: str) -> Iterator[Edit]:
         start = 1
     while start < len(body) and _is_super_init(body[start]):
         start += 1
-    first = body[min(start, len(body) - 1)]
-    indent = _indent(lines[body[0].lineno - 1])
-    places = []
+    # First in the body (after the docstring and the base's __init__): the value is a constant, and the statements
+    # after it may read it already (a property's setter did, in boltons' FilePerms); at the end it passes only
+    # the tests whose __init__ sets nothing through those statements.
     if start < len(body):
-        places.append((first.lineno, "at the start of"))
-    places.append(((body[-1].end_lineno or body[-1].lineno) + 1, "at the end of"))
-    rank = 0
-    for before, where in places:
-        for value in values:
-            new = f"{indent}{me}.{attribute} = {value}"
-            edited = lines[: before - 1] + [new] + lines[before - 1:]
-            yield Edit("\n".join(edited), f"`{new.strip()}` {where} {cls}.__init__", INIT, decay(rank))
-            rank += 1
+        before, where = body[start].lineno, "at the start of"
+    else:
+        before, where = (body[-1].end_lineno or body[-1].lineno) + 1, "at the end of"
+    indent = _indent(lines[body[0].lineno - 1])
+    for rank, value in enumerate(values):
+        new = f"{indent}{me}.{attribute} = {value}"
+        edited = lines[: before - 1] + [new] + lines[before - 1:]
+        yield Edit("\n".join(edited), f"`{new.strip()}` {where} {cls}.__init__", INIT, decay(rank))
 
 
 def _init_of(tree: ast.Module, cls: str) -> ast.FunctionDef | None:
