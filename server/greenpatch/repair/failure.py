@@ -9,6 +9,7 @@ calls are resolved to their definitions with the workspace index (workspace/inde
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,7 +116,7 @@ def describe(result: TestResult, test_text: str, index: Definitions | None = Non
     node = _test_node(tree, result.nodeid) if tree is not None else None
     if node is not None:
         facts.test_first = node.lineno
-        facts.test_source = ast.get_source_segment(test_text, node) or ""
+        facts.test_source = source_segment(test_text, node)
     _read_comparison(facts, result, test_text, node)
     if node is not None and tree is not None:
         imports = imported_names(tree, test_path)
@@ -208,7 +209,7 @@ def _read_comparison(facts: FailureFacts, result: TestResult, test_text: str, no
     test_assert = _assert_at(node, facts.test_frame.line if facts.test_frame else 0)
     if test_assert is not None:
         # The side written as a literal in the test is what it expects; the other side is computed.
-        left_src, right_src = (ast.get_source_segment(test_text, side) or "" for side in test_assert)
+        left_src, right_src = (source_segment(test_text, side) for side in test_assert)
         swap = _literal(left_src) and not _literal(right_src)
     elif facts.where:
         # No source: the side pytest explains with `where VALUE = call(...)` is the computed one.
@@ -251,13 +252,39 @@ def _full_strings(message: str, left: str, right: str) -> tuple[str, str]:
 # --- the test and its calls ----------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=16)
 def _parse(text: str) -> ast.Module | None:
+    """The module's tree, shared (never to be changed): many failing tests of one test file read it (python-
+    dateutil: 343 of one 5,000-line file, parsed once each, took a minute)."""
     if not text:
         return None
     try:
         return ast.parse(text)
     except (SyntaxError, ValueError):
         return None
+
+
+@functools.lru_cache(maxsize=16)
+def _lines(text: str) -> list[str]:
+    return re.split(r"(?<=\r\n)|(?<=\n)|(?<=\r)(?!\n)", text)
+
+
+def source_segment(text: str, node: ast.AST) -> str:
+    """ast.get_source_segment, with the text's lines split once per text, not once per call."""
+    first, last = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
+    start, end = getattr(node, "col_offset", None), getattr(node, "end_col_offset", None)
+    if first is None or last is None or start is None or end is None:
+        return ""
+    first, last = int(first) - 1, int(last) - 1
+    start, end = int(start), int(end)
+    lines = _lines(text)
+    if last >= len(lines):
+        return ""
+    if first == last:
+        return lines[first].encode()[start:end].decode()
+    head = lines[first].encode()[start:].decode()
+    tail = lines[last].encode()[:end].decode()
+    return head + "".join(lines[first + 1: last]) + tail
 
 
 def _test_node(tree: ast.Module, nodeid: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
@@ -280,6 +307,7 @@ def _test_node(tree: ast.Module, nodeid: str) -> ast.FunctionDef | ast.AsyncFunc
     return None
 
 
+@functools.lru_cache(maxsize=64)
 def imported_names(tree: ast.Module, rel: str = "") -> dict[str, tuple[str, str]]:
     """Local name -> (module, name in it) for `from m import n as local`; (module, "") for `import m as local`.
     Relative imports are made absolute from `rel`, the importing file's workspace-relative path."""
