@@ -163,3 +163,10 @@ def test_a_candidate_that_makes_code_unreachable_is_dead_code_and_an_early_retur
     loop = "for x in xs:\n    if x:\n        continue\n    y(x)\n"
     assert not adds_dead_code(loop, loop.replace("y(x)", "z(x)"))
     assert adds_dead_code(loop, loop.replace("    if x:\n        continue\n", "    continue\n"))
+
+
+def test_the_last_element_idiom_is_mutated_after_everything_else_on_the_line() -> None:
+    text = "def f(a, i):\n    return a[-1] + a[i + 1]\n"
+    found = [desc for _, desc in mutations(text, 2, 2)]
+    assert found.index("drop the `± 1`") < found.index("drop unary `-`")
+    assert found[-3:] == ["drop unary `-`", "`1` -> `2`", "`1` -> `0`"]

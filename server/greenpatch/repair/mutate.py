@@ -45,46 +45,73 @@ def mutations(text: str, first: int, last: int) -> Iterator[tuple[str, str]]:
     except (tokenize.TokenError, IndentationError, SyntaxError):
         return
     span = [t for t in tokens if first <= t.start[0] <= last]
+    late: list[tuple[str, str]] = []
+    for new, description, last_element in _token_mutations(text, starts, span):
+        if last_element:
+            late.append((new, description))
+        else:
+            yield new, description
+    yield from _ast_mutations(text, starts, first, last)
+    # `x[-1]` is the idiom for the last element, seldom the slip: its mutations go after every other one (python-
+    # dateutil's `tokens[idx + 1]` off by one waited behind six of `skipped_tokens[-1]`'s)
+    yield from late
+
+
+def _token_mutations(text: str, starts: list[int], span: list[tokenize.TokenInfo]) -> Iterator[tuple[str, str, bool]]:
+    """(new text, description, whether it mutates an `[-1]` index) for the tokens' operators and numbers."""
     for i, tok in enumerate(span):
         nxt = span[i + 1] if i + 1 < len(span) else None
         prev = span[i - 1] if i > 0 else None
-        s = tok.string
-        if tok.type == tokenize.OP or (tok.type == tokenize.NAME and s in OPERATORS):
-            if s == "is" and nxt is not None and nxt.string == "not":
-                yield _splice(text, starts, tok.start, nxt.end, "is"), "`is not` -> `is`"
-                continue
-            if s == "not" or (s == "in" and prev is not None and prev.string == "not"):
-                continue
-            if s in ("min", "max") and (nxt is None or nxt.string != "("):
-                continue
-            if s == "-" and (prev is None or prev.type == tokenize.OP and prev.string not in (")", "]", "}")):
-                # unary minus: drop it
-                yield _splice(text, starts, tok.start, tok.end, ""), "drop unary `-`"
-                continue
-            for repl in OPERATORS.get(s, []):
-                yield _splice(text, starts, tok.start, tok.end, repl), f"`{s}` -> `{repl}`"
-        elif tok.type == tokenize.NAME and s == "not":
-            if nxt is not None and nxt.string == "in":
-                yield _splice(text, starts, tok.start, nxt.end, "in"), "`not in` -> `in`"
-            else:
-                end = nxt.start if nxt is not None else tok.end
-                yield _splice(text, starts, tok.start, end, ""), "drop `not`"
-        elif tok.type == tokenize.NUMBER:
-            try:
-                value = ast.literal_eval(s)
-            except (ValueError, SyntaxError):
-                continue
-            if isinstance(value, int) and not isinstance(value, bool):
-                for number in (value + 1, value - 1):
-                    if number >= 0 or value < 0:
-                        yield _splice(text, starts, tok.start, tok.end, str(number)), f"`{s}` -> `{number}`"
-                        continue
-                    # a negative literal as a replacement needs care inside expressions: parenthesize
-                    yield _splice(text, starts, tok.start, tok.end, f"({number})"), f"`{s}` -> `{number}`"
-            elif isinstance(value, float):
-                for real in (value + 1, value - 1) if value.is_integer() else ():
-                    yield _splice(text, starts, tok.start, tok.end, repr(real)), f"`{s}` -> `{real!r}`"
-    yield from _ast_mutations(text, starts, first, last)
+        idiom = _last_index(span, i)
+        for new, description in _token_mutation(text, starts, tok, prev, nxt):
+            yield new, description, idiom
+
+
+def _last_index(span: list[tokenize.TokenInfo], i: int) -> bool:
+    """Whether token i is the `-` or the `1` of a `[-1]` subscript."""
+    at = i if span[i].string == "-" else i - 1
+    words = [t.string for t in span[max(0, at - 1): at + 3]] if at >= 1 else []
+    return words == ["[", "-", "1", "]"]
+
+
+def _token_mutation(text: str, starts: list[int], tok: tokenize.TokenInfo, prev: tokenize.TokenInfo | None,
+                    nxt: tokenize.TokenInfo | None) -> Iterator[tuple[str, str]]:
+    s = tok.string
+    if tok.type == tokenize.OP or (tok.type == tokenize.NAME and s in OPERATORS):
+        if s == "is" and nxt is not None and nxt.string == "not":
+            yield _splice(text, starts, tok.start, nxt.end, "is"), "`is not` -> `is`"
+            return
+        if s == "not" or (s == "in" and prev is not None and prev.string == "not"):
+            return
+        if s in ("min", "max") and (nxt is None or nxt.string != "("):
+            return
+        if s == "-" and (prev is None or prev.type == tokenize.OP and prev.string not in (")", "]", "}")):
+            # unary minus: drop it
+            yield _splice(text, starts, tok.start, tok.end, ""), "drop unary `-`"
+            return
+        for repl in OPERATORS.get(s, []):
+            yield _splice(text, starts, tok.start, tok.end, repl), f"`{s}` -> `{repl}`"
+    elif tok.type == tokenize.NAME and s == "not":
+        if nxt is not None and nxt.string == "in":
+            yield _splice(text, starts, tok.start, nxt.end, "in"), "`not in` -> `in`"
+        else:
+            end = nxt.start if nxt is not None else tok.end
+            yield _splice(text, starts, tok.start, end, ""), "drop `not`"
+    elif tok.type == tokenize.NUMBER:
+        try:
+            value = ast.literal_eval(s)
+        except (ValueError, SyntaxError):
+            return
+        if isinstance(value, int) and not isinstance(value, bool):
+            for number in (value + 1, value - 1):
+                if number >= 0 or value < 0:
+                    yield _splice(text, starts, tok.start, tok.end, str(number)), f"`{s}` -> `{number}`"
+                    continue
+                # a negative literal as a replacement needs care inside expressions: parenthesize
+                yield _splice(text, starts, tok.start, tok.end, f"({number})"), f"`{s}` -> `{number}`"
+        elif isinstance(value, float):
+            for real in (value + 1, value - 1) if value.is_integer() else ():
+                yield _splice(text, starts, tok.start, tok.end, repr(real)), f"`{s}` -> `{real!r}`"
 
 
 def _segment(text: str, starts: list[int], node: ast.AST) -> tuple[int, int]:
