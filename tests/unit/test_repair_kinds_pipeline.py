@@ -111,5 +111,5 @@ def test_an_attribute_dropped_from_init_is_set_there_not_worked_around_where_it_
         verifier.close()
     assert report.fixes, report
     best = report.fixes[0]
-    assert best.kind == "init" and "`self._total = 0` at the start of Tally.__init__" in best.title, best
+    assert best.kind == "init" and best.title.startswith("Fix Tally.__init__: `self._total = 0` at the start of"), best
     assert "     def __init__(self, name):\n+        self._total = 0\n         self.name = name\n" in best.diff

@@ -170,3 +170,5 @@ def test_the_last_element_idiom_is_mutated_after_everything_else_on_the_line() -
     found = [desc for _, desc in mutations(text, 2, 2)]
     assert found.index("drop the `± 1`") < found.index("drop unary `-`")
     assert found[-3:] == ["drop unary `-`", "`1` -> `2`", "`1` -> `0`"]
+    # `i * 1` and `i + 0` are `i`: the plain "drop the `± 1`" stands for them
+    assert found.count("`+` -> `*`") == 1 and found.count("`1` -> `0`") == 1

@@ -63,7 +63,10 @@ def _token_mutations(text: str, starts: list[int], span: list[tokenize.TokenInfo
         nxt = span[i + 1] if i + 1 < len(span) else None
         prev = span[i - 1] if i > 0 else None
         idiom = _last_index(span, i)
-        for new, description in _token_mutation(text, starts, tok, prev, nxt):
+        before = span[i - 2] if i > 1 else None  # what precedes `prev`: a binary `+`/`-` follows an operand
+        binary = prev is not None and prev.string in ("+", "-") and before is not None and (
+            before.type in (tokenize.NAME, tokenize.NUMBER, tokenize.STRING) or before.string in (")", "]", "}"))
+        for new, description in _token_mutation(text, starts, tok, prev, nxt, binary):
             yield new, description, idiom
 
 
@@ -75,7 +78,8 @@ def _last_index(span: list[tokenize.TokenInfo], i: int) -> bool:
 
 
 def _token_mutation(text: str, starts: list[int], tok: tokenize.TokenInfo, prev: tokenize.TokenInfo | None,
-                    nxt: tokenize.TokenInfo | None) -> Iterator[tuple[str, str]]:
+                    nxt: tokenize.TokenInfo | None, binary: bool = False) -> Iterator[tuple[str, str]]:
+    """The mutations of one token; `binary`: it is the right operand of a binary `+` or `-`."""
     s = tok.string
     if tok.type == tokenize.OP or (tok.type == tokenize.NAME and s in OPERATORS):
         if s == "is" and nxt is not None and nxt.string == "not":
@@ -90,6 +94,8 @@ def _token_mutation(text: str, starts: list[int], tok: tokenize.TokenInfo, prev:
             yield _splice(text, starts, tok.start, tok.end, ""), "drop unary `-`"
             return
         for repl in OPERATORS.get(s, []):
+            if repl in ("*", "/", "//") and nxt is not None and nxt.string == "1":
+                continue  # `x * 1` is `x`: "drop the `± 1`" says it plainly
             yield _splice(text, starts, tok.start, tok.end, repl), f"`{s}` -> `{repl}`"
     elif tok.type == tokenize.NAME and s == "not":
         if nxt is not None and nxt.string == "in":
@@ -104,6 +110,8 @@ def _token_mutation(text: str, starts: list[int], tok: tokenize.TokenInfo, prev:
             return
         if isinstance(value, int) and not isinstance(value, bool):
             for number in (value + 1, value - 1):
+                if number == 0 and binary:
+                    continue  # `x + 0` is `x`: "drop the `± 1`" says it plainly
                 if number >= 0 or value < 0:
                     yield _splice(text, starts, tok.start, tok.end, str(number)), f"`{s}` -> `{number}`"
                     continue

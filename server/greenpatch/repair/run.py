@@ -527,6 +527,10 @@ class RepairRun:
         before, after = self.files.on_disk(cand.path, original), self.files.on_disk(cand.path, cand.text)
         passed = sum(1 for r in v.run.results if r.outcome == "passed")
         where = group.function if group.kind is GroupKind.FUNCTION else cand.path
+        sm = self.files.map(cand.path) if group.kind is GroupKind.FUNCTION else None
+        inside = [f for f in (sm.functions if sm else []) if f.first <= first + 1 <= f.last]
+        if inside:  # the function the fix changes: a fix may land outside the group's own (an __init__, a callee)
+            where = min(inside, key=lambda f: f.last - f.first).name
         what = cand.description or f"change in {where}"
         title = f"Fix {where}: {what} ({passed} test{'s' if passed != 1 else ''} pass)"
         note = v.note
