@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from greenpatch.repair.budget import by_likelihood, likelihood
-from greenpatch.repair.candidates import Candidate
+from greenpatch.repair.candidates import Candidate, changed_range
 from greenpatch.repair.initialize import initialization_edits, missing_attributes
 from greenpatch.repair.literals import literal_edits
 from greenpatch.repair.signatures import SignatureLookup, lookup
@@ -117,18 +117,10 @@ class MissingAttributes:
                 continue
             for cls, attribute in missing:
                 for edit in initialization_edits(text, cls, attribute):
-                    made.append(Candidate(path, edit.text, self.kind, _line_of(edit.text, text), edit.description,
+                    made.append(Candidate(path, edit.text, self.kind, changed_range(text, edit.text)[0] + 1, edit.description,
                                           prior=suspicion, kind=edit.kind,
                                           likelihood=likelihood(edit.kind, suspicion, edit.weight)))
         return by_likelihood(made, [c.likelihood for c in made], limit=limit)
-
-
-def _line_of(new: str, old: str) -> int:
-    """The first line (1-based) where `new` differs from `old`."""
-    for number, (a, b) in enumerate(zip(new.split("\n"), old.split("\n")), start=1):
-        if a != b:
-            return number
-    return 1
 
 
 class _LazyIndex:

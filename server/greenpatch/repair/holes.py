@@ -42,11 +42,11 @@ def _statement_at(tree: ast.Module, line: int) -> tuple[ast.stmt, list[ast.stmt]
     return None
 
 
-def _indent(line: str) -> str:
+def indent_of(line: str) -> str:
     return line[: len(line) - len(line.lstrip())]
 
 
-def _is_docstring(stmt: ast.stmt) -> bool:
+def is_docstring(stmt: ast.stmt) -> bool:
     return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
 
 
@@ -64,14 +64,14 @@ def insertion_holes(path: str, text: str, line: int, window: Window | None = Non
         return []
     stmt, _siblings = found
     lines = text.split("\n")
-    indent = _indent(lines[stmt.lineno - 1])
+    indent = indent_of(lines[stmt.lineno - 1])
     out: list[HoleSpec] = []
     body = getattr(stmt, "body", None)
     if isinstance(body, list) and body and isinstance(body[0], ast.stmt) and body[0].lineno > stmt.lineno:
         first = body[0]
-        if _is_docstring(first) and len(body) > 1:
+        if is_docstring(first) and len(body) > 1:
             first = body[1]
-        out.append(HoleSpec(_insert_hole(path, lines, first.lineno, _indent(lines[first.lineno - 1]), window),
+        out.append(HoleSpec(_insert_hole(path, lines, first.lineno, indent_of(lines[first.lineno - 1]), window),
                             INSERT, 1.0, f"at the start of the block of line {line}"))
     out.append(HoleSpec(_insert_hole(path, lines, stmt.lineno, indent, window), INSERT, 0.9, f"before line {line}"))
     end = stmt.end_lineno or stmt.lineno

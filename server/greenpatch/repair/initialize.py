@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 from greenpatch.repair.budget import INIT, Edit, decay
+from greenpatch.repair.holes import indent_of, is_docstring
 
 # "'FilePerms' object has no attribute '_integer'" (Python 3.10+ may add ". Did you mean: ...?")
 _MISSING = re.compile(r"'(\w+)' object has no attribute '(\w+)'")
@@ -53,7 +54,7 @@ def initialization_edits(text: str, cls: str, attribute: str) -> Iterator[Edit]:
     lines = text.split("\n")
     body = init.body
     start = 0
-    if _is_docstring(body[0]):
+    if is_docstring(body[0]):
         start = 1
     while start < len(body) and _is_super_init(body[start]):
         start += 1
@@ -64,7 +65,7 @@ def initialization_edits(text: str, cls: str, attribute: str) -> Iterator[Edit]:
         before, where = body[start].lineno, "at the start of"
     else:
         before, where = (body[-1].end_lineno or body[-1].lineno) + 1, "at the end of"
-    indent = _indent(lines[body[0].lineno - 1])
+    indent = indent_of(lines[body[0].lineno - 1])
     for rank, value in enumerate(values):
         new = f"{indent}{me}.{attribute} = {value}"
         edited = lines[: before - 1] + [new] + lines[before - 1:]
@@ -124,15 +125,7 @@ def _is_attribute(node: ast.AST, attribute: str) -> bool:
     return isinstance(node, ast.Attribute) and node.attr == attribute
 
 
-def _is_docstring(stmt: ast.stmt) -> bool:
-    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)
-
-
 def _is_super_init(stmt: ast.stmt) -> bool:
     """`super().__init__(...)` or `Base.__init__(self, ...)`: the attribute goes after it (the base may reset)."""
     return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) \
         and isinstance(stmt.value.func, ast.Attribute) and stmt.value.func.attr == "__init__"
-
-
-def _indent(line: str) -> str:
-    return line[: len(line) - len(line.lstrip())]
